@@ -9,7 +9,8 @@
 #   MMCV_WHEEL   a prebuilt mmcv-2.1.0 wheel for torch 2.12.1 to use instead
 #                of building from source (default: the first one found in
 #                ../shared/wheels/, if any). Without one, mmcv is compiled
-#                from source: about 10-12 minutes on 2 cores.
+#                from source: about 10-12 minutes on 2 cores. MMCV_WHEEL=none
+#                forces the build from source.
 set -euo pipefail
 
 PY=${PYTHON:-python3}
@@ -29,7 +30,11 @@ EOF
 say "1/5 build tools and torch 2.12.1 + torchvision 0.27.1"
 "${PIP[@]}" -r "$REQ/build.txt" -r "$REQ/torch.txt" -c "$REQ/constraints.txt"
 
-say "2/5 mmcv 2.1.0 with compiled ops"
+say "2/5 mmengine 0.10.7, then mmcv 2.1.0 with compiled ops"
+# mmcv imports mmengine: install it (and mmcv's pure-Python needs) first so
+# that the ops check below means what it says.
+"${PIP[@]}" mmengine==0.10.7 addict packaging Pillow pyyaml yapf opencv-python \
+  -c "$REQ/constraints.txt"
 mmcv_ok() {
   "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" \
     >/dev/null 2>&1
@@ -42,15 +47,15 @@ else
     wheel=$(ls "$ROOT"/../shared/wheels/mmcv-2.1.0-*.whl 2>/dev/null | head -n1 || true)
   fi
   torch_ver=$("$PY" -c "import torch; print(torch.__version__.split('+')[0])")
-  if [ -n "$wheel" ] && [ "$torch_ver" = "2.12.1" ]; then
+  if [ "$wheel" != none ] && [ -n "$wheel" ] && [ "$torch_ver" = "2.12.1" ]; then
     echo "using prebuilt wheel $wheel"
     "${PIP[@]}" --no-deps --force-reinstall "$wheel" || true
   fi
   if ! mmcv_ok; then
     echo "building mmcv 2.1.0 from source (about 10-12 minutes on 2 cores)"
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-      "${PIP[@]}" --no-build-isolation --no-binary mmcv -c "$REQ/constraints.txt" \
-      -r "$REQ/mmcv.txt"
+      "${PIP[@]}" --no-build-isolation --no-binary mmcv --no-deps \
+      --force-reinstall --no-cache-dir -r "$REQ/mmcv.txt"
   fi
 fi
 if ! err=$("$PY" -c "import mmcv.ops" 2>&1); then

@@ -1,0 +1,31 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REFERENCE_DIR = os.environ.get(
+    'UM_MAE_REFERENCE',
+    osp.join(osp.dirname(REPO_ROOT), 'shared', 'reference'))
+
+
+def load_reference(name):
+    """Load one official-model fixture file (see shared/reference/README.md).
+
+    In CI the fixtures must be there; elsewhere a missing set skips the test.
+    """
+    path = osp.join(REFERENCE_DIR, name)
+    if not osp.exists(path):
+        msg = (f'reference fixture {path} not found; set UM_MAE_REFERENCE '
+               'to the folder holding the official-model fixtures')
+        if os.environ.get('CI'):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture
+def reference():
+    return load_reference

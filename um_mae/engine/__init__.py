@@ -1,0 +1,2 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+__all__ = []

@@ -1,0 +1,111 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Re-packing of uniformly sampled tokens into a compact 2-D map.
+
+Uniform Sampling (Li et al., "Uniform Masking: Enabling MAE Pre-training for
+Pyramid-based Vision Transformers with Locality", 2022) keeps exactly one
+token of every 2x2 block of tokens. Gathering the kept token of each block
+gives a map of half the height and width in which windowed and pooled
+operators still see a regular grid.
+
+Conventions used across um_mae:
+
+* ``mask`` is a bool tensor ``(N, h, w)`` on the token grid, ``True`` means
+  the token is dropped (hidden from the encoder).
+* block order: row-major order over the ``(h/2, w/2)`` grid of 2x2 blocks,
+  i.e. the order of the tokens in the compact map.
+* raster id of token ``(r, c)`` is ``r * w + c``.
+"""
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ['check_uniform_mask', 'uniform_pack', 'visible_block_order']
+
+
+def _blocks(mask: Tensor) -> Tensor:
+    """(N, h, w) -> (N, h/2, w/2, 4): the 4 tokens of each 2x2 block."""
+    N, h, w = mask.shape
+    return mask.reshape(N, h // 2, 2, w // 2, 2).permute(0, 1, 3, 2,
+                                                         4).reshape(
+                                                             N, h // 2,
+                                                             w // 2, 4)
+
+
+def check_uniform_mask(mask: Tensor) -> None:
+    """Raise a ``ValueError`` unless ``mask`` keeps one token per 2x2 block.
+
+    Args:
+        mask (Tensor): Bool mask ``(N, h, w)``, True = dropped.
+    """
+    if mask.dim() != 3:
+        raise ValueError(f'mask must be (N, h, w), got shape '
+                         f'{tuple(mask.shape)}')
+    h, w = mask.shape[-2:]
+    if h % 2 or w % 2:
+        raise ValueError(f'token grid {h}x{w} has an odd side; uniform '
+                         'masking needs even sides (input size a multiple '
+                         'of 2 x token size, e.g. 32 px for 16-px tokens)')
+    kept = (~_blocks(mask.bool())).sum(-1)
+    if not bool((kept == 1).all()):
+        raise ValueError(
+            'mask is not a uniform mask: every 2x2 block must keep exactly '
+            f'one token, found blocks keeping {sorted(kept.unique().tolist())}'
+            '; use UniformMaskGenerator(strategy="uniform")')
+
+
+def _kept_slot(mask: Tensor) -> Tensor:
+    """Index 0..3 (row-major in the block) of the kept token, (N, h/2, w/2)."""
+    return (~_blocks(mask.bool())).to(torch.uint8).argmax(-1)
+
+
+def uniform_pack(x: Tensor, mask: Tensor) -> Tensor:
+    """Gather the kept token of every 2x2 block into a compact map.
+
+    Args:
+        x (Tensor): Map ``(N, C, H, W)``; each token covers ``H/h x W/w``
+            cells (e.g. 4x4 cells of 4-px patches for 16-px tokens).
+        mask (Tensor): Uniform mask ``(N, h, w)``, True = dropped.
+
+    Returns:
+        Tensor: ``(N, C, H/2, W/2)``; cell ``(a*t + i, b*t + j)`` is cell
+        ``(i, j)`` of the kept token of block ``(a, b)``.
+    """
+    N, C, H, W = x.shape
+    h, w = mask.shape[-2:]
+    th, tw = H // h, W // w
+    if th * h != H or tw * w != W:
+        raise ValueError(f'map {H}x{W} is not a whole number of tokens of '
+                         f'the {h}x{w} mask grid')
+    # (N, C, h/2, w/2, 4, th, tw): the four tokens of each block
+    xb = x.reshape(N, C, h // 2, 2, th, w // 2, 2, tw)
+    xb = xb.permute(0, 1, 2, 5, 3, 6, 4, 7).reshape(N, C, h // 2, w // 2, 4,
+                                                    th, tw)
+    idx = _kept_slot(mask).long()[:, None, :, :, None, None, None]
+    idx = idx.expand(N, C, h // 2, w // 2, 1, th, tw)
+    out = xb.gather(4, idx).squeeze(4)  # (N, C, h/2, w/2, th, tw)
+    return out.permute(0, 1, 2, 4, 3, 5).reshape(N, C, H // 2, W // 2)
+
+
+def visible_block_order(mask: Tensor) -> Tensor:
+    """Raster ids of the kept tokens in block order.
+
+    Args:
+        mask (Tensor): Uniform mask ``(N, h, w)``, True = dropped.
+
+    Returns:
+        Tensor: int64 ``(N, h*w/4)``; entry ``a*(w/2) + b`` is the raster id
+        of the token kept in block ``(a, b)``.
+    """
+    N, h, w = mask.shape
+    slot = _kept_slot(mask).long()
+    a = torch.arange(h // 2, device=mask.device).view(1, -1, 1)
+    b = torch.arange(w // 2, device=mask.device).view(1, 1, -1)
+    rows = 2 * a + slot // 2
+    cols = 2 * b + slot % 2
+    return (rows * w + cols).reshape(N, -1)
+
+
+def compact_grid(height: int, width: int) -> Tuple[int, int]:
+    """Size of the compact map for a full map of ``height x width``."""
+    return height // 2, width // 2
