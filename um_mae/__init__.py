@@ -5,7 +5,7 @@ Importing the package registers its modules in the mmpretrain registries
 (reach them from mmdet / mmseg configs as ``type='mmpretrain.<Name>'`` with
 ``custom_imports=dict(imports=['um_mae'], allow_failed_imports=False)``).
 """
-from . import datasets, engine, models  # noqa: F401
+from . import datasets, engine, models, utils  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

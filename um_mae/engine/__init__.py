@@ -1,2 +1,4 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-__all__ = []
+from .checkpoint import load_local_checkpoint
+
+__all__ = ['load_local_checkpoint']

@@ -1,2 +1,4 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-__all__ = []
+from .mask_generators import UniformMaskGenerator
+
+__all__ = ['UniformMaskGenerator']

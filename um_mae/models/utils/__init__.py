@@ -1,5 +1,7 @@
 # Copyright (c) um-mae contributors. All rights reserved.
+from .pos_embed import sincos_pos_embed_2d
 from .uniform_packing import (check_uniform_mask, uniform_pack,
                               visible_block_order)
 
-__all__ = ['check_uniform_mask', 'uniform_pack', 'visible_block_order']
+__all__ = [
+    'sincos_pos_embed_2d', 'check_uniform_mask', 'uniform_pack', 'visible_block_order']

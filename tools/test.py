@@ -1,0 +1,58 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Evaluate a checkpoint with an mmpretrain, mmdet or mmseg config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
+        [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
+                              check_data_roots, check_toolbox, load_config,
+                              setup_distributed)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--out', help='dump the metrics to this file (.json / .yaml / .pkl)')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.launcher,
+                          args.work_dir)
+        check_toolbox(cfg)
+        check_data_roots(cfg, ['test_dataloader'])
+        if not osp.isfile(args.checkpoint):
+            raise UsageError(f'checkpoint {args.checkpoint!r} does not exist')
+        if not cfg.get('test_dataloader'):
+            raise UsageError(f'{args.config} has no test_dataloader to '
+                             'evaluate (self-supervised pre-training configs '
+                             'have none): use a fine-tuning or dense config')
+        cfg.load_from = args.checkpoint
+        setup_distributed(cfg)
+    except UsageError as e:
+        sys.exit(f'error: {e}')
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(
+        cfg)
+    metrics = runner.test()
+    if args.out:
+        import mmengine
+        mmengine.dump(metrics, args.out)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

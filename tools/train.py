@@ -1,0 +1,92 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Train with an mmpretrain, mmdet or mmseg config.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
+                              check_data_roots, check_toolbox, load_config,
+                              setup_distributed)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from CKPT, or from the latest checkpoint in the work '
+        'dir when no path is given')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision (fp16 on CUDA, bf16 on CPU)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by the actual batch over auto_scale_lr.'
+        'base_batch_size')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def build_config(args):
+    cfg = load_config(args.config, args.cfg_options, args.launcher,
+                      args.work_dir)
+    check_toolbox(cfg)
+    check_data_roots(cfg, ['train_dataloader'])
+    if args.amp:
+        import torch
+        optim_wrapper = cfg.optim_wrapper
+        if optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print('AmpOptimWrapper is already set in the config')
+        optim_wrapper.type = 'AmpOptimWrapper'
+        if torch.cuda.is_available():
+            optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:  # CPU autocast supports bfloat16 only; no loss scaling needed
+            optim_wrapper.dtype = 'bfloat16'
+    if args.auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            raise UsageError('--auto-scale-lr needs auto_scale_lr = dict('
+                             'base_batch_size=N) in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise UsageError(f'--resume {args.resume!r} does not exist; '
+                             'give a checkpoint file or no path to resume '
+                             'from the latest one in the work dir')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    setup_distributed(cfg)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except UsageError as e:
+        sys.exit(f'error: {e}')
+
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()

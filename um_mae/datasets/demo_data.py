@@ -1,0 +1,242 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Small deterministic datasets for demos and tests (nothing downloaded).
+
+* :func:`make_pretrain_images`: crops of the real photos that scikit-image
+  ships inside its wheel, as a flat image folder (mmpretrain
+  ``CustomDataset(with_label=False)``).
+* :func:`make_coco_shapes`: images of simple shapes with boxes and polygon
+  masks in COCO format (mmdet ``CocoDataset``).
+* :func:`make_seg_shapes`: the same kind of images with per-pixel labels in
+  mmseg's ``img_dir/ann_dir`` layout.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = [
+    'SHAPE_CLASSES', 'make_pretrain_images', 'make_coco_shapes',
+    'make_seg_shapes'
+]
+
+# Photos bundled in the scikit-image wheel (no pooch download needed).
+_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg',
+           'motorcycle_left.png', 'motorcycle_right.png',
+           'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg', 'brick.png',
+           'grass.png', 'gravel.png', 'camera.png', 'coins.png', 'moon.png',
+           'page.png', 'cell.png', 'color.png')
+
+SHAPE_CLASSES = ('rectangle', 'ellipse', 'triangle')
+# BGR colours of the three classes (distinct hues, jittered per instance).
+_SHAPE_COLORS = ((40, 40, 220), (40, 200, 40), (220, 120, 30))
+
+
+def _skimage_photos() -> List[np.ndarray]:
+    try:
+        import skimage
+    except ImportError as e:  # pragma: no cover - part of the install
+        raise ImportError(
+            'the demo images are cut from scikit-image\'s bundled photos; '
+            'install it with `pip install scikit-image`') from e
+    data_dir = osp.join(osp.dirname(skimage.__file__), 'data')
+    photos = []
+    for name in _PHOTOS:
+        img = cv2.imread(osp.join(data_dir, name), cv2.IMREAD_COLOR)
+        if img is not None:
+            photos.append(img)
+    if not photos:
+        raise FileNotFoundError(
+            f'no bundled photo found in {data_dir}; reinstall scikit-image')
+    return photos
+
+
+def make_pretrain_images(out_dir: str,
+                         num_images: int = 64,
+                         size: int = 256,
+                         seed: int = 0) -> List[str]:
+    """Cut random square crops of real photos into a flat image folder.
+
+    Args:
+        out_dir (str): Folder to write ``NNNN.jpg`` files to.
+        num_images (int): Number of images. Defaults to 64.
+        size (int): Side of the saved images in pixels. Defaults to 256.
+        seed (int): Seed of the crop positions. Defaults to 0.
+
+    Returns:
+        list[str]: Paths of the written images.
+    """
+    rng = np.random.default_rng(seed)
+    photos = _skimage_photos()
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for i in range(num_images):
+        img = photos[i % len(photos)]
+        h, w = img.shape[:2]
+        side = int(min(h, w) * rng.uniform(0.5, 1.0))
+        y = int(rng.integers(0, h - side + 1))
+        x = int(rng.integers(0, w - side + 1))
+        crop = cv2.resize(img[y:y + side, x:x + side], (size, size),
+                          interpolation=cv2.INTER_AREA)
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        path = osp.join(out_dir, f'{i:04d}.jpg')
+        cv2.imwrite(path, np.ascontiguousarray(crop),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        paths.append(path)
+    return paths
+
+
+def _background(rng: np.random.Generator, size: Tuple[int, int]):
+    """Smooth low-contrast noise so that shapes are not on a flat colour."""
+    h, w = size
+    coarse = rng.integers(70, 170, size=(4, 4, 3)).astype(np.uint8)
+    img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    noise = rng.normal(0, 6, size=(h, w, 3))
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def _draw_shapes(rng: np.random.Generator, size: Tuple[int, int],
+                 max_shapes: int) -> Tuple[np.ndarray, List[Dict]]:
+    """One image and its instances (class id, binary mask, polygon)."""
+    h, w = size
+    img = _background(rng, size)
+    occupied = np.zeros((h, w), dtype=bool)
+    instances = []
+    for _ in range(int(rng.integers(1, max_shapes + 1))):
+        for _attempt in range(10):
+            label = int(rng.integers(len(SHAPE_CLASSES)))
+            s = int(rng.integers(min(h, w) // 6, min(h, w) // 2.5))
+            cx = int(rng.integers(s // 2 + 1, w - s // 2 - 1))
+            cy = int(rng.integers(s // 2 + 1, h - s // 2 - 1))
+            mask = np.zeros((h, w), dtype=np.uint8)
+            if label == 0:
+                cv2.rectangle(mask, (cx - s // 2, cy - s // 3),
+                              (cx + s // 2, cy + s // 3), 1, -1)
+            elif label == 1:
+                cv2.ellipse(mask, (cx, cy), (s // 2, s // 3),
+                            float(rng.uniform(0, 180)), 0, 360, 1, -1)
+            else:
+                pts = np.array([[cx, cy - s // 2], [cx - s // 2, cy + s // 2],
+                                [cx + s // 2, cy + s // 2]], np.int32)
+                cv2.fillPoly(mask, [pts], 1)
+            m = mask.astype(bool)
+            if m.sum() < 20 or (m & occupied).any():
+                continue
+            occupied |= m
+            color = np.clip(
+                np.array(_SHAPE_COLORS[label]) + rng.integers(-25, 26, 3), 0,
+                255)
+            img[m] = color
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+            poly = max(contours, key=cv2.contourArea).reshape(-1)
+            if len(poly) < 6:
+                continue
+            instances.append(dict(label=label, mask=m, polygon=poly))
+            break
+    return img, instances
+
+
+def make_coco_shapes(out_dir: str,
+                     num_train: int = 240,
+                     num_val: int = 60,
+                     size: Tuple[int, int] = (128, 128),
+                     max_shapes: int = 3,
+                     seed: int = 0) -> Dict[str, str]:
+    """Write a COCO-format detection / instance segmentation dataset.
+
+    Layout: ``{out_dir}/{train,val}/*.jpg`` and
+    ``{out_dir}/annotations/instances_{train,val}.json`` with classes
+    :data:`SHAPE_CLASSES`.
+
+    Args:
+        out_dir (str): Dataset root.
+        num_train (int): Training images. Defaults to 240.
+        num_val (int): Validation images. Defaults to 60.
+        size (tuple[int, int]): Image (height, width). Defaults to
+            (128, 128).
+        max_shapes (int): Most shapes per image. Defaults to 3.
+        seed (int): Seed. Defaults to 0.
+
+    Returns:
+        dict: Paths of the two annotation files.
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
+    ann_files = {}
+    for split, num in (('train', num_train), ('val', num_val)):
+        os.makedirs(osp.join(out_dir, split), exist_ok=True)
+        images, annotations = [], []
+        for i in range(num):
+            img, instances = _draw_shapes(rng, size, max_shapes)
+            name = f'{i:05d}.jpg'
+            cv2.imwrite(osp.join(out_dir, split, name), img)
+            images.append(
+                dict(id=i, file_name=name, height=size[0], width=size[1]))
+            for inst in instances:
+                ys, xs = np.nonzero(inst['mask'])
+                x0, y0 = int(xs.min()), int(ys.min())
+                bw, bh = int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
+                annotations.append(
+                    dict(
+                        id=len(annotations) + 1,
+                        image_id=i,
+                        category_id=inst['label'] + 1,
+                        bbox=[x0, y0, bw, bh],
+                        area=int(inst['mask'].sum()),
+                        segmentation=[inst['polygon'].tolist()],
+                        iscrowd=0))
+        coco = dict(
+            images=images,
+            annotations=annotations,
+            categories=[
+                dict(id=k + 1, name=n) for k, n in enumerate(SHAPE_CLASSES)
+            ])
+        path = osp.join(out_dir, 'annotations', f'instances_{split}.json')
+        with open(path, 'w') as f:
+            json.dump(coco, f)
+        ann_files[split] = path
+    return ann_files
+
+
+def make_seg_shapes(out_dir: str,
+                    num_train: int = 160,
+                    num_val: int = 40,
+                    size: Tuple[int, int] = (128, 128),
+                    max_shapes: int = 3,
+                    seed: int = 1) -> Sequence[str]:
+    """Write a semantic segmentation dataset in mmseg's layout.
+
+    Layout: ``{out_dir}/img_dir/{train,val}/*.jpg`` and
+    ``{out_dir}/ann_dir/{train,val}/*.png``; label 0 is background and
+    ``k + 1`` is ``SHAPE_CLASSES[k]``.
+
+    Args:
+        out_dir (str): Dataset root.
+        num_train (int): Training images. Defaults to 160.
+        num_val (int): Validation images. Defaults to 40.
+        size (tuple[int, int]): Image (height, width). Defaults to
+            (128, 128).
+        max_shapes (int): Most shapes per image. Defaults to 3.
+        seed (int): Seed. Defaults to 1.
+
+    Returns:
+        list[str]: The split names written.
+    """
+    rng = np.random.default_rng(seed)
+    for split, num in (('train', num_train), ('val', num_val)):
+        img_dir = osp.join(out_dir, 'img_dir', split)
+        ann_dir = osp.join(out_dir, 'ann_dir', split)
+        os.makedirs(img_dir, exist_ok=True)
+        os.makedirs(ann_dir, exist_ok=True)
+        for i in range(num):
+            img, instances = _draw_shapes(rng, size, max_shapes)
+            label = np.zeros(size, dtype=np.uint8)
+            for inst in instances:
+                label[inst['mask']] = inst['label'] + 1
+            cv2.imwrite(osp.join(img_dir, f'{i:05d}.jpg'), img)
+            cv2.imwrite(osp.join(ann_dir, f'{i:05d}.png'), label)
+    return ['train', 'val']

@@ -1,0 +1,173 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""What ``tools/train.py`` and ``tools/test.py`` share.
+
+One launcher serves mmpretrain, mmdet and mmseg configs: the toolbox is read
+from the config's ``default_scope``. Bad input (a missing config, a missing
+data root, an uninstalled toolbox, an unknown launcher) is reported as one
+:class:`UsageError` naming the fix instead of a traceback from deep inside
+mmengine.
+"""
+import importlib
+import os
+import os.path as osp
+from typing import Iterator, Optional, Sequence, Tuple
+
+from mmengine.config import Config, ConfigDict, DictAction
+
+__all__ = [
+    'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
+    'check_toolbox', 'check_data_roots', 'setup_distributed', 'DictAction'
+]
+
+#: default_scope -> the package to import and how to install it
+TOOLBOXES = {
+    'mmpretrain': 'mmpretrain==1.2.0',
+    'mmdet': 'mmdet==3.3.0',
+    'mmseg': 'mmsegmentation==1.2.2',
+}
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+_DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+class UsageError(Exception):
+    """Bad input to a tool; the message says what is wrong and the fix."""
+
+
+def add_common_args(parser) -> None:
+    """Arguments shared by train.py and test.py."""
+    parser.add_argument(
+        '--work-dir', help='folder for logs and checkpoints '
+        '(default: ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. '
+        'train_dataloader.batch_size=8 optim_wrapper.optimizer.lr=1e-4')
+    parser.add_argument(
+        '--launcher',
+        default='none',
+        help=f'job launcher, one of {", ".join(LAUNCHERS)}')
+    # torchrun passes --local-rank / --local_rank to each process
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                launcher: str = 'none',
+                work_dir: Optional[str] = None) -> Config:
+    """Load a config and apply the common command-line overrides."""
+    if launcher not in LAUNCHERS:
+        raise UsageError(f'unknown --launcher {launcher!r}; use one of '
+                         f'{", ".join(LAUNCHERS)}')
+    if not osp.isfile(path):
+        hint = ''
+        if osp.isdir('configs'):
+            hint = ('; list the shipped ones with '
+                    "`find configs -name '*.py' -not -path '*_base_*'`")
+        raise UsageError(f'config file {path!r} does not exist{hint}')
+    try:
+        cfg = Config.fromfile(path)
+    except ModuleNotFoundError as e:
+        raise UsageError(
+            f'config {path!r} imports {e.name!r}, which is not installed; '
+            'run `bash tools/install.sh`') from e
+    except Exception as e:
+        raise UsageError(f'config {path!r} could not be loaded: '
+                         f'{type(e).__name__}: {e}') from e
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def check_toolbox(cfg: Config) -> str:
+    """Import the toolbox named by ``default_scope`` and return its name."""
+    scope = cfg.get('default_scope')
+    if scope not in TOOLBOXES:
+        raise UsageError(
+            f'config default_scope={scope!r} is not one of '
+            f'{", ".join(TOOLBOXES)}; inherit a base of the toolbox the '
+            "config is for (e.g. _base_ = ['mmdet::_base_/default_runtime.py'"
+            "]) or set default_scope")
+    try:
+        importlib.import_module(scope)
+    except ImportError as e:
+        raise UsageError(
+            f'the config needs {scope} (default_scope={scope!r}), which '
+            f'cannot be imported ({e}); install the pinned stack with '
+            f'`bash tools/install.sh` ({TOOLBOXES[scope]})') from e
+    # Registers um_mae modules and the torch>=2.6 checkpoint loader even
+    # when the config does not list um_mae in custom_imports.
+    importlib.import_module('um_mae')
+    return scope
+
+
+def _datasets(cfg: ConfigDict, where: str) -> Iterator[Tuple[str, dict]]:
+    """Yield (path in the config, dataset cfg) through dataset wrappers."""
+    if not isinstance(cfg, dict):
+        return
+    yield where, cfg
+    if isinstance(cfg.get('dataset'), dict):
+        yield from _datasets(cfg['dataset'], f'{where}.dataset')
+    for i, sub in enumerate(cfg.get('datasets') or []):
+        yield from _datasets(sub, f'{where}.datasets[{i}]')
+
+
+def check_data_roots(cfg: Config,
+                     loaders: Sequence[str] = _DATALOADERS) -> None:
+    """Raise :class:`UsageError` if a dataset's ``data_root`` is missing."""
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg or not isinstance(loader_cfg.get('dataset'), dict):
+            continue
+        for where, ds in _datasets(loader_cfg['dataset'],
+                                   f'{loader}.dataset'):
+            root = ds.get('data_root')
+            if not isinstance(root, str) or '://' in root or osp.isdir(root):
+                continue
+            demo = ''
+            if 'demo' in root:
+                demo = ('generate the demo data with '
+                        '`python tools/make_demo_data.py`, or ')
+            raise UsageError(
+                f'data root {root!r} ({where}.data_root) does not exist; '
+                f'{demo}point it at your dataset with --cfg-options '
+                f'{where}.data_root=/path/to/data')
+
+
+def setup_distributed(cfg: Config) -> None:
+    """Use gloo on machines without CUDA (mmengine assumes a GPU)."""
+    if cfg.launcher == 'none':
+        return
+    import torch
+    import torch.distributed as dist
+    if torch.cuda.is_available() or dist.is_initialized():
+        return
+    cfg.setdefault('env_cfg', ConfigDict())
+    cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if cfg.launcher != 'pytorch':
+        raise UsageError(
+            f'--launcher {cfg.launcher} needs CUDA GPUs; on CPU use '
+            '`bash tools/dist_train.sh CONFIG N` (--launcher pytorch)')
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR')
+               if k not in os.environ]
+    if missing:
+        raise UsageError(
+            f'--launcher pytorch without {", ".join(missing)} in the '
+            'environment; start it with `bash tools/dist_train.sh CONFIG N`')
+    dist.init_process_group(backend='gloo')
+    # mmengine passes device_ids=[LOCAL_RANK] to DDP, which CPU modules reject
+    cfg.setdefault(
+        'model_wrapper_cfg',
+        ConfigDict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False)))
