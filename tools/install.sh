@@ -5,7 +5,7 @@
 #   bash tools/install.sh
 #
 # Environment:
-#   PYTHON       interpreter to install into (default: python3)
+#   PYTHON       interpreter to install into (default: python, else python3)
 #   MMCV_WHEEL   a prebuilt mmcv-2.1.0 wheel for torch 2.12.1 to use instead
 #                of building from source (default: the first one found in
 #                ../shared/wheels/, if any). Without one, mmcv is compiled
@@ -13,7 +13,7 @@
 #                forces the build from source.
 set -euo pipefail
 
-PY=${PYTHON:-python3}
+PY=${PYTHON:-$(command -v python || command -v python3)}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REQ=$ROOT/requirements
 PIP=("$PY" -m pip install --disable-pip-version-check)

@@ -1,2 +1,4 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-__all__ = []
+from .ummae import UMMAE
+
+__all__ = ['UMMAE']

@@ -1,2 +1,8 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-__all__ = []
+from .pvt import UMPVT, convert_official_pvt
+from .swin import UMSwinTransformer, convert_official_swin
+
+__all__ = [
+    'UMPVT', 'convert_official_pvt', 'UMSwinTransformer',
+    'convert_official_swin'
+]

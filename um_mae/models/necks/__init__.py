@@ -1,2 +1,9 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-__all__ = []
+from .mae_pyramid_decoder import (MAEPyramidDecoder,
+                                  convert_official_mae_decoder)
+from .simmim_norm_linear_decoder import SimMIMNormLinearDecoder
+
+__all__ = [
+    'MAEPyramidDecoder', 'SimMIMNormLinearDecoder',
+    'convert_official_mae_decoder'
+]

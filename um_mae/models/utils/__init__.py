@@ -4,4 +4,6 @@ from .uniform_packing import (check_uniform_mask, uniform_pack,
                               visible_block_order)
 
 __all__ = [
-    'sincos_pos_embed_2d', 'check_uniform_mask', 'uniform_pack', 'visible_block_order']
+    'check_uniform_mask', 'sincos_pos_embed_2d', 'uniform_pack',
+    'visible_block_order'
+]

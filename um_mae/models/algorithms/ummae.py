@@ -1,0 +1,75 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""UM-MAE: MAE pre-training of pyramid ViTs with Uniform Masking.
+
+Li et al., "Uniform Masking: Enabling MAE Pre-training for Pyramid-based
+Vision Transformers with Locality", 2022.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from mmpretrain.models.selfsup.base import BaseSelfSupervisor
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch import Tensor
+
+__all__ = ['UMMAE']
+
+
+def stack_masks(data_samples: List[DataSample], key: str,
+                device: torch.device) -> Optional[Tensor]:
+    """Stack a per-sample mask field into a bool ``(N, h, w)`` tensor.
+
+    ``PackInputs`` turns ``mask`` into a tensor but leaves other
+    ``algorithm_keys`` as numpy arrays; both are accepted. Returns None
+    when the samples do not carry ``key``.
+    """
+    if not data_samples or key not in data_samples[0]:
+        return None
+    return torch.stack([
+        torch.as_tensor(ds.get(key), device=device) for ds in data_samples
+    ]).bool()
+
+
+@MODELS.register_module()
+class UMMAE(BaseSelfSupervisor):
+    """UM-MAE pre-training: uniform masking, compact encoder, MAE decoder.
+
+    The masks come from the data pipeline (``UniformMaskGenerator``): the
+    primary ``mask`` selects the tokens the encoder never sees and the loss
+    is computed on; the optional ``secondary_mask`` additionally marks kept
+    tokens that the encoder replaces by its ``vis_mask_token``.
+
+    Expected components: a backbone with
+    ``forward(img, mask, secondary_mask) -> tuple of compact maps`` (e.g.
+    ``UMPVT(with_vis_mask_token=True)``), a neck with
+    ``forward(last_map, mask) -> (N, L, p*p*3)`` in raster order (e.g.
+    ``MAEPyramidDecoder``) and a head with ``loss(pred, img, mask)`` (e.g.
+    mmpretrain's ``MAEPretrainHead``).
+    """
+
+    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor]:
+        """Features of full (unmasked) images from the backbone."""
+        return self.backbone(inputs)
+
+    def loss(self, inputs: Tensor, data_samples: List[DataSample],
+             **kwargs) -> Dict[str, Tensor]:
+        """Reconstruction loss on the primary-masked tokens.
+
+        Args:
+            inputs (Tensor): Images ``(N, C, H, W)``.
+            data_samples (List[DataSample]): Carry ``mask`` and optionally
+                ``secondary_mask``, bool ``(h, w)`` each.
+
+        Returns:
+            dict[str, Tensor]: ``{'loss': ...}``.
+        """
+        mask = stack_masks(data_samples, 'mask', inputs.device)
+        if mask is None:
+            raise ValueError('UMMAE needs data_samples with a "mask"; add '
+                             'UniformMaskGenerator to the train pipeline')
+        secondary_mask = stack_masks(data_samples, 'secondary_mask',
+                                     inputs.device)
+        feats = self.backbone(inputs, mask, secondary_mask)
+        pred = self.neck(feats[-1], mask)  # (N, L, p*p*3), raster order
+        loss = self.head.loss(pred, inputs, mask.flatten(1))
+        return dict(loss=loss)

@@ -1,0 +1,218 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""MAE decoder for pyramid encoders pre-trained with Uniform Masking.
+
+Li et al., "Uniform Masking: Enabling MAE Pre-training for Pyramid-based
+Vision Transformers with Locality", 2022. The stride-32 compact map of the
+encoder is lifted back to one feature per kept 16-px token by a linear
+layer and a 2x pixel shuffle, then decoded together with mask tokens as in
+MAE.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule, ModuleList
+from mmpretrain.models.backbones.vision_transformer import \
+    TransformerEncoderLayer
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+from ..utils import sincos_pos_embed_2d, visible_block_order
+
+__all__ = ['MAEPyramidDecoder', 'convert_official_mae_decoder']
+
+
+@MODELS.register_module()
+class MAEPyramidDecoder(BaseModule):
+    """Decoder of UM-MAE for pyramid backbones (PVT, Swin).
+
+    ``forward(x, mask)`` takes the last compact stage map of the encoder
+    ``(N, C, h/4, w/4)`` (stride 32) and the primary uniform mask
+    ``(N, h, w)`` (True = dropped) and returns the prediction of every
+    16-px token in raster order, ``(N, h*w, patch_size**2 * in_chans)``,
+    so that the loss can select the dropped tokens with the mask.
+
+    Steps: ``in_norm`` (the encoder's final norm) -> ``decoder_embed``
+    (``C -> 4*D``) -> ``PixelShuffle(2)``, which yields one feature per kept
+    token in block order -> sequence ``[visible, mask tokens]`` plus the fixed
+    sin-cos decoder positions -> transformer layers -> ``decoder_norm`` ->
+    ``decoder_pred``.
+
+    Position pairing: by default each visible feature gets the position of
+    its own token. The official code adds the positions of the visible
+    tokens in raster order to features that are in block order, pairing
+    most features with another token's position; ``official_pos_order=True``
+    reproduces that, which official checkpoints were trained with.
+
+    Args:
+        in_channels (int): Channels of the encoder's last stage.
+        img_size (int | Sequence[int]): Input size the position table is
+            built for; other sizes get a freshly built table.
+            Defaults to 256.
+        patch_size (int): Side of a predicted token in pixels.
+            Defaults to 16.
+        in_chans (int): Image channels. Defaults to 3.
+        embed_dims (int): Decoder width D. Defaults to 512.
+        depth (int): Decoder layers. Defaults to 2.
+        num_heads (int): Decoder attention heads. Defaults to 16.
+        mlp_ratio (float): Decoder MLP ratio. Defaults to 4.
+        norm_cfg (dict): Norms of the decoder and ``in_norm``.
+            Defaults to ``dict(type='LN', eps=1e-6)``.
+        official_pos_order (bool): Reproduce the official pairing of block-
+            ordered features with raster-ordered positions.
+            Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 img_size: Union[int, Sequence[int]] = 256,
+                 patch_size: int = 16,
+                 in_chans: int = 3,
+                 embed_dims: int = 512,
+                 depth: int = 2,
+                 num_heads: int = 16,
+                 mlp_ratio: float = 4.,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 official_pos_order: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        img_size = (img_size, img_size) if isinstance(img_size,
+                                                      int) else img_size
+        self.grid = (img_size[0] // patch_size, img_size[1] // patch_size)
+        self.embed_dims = embed_dims
+        self.official_pos_order = official_pos_order
+
+        self.in_norm = build_norm_layer(norm_cfg, in_channels)[1]
+        self.decoder_embed = nn.Linear(in_channels, 4 * embed_dims)
+        self.pixel_shuffle = nn.PixelShuffle(2)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
+        self.decoder_pos_embed = nn.Parameter(
+            sincos_pos_embed_2d(self.grid, embed_dims), requires_grad=False)
+        self.decoder_blocks = ModuleList([
+            TransformerEncoderLayer(
+                embed_dims,
+                num_heads,
+                int(mlp_ratio * embed_dims),
+                qkv_bias=True,
+                norm_cfg=norm_cfg) for _ in range(depth)
+        ])
+        self.decoder_norm = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.decoder_pred = nn.Linear(embed_dims, patch_size**2 * in_chans)
+
+    def init_weights(self) -> None:
+        """Xavier linear layers, unit norms and a N(0, 0.02) mask token."""
+        super().init_weights()
+        if isinstance(self.init_cfg, dict) and \
+                self.init_cfg.get('type') == 'Pretrained':
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.mask_token, std=.02)
+
+    def _pos_embed(self, grid: Tuple[int, int]) -> Tensor:
+        if tuple(grid) == self.grid:
+            return self.decoder_pos_embed
+        return sincos_pos_embed_2d(grid, self.embed_dims).to(
+            self.decoder_pos_embed)
+
+    def latent(self, x: Tensor) -> Tensor:
+        """Final encoder norm over an NCHW map -> ``(N, H*W, C)``."""
+        return self.in_norm(x.flatten(2).transpose(1, 2))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Predict the pixels of every token.
+
+        Args:
+            x (Tensor): Last compact encoder map ``(N, C, h/4, w/4)``.
+            mask (Tensor): Primary uniform mask ``(N, h, w)``, True =
+                dropped.
+
+        Returns:
+            Tensor: ``(N, h*w, patch_size**2 * in_chans)``, raster order.
+        """
+        N, _, h4, w4 = x.shape
+        mask = mask.bool()
+        h, w = mask.shape[-2:]
+        if (h, w) != (4 * h4, 4 * w4):
+            raise ValueError(
+                f'mask grid {h}x{w} does not match a stride-32 map of '
+                f'{h4}x{w4} (expected a {4 * h4}x{4 * w4} token grid); pass '
+                'the last compact stage of the encoder and the primary mask')
+        x = self.decoder_embed(self.latent(x))  # (N, h4*w4, 4D)
+        x = self.pixel_shuffle(x.transpose(1, 2).reshape(N, -1, h4, w4))
+        x_vis = x.flatten(2).transpose(1, 2)  # (N, h*w/4, D), block order
+
+        flat = mask.flatten(1)
+        # raster ids: visible tokens in raster order, then dropped ones
+        ids = torch.argsort(flat.to(torch.uint8), dim=1, stable=True)
+        num_vis = x_vis.shape[1]
+        if not self.official_pos_order:
+            # bring the block-ordered features into raster order so each
+            # feature meets its own position
+            block_ids = visible_block_order(mask)
+            x_vis = x_vis.gather(
+                1,
+                torch.argsort(block_ids, dim=1).unsqueeze(-1).expand_as(x_vis))
+        pos = self._pos_embed((h, w)).to(x.dtype).expand(N, -1, -1)
+        pos = pos.gather(1, ids.unsqueeze(-1).expand(-1, -1, pos.shape[-1]))
+        mask_tokens = self.mask_token.to(x.dtype).expand(
+            N, flat.shape[1] - num_vis, -1)
+        x = torch.cat([x_vis, mask_tokens], dim=1) + pos
+
+        for block in self.decoder_blocks:
+            x = block(x)
+        x = self.decoder_pred(self.decoder_norm(x))  # (N, L, p*p*c)
+
+        # sequence position k predicts the token whose position it carries
+        out = torch.empty_like(x)
+        out.scatter_(1, ids.unsqueeze(-1).expand_as(x), x)
+        return out
+
+
+def convert_official_mae_decoder(
+        state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Map the decoder keys of an official UM-MAE PVT/Swin checkpoint.
+
+    Covers the final encoder ``norm`` (our ``in_norm``), ``decoder_embed``,
+    ``mask_token``, ``decoder_pos_embed``, ``decoder_blocks`` (timm blocks
+    -> mmpretrain ``TransformerEncoderLayer``), ``decoder_norm`` and
+    ``decoder_pred``. Tensors are passed through unchanged; other keys are
+    left out.
+
+    Args:
+        state_dict (dict): Official state dict.
+
+    Returns:
+        OrderedDict: Our neck keys (without a ``neck.`` prefix).
+    """
+    renames = [
+        (r'^norm\.', 'in_norm.'),
+        (r'^(decoder_embed|decoder_norm|decoder_pred)\.', r'\1.'),
+        (r'^(mask_token|decoder_pos_embed)$', r'\1'),
+        (r'^decoder_blocks\.(\d+)\.norm1\.', r'decoder_blocks.\1.ln1.'),
+        (r'^decoder_blocks\.(\d+)\.norm2\.', r'decoder_blocks.\1.ln2.'),
+        (r'^decoder_blocks\.(\d+)\.attn\.(qkv|proj)\.',
+         r'decoder_blocks.\1.attn.\2.'),
+        (r'^decoder_blocks\.(\d+)\.mlp\.fc1\.',
+         r'decoder_blocks.\1.ffn.layers.0.0.'),
+        (r'^decoder_blocks\.(\d+)\.mlp\.fc2\.',
+         r'decoder_blocks.\1.ffn.layers.1.'),
+    ]
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        for pattern, repl in renames:
+            if re.match(pattern, key):
+                out[re.sub(pattern, repl, key)] = value
+                break
+    return out
