@@ -68,6 +68,10 @@ def build_config(args):
                              'from the latest one in the work dir')
         cfg.resume = True
         cfg.load_from = args.resume
+    # stop at the first NaN/inf loss instead of writing NaN checkpoints
+    hooks = cfg.setdefault('custom_hooks', [])
+    if not any('FiniteLossHook' in str(h.get('type')) for h in hooks):
+        hooks.append(dict(type='mmpretrain.FiniteLossHook'))
     setup_distributed(cfg)
     return cfg
 

@@ -535,19 +535,23 @@ class UMPVT(BaseBackbone):
 def convert_official_pvt(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """Map the encoder keys of an official UM-MAE PVT checkpoint to ours.
 
-    Handles the pre-training (``MaskedAutoencoderPVT``) and fine-tuning
-    (``PVT``) layouts: ``patch_embed``, ``pos_embed``, ``vis_mask_token``,
-    ``blocks.*`` and ``fc_norm``. Other keys (decoder, final ``norm``,
-    ``head``, ``mask_token``) are left out for the caller. Tensors are passed
-    through unchanged.
+    Handles the pre-training (``MaskedAutoencoderPVT``, ``SimMIMPVT``) and
+    fine-tuning (``PVT``) layouts: ``patch_embed``, ``pos_embed``,
+    ``vis_mask_token``, ``blocks.*``, ``fc_norm`` and, for SimMIM (no
+    ``decoder_embed``), the encoder's ``mask_token``. Other keys (decoder,
+    the UM-MAE decoder ``mask_token``, final ``norm``, ``head``) are left out
+    for the caller. Tensors are passed through unchanged.
 
     Args:
         state_dict (dict): Official state dict (the ``'model'`` entry of an
-            official checkpoint).
+            official checkpoint); ``module.`` prefixes are allowed.
 
     Returns:
         OrderedDict: Our backbone keys (without a ``backbone.`` prefix).
     """
+    state_dict = OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in state_dict.items())
     # official blocks are numbered globally; a block with `downsample`
     # starts a new stage
     block_ids = sorted({
@@ -571,6 +575,9 @@ def convert_official_pvt(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
         (r'^(pos_embed|vis_mask_token)$', r'\1'),
         (r'^fc_norm\.', 'fc_norm.'),
     ]
+    if 'decoder_embed.weight' not in state_dict:
+        # SimMIM: the mask token is the encoder's
+        renames.append((r'^mask_token$', 'mask_token'))
     layer_renames = [
         (r'^mlp\.fc1\.', 'ffn.layers.0.0.'),
         (r'^mlp\.fc2\.', 'ffn.layers.1.'),

@@ -80,9 +80,8 @@ def window_layout(map_size: Tuple[int, int], window_size: int,
     return tuple(windows), tuple(shifts)
 
 
-def _shift_attention_mask(padded_size: Tuple[int, int],
-                          layout: _WindowLayout, device: torch.device,
-                          dtype: torch.dtype) -> Tensor:
+def _shift_attention_mask(padded_size: Tuple[int, int], layout: _WindowLayout,
+                          device: torch.device, dtype: torch.dtype) -> Tensor:
     """Additive mask ``(nW, Wh*Ww, Wh*Ww)`` of a shifted-window block.
 
     After the cyclic shift, the last window along a shifted side joins
@@ -101,8 +100,8 @@ def _shift_attention_mask(padded_size: Tuple[int, int],
     region = label_h[:, None] * 3 + label_w[None, :]  # (Hp, Wp)
     region = _partition(region[None, :, :, None], (wh, ww))[0, ..., 0]
     diff = region[:, None, :] - region[:, :, None]  # (nW, WW, WW)
-    return torch.zeros_like(diff, dtype=dtype).masked_fill(
-        diff != 0, _SHIFT_MASK_VALUE)
+    return torch.zeros_like(
+        diff, dtype=dtype).masked_fill(diff != 0, _SHIFT_MASK_VALUE)
 
 
 def _partition(x: Tensor, window: Tuple[int, int]) -> Tensor:
@@ -422,7 +421,7 @@ class UMSwinTransformer(BaseBackbone):
 
     Args:
         arch (str | dict): ``'tiny'`` or ``'large'`` (official UM-MAE
-            settings), or a dict with keys ``embed_dims``, ``depths``,
+            settings), ``'demo'`` (a tiny CPU model), or a dict with keys ``embed_dims``, ``depths``,
             ``num_heads`` and ``pos_mlp_dims``. Defaults to ``'tiny'``.
         in_channels (int): Image channels. Defaults to 3.
         patch_size (int): Side of the patch embedding. Defaults to 4.
@@ -457,18 +456,27 @@ class UMSwinTransformer(BaseBackbone):
             used. Defaults to None.
     """
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'], {
-            'embed_dims': 96,
-            'depths': [2, 2, 6, 2],
-            'num_heads': [3, 6, 12, 24],
-            'pos_mlp_dims': 32
-        }),
-        **dict.fromkeys(['l', 'large'], {
-            'embed_dims': 192,
-            'depths': [2, 2, 18, 2],
-            'num_heads': [6, 12, 24, 48],
-            'pos_mlp_dims': 64
-        }),
+        **dict.fromkeys(
+            ['t', 'tiny'], {
+                'embed_dims': 96,
+                'depths': [2, 2, 6, 2],
+                'num_heads': [3, 6, 12, 24],
+                'pos_mlp_dims': 32
+            }),
+        **dict.fromkeys(
+            ['l', 'large'], {
+                'embed_dims': 192,
+                'depths': [2, 2, 18, 2],
+                'num_heads': [6, 12, 24, 48],
+                'pos_mlp_dims': 64
+            }),
+        # a few-MB model for CPU demos and tests
+        'demo': {
+            'embed_dims': 16,
+            'depths': [2, 2, 2, 2],
+            'num_heads': [1, 2, 4, 8],
+            'pos_mlp_dims': 16
+        },
     }
     OUT_TYPES = ('featmap', 'avg_featmap')
 
@@ -570,8 +578,7 @@ class UMSwinTransformer(BaseBackbone):
             self.stages.append(UMSwinStage(blocks, downsample))
 
         if out_type == 'avg_featmap':
-            self.fc_norm = build_norm_layer(norm_cfg,
-                                            self.num_features[-1])[1]
+            self.fc_norm = build_norm_layer(norm_cfg, self.num_features[-1])[1]
         else:
             self.fc_norm = None
 
@@ -657,7 +664,8 @@ class UMSwinTransformer(BaseBackbone):
             sizes.append((h, w))
         return sizes
 
-    def block_layouts(self, input_size: Union[int, Tuple[int, int]],
+    def block_layouts(self,
+                      input_size: Union[int, Tuple[int, int]],
                       compact: bool = False) -> List[Dict]:
         """Per-block map size, window and shift for an input size.
 
@@ -724,8 +732,8 @@ class UMSwinTransformer(BaseBackbone):
             return
         side = bad[0]
         valid = [
-            s for s in range(self.patch_size, 4 * max(side, 256) + 1,
-                             self.patch_size) if self._compact_size_ok(s)
+            s for s in range(self.patch_size, 4 * max(side, 256) +
+                             1, self.patch_size) if self._compact_size_ok(s)
         ]
         near = sorted(valid, key=lambda s: (abs(s - side), s))[:4]
         raise ValueError(
@@ -752,9 +760,11 @@ class UMSwinTransformer(BaseBackbone):
                 outs.append(x)
         return tuple(outs)
 
-    def compact_embed(self, x: Tensor, mask: Tensor,
-                      secondary_mask: Optional[Tensor] = None
-                      ) -> Tuple[Tensor, Tensor]:
+    def compact_embed(
+            self,
+            x: Tensor,
+            mask: Tensor,
+            secondary_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Pack the visible tokens and their coordinates (compact mode).
 
         Args:
@@ -808,9 +818,9 @@ class UMSwinTransformer(BaseBackbone):
                 raise ValueError('secondary_mask must be a superset of mask '
                                  '(True wherever mask is True)')
             replaced = (secondary_mask & ~mask).to(tokens.dtype)
-            replaced = uniform_pack(
-                replaced[:, None].repeat_interleave(Hp // h, 2)
-                .repeat_interleave(Wp // w, 3), mask)  # (N, 1, Hc, Wc)
+            replaced = uniform_pack(replaced[:, None].repeat_interleave(
+                Hp // h, 2).repeat_interleave(Wp // w, 3),
+                                    mask)  # (N, 1, Hc, Wc)
             vis_token = self.patch_embed.norm(self.vis_mask_token)
             packed = torch.where(replaced[:, 0, :, :, None].bool(),
                                  vis_token.view(1, 1, 1, C), packed)
@@ -833,8 +843,7 @@ class UMSwinTransformer(BaseBackbone):
     def forward(self,
                 x: Tensor,
                 mask: Optional[Tensor] = None,
-                secondary_mask: Optional[Tensor] = None
-                ) -> Tuple[Tensor, ...]:
+                secondary_mask: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """Dense forward (``mask=None``) or compact UM-MAE forward.
 
         Args:
@@ -866,7 +875,8 @@ class UMSwinTransformer(BaseBackbone):
         return tuple(o.permute(0, 3, 1, 2).contiguous() for o in outs)
 
     # ------------------------------------------------------------------
-    def get_layer_depth(self, param_name: str,
+    def get_layer_depth(self,
+                        param_name: str,
                         prefix: str = '') -> Tuple[int, int]:
         """Layer depth of a parameter, for layer-wise lr decay.
 
@@ -897,9 +907,9 @@ class UMSwinTransformer(BaseBackbone):
         return num_layers - 1, num_layers
 
 
-def convert_official_swin(state_dict: Dict[str, Tensor],
-                          depths: Optional[Sequence[int]] = None
-                          ) -> Dict[str, Tensor]:
+def convert_official_swin(
+        state_dict: Dict[str, Tensor],
+        depths: Optional[Sequence[int]] = None) -> Dict[str, Tensor]:
     """Map official UM-MAE Swin keys to :class:`UMSwinTransformer` keys.
 
     Only the backbone part is returned (keys relative to the backbone):
@@ -921,10 +931,9 @@ def convert_official_swin(state_dict: Dict[str, Tensor],
         (k[len('module.'):] if k.startswith('module.') else k): v
         for k, v in state_dict.items()
     }
-    block_ids = sorted({
-        int(k.split('.')[1])
-        for k in state_dict if k.startswith('blocks.')
-    })
+    block_ids = sorted(
+        {int(k.split('.')[1])
+         for k in state_dict if k.startswith('blocks.')})
     if depths is None:
         starts = [0] + sorted({
             int(k.split('.')[1])

@@ -1,0 +1,37 @@
+# SimMIM (Xie et al., 2022) baseline of UM-MAE: PVT-Small sees the whole
+# 256-px image with 75% of its 16-px tokens (random sampling) replaced by a
+# mask token; a linear layer + pixel shuffle predicts the pixels, L1 loss on
+# the masked pixels. Same data size and schedule as the UM-MAE recipe.
+_base_ = ['../ummae/ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-256px.py']
+
+# model
+model = dict(
+    _delete_=True,
+    type='SimMIM',
+    backbone=dict(
+        type='UMPVT',
+        arch='small',
+        img_size=256,
+        out_indices=-1,
+        mask_mode='mask_token'),
+    neck=dict(type='SimMIMNormLinearDecoder', in_channels=512,
+              encoder_stride=32),
+    head=dict(
+        type='SimMIMHead',
+        patch_size=16,
+        loss=dict(type='PixelReconstructionLoss', criterion='L1', channel=3)))
+
+# data
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='RandomResizedCrop',
+        scale=256,
+        crop_ratio_range=(0.2, 1.0),
+        backend='pillow',
+        interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='UniformMaskGenerator', strategy='RS', mask_ratio=0.75),
+    dict(type='PackInputs')
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -1,0 +1,29 @@
+# UM-MAE (Li et al., 2022) model on PVT-Small: compact encoder over the
+# uniformly sampled 25% of 16-px tokens, 2-layer 512-wide MAE decoder,
+# normalised-pixel MSE on the dropped tokens. Model-only base; the configs
+# using it set `custom_imports` (bases may not repeat a key).
+
+# model
+model = dict(
+    type='UMMAE',
+    backbone=dict(
+        type='UMPVT',
+        arch='small',
+        img_size=256,
+        out_indices=-1,
+        # secondary masking replaces 25% of the kept tokens by this token
+        with_vis_mask_token=True),
+    neck=dict(
+        type='MAEPyramidDecoder',
+        in_channels=512,
+        img_size=256,
+        patch_size=16,
+        embed_dims=512,
+        depth=2,
+        num_heads=16,
+        mlp_ratio=4.),
+    head=dict(
+        type='MAEPretrainHead',
+        norm_pix=True,
+        patch_size=16,
+        loss=dict(type='PixelReconstructionLoss', criterion='L2')))

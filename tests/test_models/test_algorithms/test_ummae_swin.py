@@ -1,0 +1,186 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""UM-MAE and SimMIM on the Swin backbone, against the official fixtures."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from mmpretrain.models import ImageClassifier
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+import um_mae  # noqa: F401
+
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+FIXTURE_ARCH = dict(
+    embed_dims=12,
+    depths=[2, 2, 2, 2],
+    num_heads=[1, 2, 4, 8],
+    pos_mlp_dims=16)
+
+
+def _converter():
+    path = osp.join(REPO, 'tools', 'model_converters',
+                    'ummae_official_to_ours.py')
+    spec = importlib.util.spec_from_file_location('ummae_converter', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ummae_swin(official_pos_order=False):
+    # the fixture model: mae_swin.pt config['kwargs']; the Swin decoder
+    # blocks use the encoder mlp_ratio (reference quirk 9)
+    return MODELS.build(
+        dict(
+            type='UMMAE',
+            backbone=dict(
+                type='UMSwinTransformer',
+                arch=FIXTURE_ARCH,
+                window_size=16,
+                with_vis_mask_token=True),
+            neck=dict(
+                type='MAEPyramidDecoder',
+                in_channels=96,
+                img_size=256,
+                patch_size=16,
+                embed_dims=64,
+                depth=1,
+                num_heads=4,
+                mlp_ratio=4,
+                official_pos_order=official_pos_order),
+            head=dict(
+                type='MAEPretrainHead',
+                norm_pix=True,
+                patch_size=16,
+                loss=dict(type='PixelReconstructionLoss', criterion='L2'))))
+
+
+def _load_official(model, state_dict):
+    converted, report = _converter().convert(state_dict)
+    model.load_state_dict(converted, strict=True)
+    return report
+
+
+def _data_samples(ref):
+    samples = []
+    for mask, secondary in zip(ref['mask'], ref['secondary_mask']):
+        sample = DataSample()
+        sample.set_field(mask.view(16, 16), 'mask')
+        # the pipeline stores algorithm keys as numpy arrays
+        sample.set_field(secondary.view(16, 16).numpy(), 'secondary_mask')
+        samples.append(sample)
+    return samples
+
+
+def test_converter_report_swin(reference):
+    ref = reference('mae_swin.pt')
+    converted, report = _converter().convert({'model': ref['state_dict']})
+    assert report['arch'] == 'swin' and report['kind'] == 'pretrain'
+    assert report['unused'] == []
+    assert converted['neck.in_norm.weight'] is ref['state_dict']['norm.weight']
+    ft = reference('ft_swin.pt')
+    _, report = _converter().convert(ft['state_dict'])
+    assert report['kind'] == 'classifier' and report['unused'] == []
+    assert report['mapped']['head.weight'] == 'head.fc.weight'
+    assert report['mapped']['blocks.2.downsample.proj.weight'] == \
+        'backbone.stages.1.downsample.proj.weight'
+
+
+def test_latent_parity(reference):
+    ref = reference('mae_swin.pt')
+    model = _ummae_swin()
+    _load_official(model, ref['state_dict'])
+    model.double().eval()
+    with torch.no_grad():
+        feats = model.backbone(ref['img'].double(),
+                               ref['mask'].view(2, 16, 16),
+                               ref['secondary_mask'].view(2, 16, 16))
+        latent = model.neck.latent(feats[-1])
+    assert (latent - ref['latent']).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize('official', [False, True])
+def test_loss_parity(reference, official):
+    ref = reference('mae_swin.pt')
+    model = _ummae_swin(official_pos_order=official)
+    _load_official(model, ref['state_dict'])
+    model.double().eval()
+    img = ref['img'].double()
+    with torch.no_grad():
+        loss = model.loss(img, _data_samples(ref))['loss']
+    expected = ref['loss'] if official else ref['loss_pos_matched']
+    assert abs(loss.item() - expected.item()) < 1e-10
+    other = ref['loss_pos_matched'] if official else ref['loss']
+    assert abs(loss.item() - other.item()) > 1e-6
+    if official:
+        with torch.no_grad():
+            mask = ref['mask'].view(2, 16, 16)
+            feats = model.backbone(img, mask,
+                                   ref['secondary_mask'].view(2, 16, 16))
+            pred = model.neck(feats[-1], mask)
+        diff = (pred - ref['pred_raster'].double()).abs().max().item()
+        assert diff < 1e-5, diff
+
+
+def test_loss_backward_float32(reference):
+    ref = reference('mae_swin.pt')
+    model = _ummae_swin()
+    model.init_weights()
+    model.train()
+    loss = model.loss(ref['img'].float(), _data_samples(ref))['loss']
+    loss.backward()
+    grad = model.backbone.vis_mask_token.grad
+    assert torch.isfinite(loss) and grad is not None and grad.abs().sum() > 0
+
+
+def test_classifier_from_converted_checkpoint(reference):
+    ref = reference('ft_swin.pt')
+    model = ImageClassifier(
+        backbone=dict(
+            type='UMSwinTransformer',
+            arch=FIXTURE_ARCH,
+            window_size=16,
+            out_type='avg_featmap'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=96))
+    _load_official(model, ref['state_dict'])
+    model.double().eval()
+    with torch.no_grad():
+        logits = model(ref['img'].double(), mode='tensor')
+    assert (logits - ref['logits']).abs().max().item() < 1e-10
+
+
+def test_simmim_swin_loss():
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(
+            type='SimMIM',
+            backbone=dict(
+                type='UMSwinTransformer',
+                arch=dict(
+                    embed_dims=8,
+                    depths=[2, 2, 2, 2],
+                    num_heads=[1, 2, 2, 4],
+                    pos_mlp_dims=8),
+                mask_mode='mask_token'),
+            neck=dict(
+                type='SimMIMNormLinearDecoder',
+                in_channels=64,
+                encoder_stride=32),
+            head=dict(
+                type='SimMIMHead',
+                patch_size=16,
+                loss=dict(
+                    type='PixelReconstructionLoss', criterion='L1',
+                    channel=3))))
+    img = torch.randn(2, 3, 64, 64)
+    samples = []
+    for _ in range(2):
+        sample = DataSample()
+        sample.set_mask(torch.rand(4, 4) < 0.6)
+        samples.append(sample)
+    loss = model.loss(img, samples)['loss']
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.backbone.mask_token.grad.abs().sum() > 0

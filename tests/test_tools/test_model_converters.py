@@ -1,0 +1,114 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""tools/model_converters/ummae_official_to_ours.py on the PVT fixtures."""
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+
+import um_mae  # noqa: F401
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+FIXTURE_ARCH = dict(
+    embed_dims=[16, 32, 40, 64],
+    depths=[1, 2, 1, 1],
+    num_heads=[1, 2, 5, 8],
+    mlp_ratios=[8, 8, 4, 4],
+    sr_ratios=[8, 4, 2, 1])
+
+
+@pytest.fixture(scope='module')
+def tool():
+    path = osp.join(REPO, 'tools', 'model_converters',
+                    'ummae_official_to_ours.py')
+    spec = importlib.util.spec_from_file_location('ummae_converter', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(tool, monkeypatch, *argv):
+    monkeypatch.setattr(sys, 'argv', ['ummae_official_to_ours.py', *argv])
+    tool.main()
+
+
+def test_pretrain_checkpoint_to_ummae(tool, reference, tmp_path,
+                                      monkeypatch, capsys):
+    official = reference('mae_pvt.pt')['state_dict']
+    src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
+    torch.save({'model': official, 'epoch': 199}, src)
+    _run(tool, monkeypatch, str(src), str(dst), '--strict')
+    assert 'arch: pvt, checkpoint kind: pretrain' in capsys.readouterr().out
+
+    state_dict = torch.load(dst, weights_only=False)['state_dict']
+    assert len(state_dict) == len(official) == 122
+    model = MODELS.build(
+        dict(
+            type='UMMAE',
+            backbone=dict(
+                type='UMPVT', arch=FIXTURE_ARCH, with_vis_mask_token=True),
+            neck=dict(
+                type='MAEPyramidDecoder',
+                in_channels=64,
+                embed_dims=64,
+                depth=1,
+                num_heads=4),
+            head=dict(
+                type='MAEPretrainHead',
+                patch_size=16,
+                loss=dict(type='PixelReconstructionLoss', criterion='L2'))))
+    # exactly the model's keys: nothing missing, nothing extra
+    assert set(state_dict) == set(model.state_dict())
+    model.load_state_dict(state_dict, strict=True)
+    # the decoder mask token is not taken for the backbone's
+    assert torch.equal(state_dict['neck.mask_token'], official['mask_token'])
+    assert torch.equal(state_dict['neck.in_norm.weight'],
+                       official['norm.weight'])
+
+
+def test_classifier_checkpoint_to_image_classifier(tool, reference):
+    official = reference('ft_pvt.pt')['state_dict']
+    state_dict, report = tool.convert({'model': official})
+    assert report['kind'] == 'classifier' and report['unused'] == []
+    assert len(report['mapped']) == len(official) == 103
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(
+                type='UMPVT',
+                arch=FIXTURE_ARCH,
+                out_type='avg_featmap',
+                learnable_pos_embed=True),
+            head=dict(type='LinearClsHead', num_classes=10,
+                      in_channels=64)))
+    assert set(state_dict) == set(model.state_dict())
+    assert report['mapped']['head.weight'] == 'head.fc.weight'
+    assert report['mapped']['blocks.4.downsample.proj.weight'] == \
+        'backbone.stages.3.downsample.projection.weight'
+    assert report['mapped']['blocks.2.mlp.fc2.bias'] == \
+        'backbone.stages.1.blocks.1.ffn.layers.1.bias'
+
+
+def test_unknown_keys_are_reported_and_strict_fails(tool, reference,
+                                                    tmp_path, monkeypatch,
+                                                    capsys):
+    official = dict(reference('ft_pvt.pt')['state_dict'])
+    official['module.extra.weight'] = torch.zeros(1)
+    src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
+    torch.save(official, src)  # a bare state dict is accepted too
+    with pytest.raises(SystemExit, match='unmapped keys'):
+        _run(tool, monkeypatch, str(src), str(dst), '--strict')
+    assert '1 official keys NOT mapped:\n  extra.weight' in \
+        capsys.readouterr().out
+    assert not dst.exists()
+    _run(tool, monkeypatch, str(src), str(dst))
+    assert len(torch.load(dst, weights_only=False)['state_dict']) == 103
+
+
+def test_arch_detection(tool):
+    assert tool.detect_arch({'blocks.0.attn.sr.weight': 0}) == 'pvt'
+    assert tool.detect_arch({'blocks.0.attn.posmlp.0.weight': 0}) == 'swin'
+    with pytest.raises(ValueError, match='add a rule to ARCH_RULES'):
+        tool.detect_arch({'conv.weight': 0})

@@ -1,0 +1,284 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Plain ViT encoder for UM-MAE pre-training with pipeline masks.
+
+The pilot of Li et al., "Uniform Masking: Enabling MAE Pre-training for
+Pyramid-based Vision Transformers with Locality", 2022: MAE on a plain
+ViT-B/16 with Uniform Sampling (one kept token per 2x2 block) and
+Secondary Masking (a share of the kept tokens is replaced by a learnable
+token inside the encoder).
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmpretrain.models import MAEViT
+from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+__all__ = ['UMViT', 'convert_official_vit', 'convert_official_vit_decoder']
+
+
+@MODELS.register_module()
+class UMViT(MAEViT):
+    """ViT that encodes the tokens a data-pipeline mask leaves visible.
+
+    A drop-in replacement of mmpretrain's ``MAEViT`` for UM-MAE: instead of
+    drawing a random mask, :meth:`forward` takes the primary ``mask`` (and
+    optionally the ``secondary_mask``) produced by ``UniformMaskGenerator``.
+    The visible tokens keep their raster order; secondary-masked ones are
+    replaced by ``vis_mask_token`` plus their own position embedding. The
+    output triple ``(latent, mask, ids_restore)`` is the one
+    ``MAEPretrainDecoder`` consumes, so mmpretrain's decoder and
+    ``MAEPretrainHead`` are reused unchanged.
+
+    Without a mask it is mmpretrain's ``VisionTransformer`` (the same keys),
+    so the pre-trained ``backbone.*`` weights fine-tune with it or with
+    ``VisionTransformer`` directly.
+
+    Args:
+        arch (str | dict): ViT architecture, see ``VisionTransformer``.
+            Defaults to ``'b'``.
+        img_size (int | tuple): Input size the position table is built
+            for. Defaults to 224.
+        patch_size (int): Token size in pixels. Defaults to 16.
+        out_indices (Sequence[int] | int): Layers to output in the unmasked
+            mode. Defaults to -1.
+        drop_rate (float): Dropout after the position embedding and in the
+            layers. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        norm_cfg (dict): Norm layers. Defaults to
+            ``dict(type='LN', eps=1e-6)``.
+        final_norm (bool): Whether to apply the final ``ln1``. Defaults to
+            True.
+        out_type (str): Output of the unmasked mode, see
+            ``VisionTransformer``. Defaults to ``'raw'``.
+        interpolate_mode (str): Position table resizing mode. Defaults to
+            ``'bicubic'``.
+        patch_cfg (dict): Extra patch embedding options. Defaults to
+            ``dict()``.
+        layer_cfgs (dict): Extra layer options. Defaults to ``dict()``.
+        with_vis_mask_token (bool): Create the learnable ``vis_mask_token``
+            used for secondary masking. Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'b',
+                 img_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: int = 16,
+                 out_indices: Union[int, list] = -1,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 final_norm: bool = True,
+                 out_type: str = 'raw',
+                 interpolate_mode: str = 'bicubic',
+                 patch_cfg: dict = dict(),
+                 layer_cfgs: dict = dict(),
+                 with_vis_mask_token: bool = False,
+                 init_cfg: Optional[Union[dict, list]] = None) -> None:
+        super().__init__(
+            arch=arch,
+            img_size=img_size,
+            patch_size=patch_size,
+            out_indices=out_indices,
+            drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate,
+            norm_cfg=norm_cfg,
+            final_norm=final_norm,
+            out_type=out_type,
+            interpolate_mode=interpolate_mode,
+            patch_cfg=patch_cfg,
+            layer_cfgs=layer_cfgs,
+            init_cfg=init_cfg)
+        if with_vis_mask_token:
+            self.vis_mask_token = nn.Parameter(
+                torch.zeros(1, 1, self.embed_dims))
+        else:
+            self.vis_mask_token = None
+
+    def init_weights(self) -> None:
+        """MAEViT's init, plus a small normal init of ``vis_mask_token``."""
+        super().init_weights()
+        if self.vis_mask_token is not None and not (
+                isinstance(self.init_cfg, dict)
+                and self.init_cfg.get('type') == 'Pretrained'):
+            nn.init.normal_(self.vis_mask_token, std=.02)
+
+    def _flat_mask(self, mask: Tensor, name: str, num_tokens: int) -> Tensor:
+        """(N, h, w) or (N, L) mask -> bool (N, L), checked."""
+        mask = mask.to(torch.bool).flatten(1)
+        if mask.shape[1] != num_tokens:
+            raise ValueError(
+                f'{name} has {mask.shape[1]} tokens per image but the input '
+                f'has {num_tokens}; generate the mask on the token grid of '
+                'the network input (UniformMaskGenerator(token_size=...) '
+                'with the patch size)')
+        return mask
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Optional[Tensor] = None,
+        secondary_mask: Optional[Tensor] = None
+    ) -> Union[Tuple[Tensor, ...], Tuple[Tensor, Tensor, Tensor]]:
+        """Encode full images, or only the tokens ``mask`` keeps.
+
+        Args:
+            x (Tensor): Images ``(N, C, H, W)``.
+            mask (Tensor, optional): Primary mask, bool ``(N, h, w)`` or
+                ``(N, h*w)``, True = dropped. Every image must keep the same
+                number of tokens (true for uniform masks). None runs the
+                plain ``VisionTransformer`` forward. Defaults to None.
+            secondary_mask (Tensor, optional): Superset of ``mask``; kept
+                tokens it marks enter the encoder as ``vis_mask_token`` plus
+                their position embedding. Defaults to None.
+
+        Returns:
+            tuple: Without a mask, the ``VisionTransformer`` outputs. With a
+            mask, ``(latent, mask, ids_restore)``: ``latent``
+            ``(N, 1 + L_vis, C)`` (class token, then the kept tokens in
+            raster order, after the final norm), ``mask`` float ``(N, L)``
+            (1 = dropped) and ``ids_restore`` ``(N, L)``, which maps the
+            sequence [kept tokens, dropped tokens] (each in raster order)
+            back to raster order, as ``MAEPretrainDecoder`` expects.
+        """
+        if mask is None:
+            if secondary_mask is not None:
+                raise ValueError('secondary_mask was given without mask; '
+                                 'pass the primary mask as well')
+            return super().forward(x, mask=None)
+
+        N = x.shape[0]
+        x, hw = self.patch_embed(x)  # (N, L, C)
+        L, C = x.shape[1:]
+        mask = self._flat_mask(mask, 'mask', L)
+        num_kept = (~mask).sum(1)
+        if not bool((num_kept == num_kept[0]).all()):
+            raise ValueError(
+                'every image of a batch must keep the same number of tokens,'
+                f' got {num_kept.tolist()}; use a fixed-ratio mask generator'
+                ' such as UniformMaskGenerator')
+        num_kept = int(num_kept[0])
+
+        pos_embed = resize_pos_embed(
+            self.pos_embed,
+            self.patch_resolution,
+            hw,
+            mode=self.interpolate_mode,
+            num_extra_tokens=self.num_extra_tokens)
+        patch_pos = pos_embed[:, 1:].expand(N, -1, -1)  # (N, L, C)
+        x = x + patch_pos
+
+        # a stable sort puts the kept tokens first, each group in raster
+        # order; ids_restore undoes it for the decoder
+        ids_shuffle = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
+        ids_restore = torch.argsort(ids_shuffle, dim=1)
+        ids_keep = ids_shuffle[:, :num_kept, None].expand(-1, -1, C)
+        x = x.gather(1, ids_keep)  # (N, L_vis, C)
+
+        if secondary_mask is not None:
+            if self.vis_mask_token is None:
+                raise ValueError(
+                    'secondary_mask needs the vis_mask_token; build the '
+                    'backbone with with_vis_mask_token=True')
+            secondary_mask = self._flat_mask(secondary_mask, 'secondary_mask',
+                                             L)
+            if bool((mask & ~secondary_mask).any()):
+                raise ValueError('secondary_mask must be a superset of mask '
+                                 '(every dropped token also True in it)')
+            replaced = secondary_mask.gather(1, ids_keep[..., 0])
+            # the replaced tokens keep their position information
+            token = self.vis_mask_token + patch_pos.gather(1, ids_keep)
+            x = torch.where(replaced[..., None], token, x)
+
+        cls_token = (self.cls_token + pos_embed[:, :1]).expand(N, -1, -1)
+        x = torch.cat([cls_token, x], dim=1)  # (N, 1 + L_vis, C)
+        for layer in self.layers:
+            x = layer(x)
+        if self.final_norm:
+            x = self.ln1(x)
+        return x, mask.to(x.dtype), ids_restore
+
+
+def _strip_module(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    return OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in state_dict.items())
+
+
+# timm Block -> mmpretrain TransformerEncoderLayer
+_LAYER_RENAMES = [
+    (r'norm1\.', 'ln1.'),
+    (r'norm2\.', 'ln2.'),
+    (r'attn\.(qkv|proj)\.', r'attn.\1.'),
+    (r'mlp\.fc1\.', 'ffn.layers.0.0.'),
+    (r'mlp\.fc2\.', 'ffn.layers.1.'),
+]
+
+
+def _rename(state_dict: Dict[str, Tensor], renames) -> Dict[str, Tensor]:
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        for pattern, repl in renames:
+            if re.match(pattern, key):
+                out[re.sub(pattern, repl, key, count=1)] = value
+                break
+    return out
+
+
+def convert_official_vit(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Map the encoder keys of an official MAE / UM-MAE ViT checkpoint.
+
+    Handles the pre-training layout (``MaskedAutoencoderViT``: the final
+    ``norm`` becomes ``ln1``, the encoder norm of :class:`UMViT` and
+    ``MAEViT``) and the fine-tuning layout (``models_vit.VisionTransformer``:
+    ``norm`` -> ``ln1``, or ``fc_norm`` -> ``ln2``, the norm of mmpretrain's
+    ``out_type='avg_featmap'``). Decoder keys (``decoder_*``, the decoder
+    ``mask_token``) and ``head`` are left out for the caller. Tensors are
+    passed through unchanged.
+
+    Args:
+        state_dict (dict): Official state dict; ``module.`` prefixes are
+            allowed.
+
+    Returns:
+        OrderedDict: Our backbone keys (without a ``backbone.`` prefix).
+    """
+    renames = [
+        (r'^(cls_token|pos_embed|vis_mask_token)$', r'\1'),
+        (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
+        (r'^norm\.', 'ln1.'),
+        (r'^fc_norm\.', 'ln2.'),
+    ] + [(r'^blocks\.(\d+)\.' + p, r'layers.\1.' + r.replace('\\1', '\\2'))
+         for p, r in _LAYER_RENAMES]
+    return _rename(_strip_module(state_dict), renames)
+
+
+def convert_official_vit_decoder(
+        state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Map the decoder keys of an official MAE / UM-MAE ViT checkpoint.
+
+    Target: mmpretrain's ``MAEPretrainDecoder`` (``decoder_embed``,
+    ``mask_token``, ``decoder_pos_embed``, ``decoder_blocks``, ``ln1`` for
+    the official ``decoder_norm``, ``decoder_pred``). Tensors are passed
+    through unchanged; other keys are left out.
+
+    Args:
+        state_dict (dict): Official state dict.
+
+    Returns:
+        OrderedDict: Our neck keys (without a ``neck.`` prefix).
+    """
+    renames = [
+        (r'^(mask_token|decoder_pos_embed)$', r'\1'),
+        (r'^(decoder_embed|decoder_pred)\.', r'\1.'),
+        (r'^decoder_norm\.', 'ln1.'),
+    ] + [(r'^decoder_blocks\.(\d+)\.' + p,
+          r'decoder_blocks.\1.' + r.replace('\\1', '\\2'))
+         for p, r in _LAYER_RENAMES]
+    return _rename(_strip_module(state_dict), renames)
