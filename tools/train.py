@@ -68,10 +68,12 @@ def build_config(args):
                              'from the latest one in the work dir')
         cfg.resume = True
         cfg.load_from = args.resume
-    # stop at the first NaN/inf loss instead of writing NaN checkpoints
+    # stop at the first NaN/inf loss instead of writing NaN checkpoints;
+    # keep the random generators in checkpoints for exact resumes
     hooks = cfg.setdefault('custom_hooks', [])
-    if not any('FiniteLossHook' in str(h.get('type')) for h in hooks):
-        hooks.append(dict(type='mmpretrain.FiniteLossHook'))
+    for hook in ('FiniteLossHook', 'RNGStateHook'):
+        if not any(hook in str(h.get('type')) for h in hooks):
+            hooks.append(dict(type=f'mmpretrain.{hook}'))
     setup_distributed(cfg)
     return cfg
 

@@ -34,8 +34,8 @@ def _run(tool, monkeypatch, *argv):
     tool.main()
 
 
-def test_pretrain_checkpoint_to_ummae(tool, reference, tmp_path,
-                                      monkeypatch, capsys):
+def test_pretrain_checkpoint_to_ummae(tool, reference, tmp_path, monkeypatch,
+                                      capsys):
     official = reference('mae_pvt.pt')['state_dict']
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
     torch.save({'model': official, 'epoch': 199}, src)
@@ -81,8 +81,7 @@ def test_classifier_checkpoint_to_image_classifier(tool, reference):
                 arch=FIXTURE_ARCH,
                 out_type='avg_featmap',
                 learnable_pos_embed=True),
-            head=dict(type='LinearClsHead', num_classes=10,
-                      in_channels=64)))
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
     assert set(state_dict) == set(model.state_dict())
     assert report['mapped']['head.weight'] == 'head.fc.weight'
     assert report['mapped']['blocks.4.downsample.proj.weight'] == \
@@ -91,9 +90,8 @@ def test_classifier_checkpoint_to_image_classifier(tool, reference):
         'backbone.stages.1.blocks.1.ffn.layers.1.bias'
 
 
-def test_unknown_keys_are_reported_and_strict_fails(tool, reference,
-                                                    tmp_path, monkeypatch,
-                                                    capsys):
+def test_unknown_keys_are_reported_and_strict_fails(tool, reference, tmp_path,
+                                                    monkeypatch, capsys):
     official = dict(reference('ft_pvt.pt')['state_dict'])
     official['module.extra.weight'] = torch.zeros(1)
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'

@@ -35,8 +35,8 @@ from torch import Tensor
 ARCH_RULES: List[Tuple[str, Callable[[set], bool]]] = [
     ('swin', lambda keys: any('attn.posmlp' in k for k in keys)),
     ('pvt', lambda keys: any('attn.sr.' in k for k in keys)),
-    ('vit', lambda keys: 'cls_token' in keys and
-     'blocks.0.attn.qkv.weight' in keys),
+    ('vit',
+     lambda keys: 'cls_token' in keys and 'blocks.0.attn.qkv.weight' in keys),
 ]
 
 BACKBONE_CONVERTERS: Dict[str, str] = {
@@ -83,8 +83,7 @@ def detect_arch(state_dict: Dict[str, Tensor]) -> str:
         'converter to BACKBONE_CONVERTERS')
 
 
-def convert(state_dict: Dict[str, Tensor]
-            ) -> Tuple[Dict[str, Tensor], dict]:
+def convert(state_dict: Dict[str, Tensor]) -> Tuple[Dict[str, Tensor], dict]:
     """Convert an official state dict to our full-model keys.
 
     Args:

@@ -1,9 +1,9 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 from .atomic_save import AtomicLocalBackend, atomic_write
 from .checkpoint import load_local_checkpoint
-from .hooks import FiniteLossHook, NonFiniteLossError
+from .hooks import FiniteLossHook, NonFiniteLossError, RNGStateHook
 
 __all__ = [
     'AtomicLocalBackend', 'atomic_write', 'load_local_checkpoint',
-    'FiniteLossHook', 'NonFiniteLossError'
+    'FiniteLossHook', 'NonFiniteLossError', 'RNGStateHook'
 ]

@@ -6,7 +6,7 @@ from typing import Optional
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-__all__ = ['NonFiniteLossError', 'FiniteLossHook']
+__all__ = ['NonFiniteLossError', 'FiniteLossHook', 'RNGStateHook']
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,3 +57,43 @@ class FiniteLossHook(Hook):
                 'dict(max_norm=...), or check the data; resume from the last '
                 'checkpoint with --resume')
         raise NonFiniteLossError(msg)
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Save the main process's random generators with each checkpoint.
+
+    On ``--resume`` they are restored, so that randomness drawn in the main
+    process (random masks drawn by the model, drop path, ...) continues as
+    in an uninterrupted run. Loading a checkpoint with ``load_from`` only
+    (fine-tuning) leaves the generators alone.
+    """
+
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        import random
+
+        import numpy as np
+        import torch
+        state = dict(
+            torch=torch.get_rng_state(),
+            numpy=np.random.get_state(),
+            python=random.getstate())
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state['cuda'] = torch.cuda.get_rng_state_all()
+        checkpoint['rng_state'] = state
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('rng_state')
+        if state is None or not getattr(runner, '_resume', False):
+            return
+        import random
+
+        import numpy as np
+        import torch
+        torch.set_rng_state(state['torch'])
+        np.random.set_state(state['numpy'])
+        random.setstate(state['python'])
+        if 'cuda' in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state['cuda'])

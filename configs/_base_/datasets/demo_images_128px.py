@@ -1,7 +1,8 @@
 # Demo pre-training data: 64 crops of scikit-image's bundled photos, written
 # by `python tools/make_demo_data.py pretrain` to data/demo_images/.
 # A dataset-only base: combine it with a model base and
-# ../demo_runtime.py; children add a mask generator to the pipeline.
+# ../demo_runtime.py; children add a mask generator to the pipeline by
+# overriding train_dataloader.dataset.dataset.pipeline.
 custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # data
@@ -23,14 +24,19 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackInputs')
 ]
+# Each sample's crop, flip and mask depend on (seed, epoch, index) only, so
+# runs with other worker / process counts and resumed runs see the same data.
 train_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='mmpretrain.EpochStampedSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
-        type='mmpretrain.CustomDataset',
-        data_root=data_root,
-        with_label=False,
-        pipeline=train_pipeline))
+        type='mmpretrain.PerSampleSeedDataset',
+        seed=0,
+        dataset=dict(
+            type='mmpretrain.CustomDataset',
+            data_root=data_root,
+            with_label=False,
+            pipeline=train_pipeline)))

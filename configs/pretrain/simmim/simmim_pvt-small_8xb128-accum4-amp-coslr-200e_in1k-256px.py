@@ -2,7 +2,9 @@
 # 256-px image with 75% of its 16-px tokens (random sampling) replaced by a
 # mask token; a linear layer + pixel shuffle predicts the pixels, L1 loss on
 # the masked pixels. Same data size and schedule as the UM-MAE recipe.
-_base_ = ['../ummae/ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-256px.py']
+_base_ = [
+    '../ummae/ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-256px.py'
+]
 
 # model
 model = dict(
@@ -14,8 +16,8 @@ model = dict(
         img_size=256,
         out_indices=-1,
         mask_mode='mask_token'),
-    neck=dict(type='SimMIMNormLinearDecoder', in_channels=512,
-              encoder_stride=32),
+    neck=dict(
+        type='SimMIMNormLinearDecoder', in_channels=512, encoder_stride=32),
     head=dict(
         type='SimMIMHead',
         patch_size=16,

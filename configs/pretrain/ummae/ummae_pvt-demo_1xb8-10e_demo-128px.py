@@ -26,7 +26,8 @@ train_pipeline = [
         backend='pillow',
         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
+    dict(
+        type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
     dict(type='PackInputs', algorithm_keys=['secondary_mask'])
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))

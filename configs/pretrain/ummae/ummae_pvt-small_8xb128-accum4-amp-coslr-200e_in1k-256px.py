@@ -17,7 +17,8 @@ train_pipeline = [
         backend='pillow',
         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
+    dict(
+        type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
     dict(type='PackInputs', algorithm_keys=['secondary_mask'])
 ]
 # 8 GPUs x 128 x accum 4 = 4096 images per update
@@ -30,7 +31,9 @@ optim_wrapper = dict(
     accumulative_counts=4,
     # base lr 1.5e-4 per 256 images, scaled to the 4096 of an update
     optimizer=dict(
-        type='AdamW', lr=1.5e-4 * 4096 / 256, betas=(0.9, 0.95),
+        type='AdamW',
+        lr=1.5e-4 * 4096 / 256,
+        betas=(0.9, 0.95),
         weight_decay=0.05),
     # as the official code: no weight decay on 1-D parameters (norms, biases)
     paramwise_cfg=dict(flat_decay_mult=0.))

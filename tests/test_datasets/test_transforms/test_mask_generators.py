@@ -10,8 +10,8 @@ from um_mae.datasets.transforms import UniformMaskGenerator
 def _blocks(mask):
     """(h, w) -> (h/2 * w/2, 4) kept-flags of every 2x2 block."""
     h, w = mask.shape
-    return mask.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(
-        -1, 4)
+    return mask.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1,
+                                                        3).reshape(-1, 4)
 
 
 def _draw(strategy, size=256, **kwargs):

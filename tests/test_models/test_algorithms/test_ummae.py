@@ -13,8 +13,8 @@ from mmpretrain.structures import DataSample
 
 import um_mae  # noqa: F401
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 FIXTURE_ARCH = dict(
     embed_dims=[16, 32, 40, 64],
     depths=[1, 2, 1, 1],
@@ -161,9 +161,7 @@ def test_simmim_on_pvt_loss():
         dict(
             type='SimMIM',
             backbone=dict(
-                type='UMPVT',
-                arch='demo',
-                img_size=64,
+                type='UMPVT', arch='demo', img_size=64,
                 mask_mode='mask_token'),
             neck=dict(
                 type='SimMIMNormLinearDecoder',
@@ -173,8 +171,7 @@ def test_simmim_on_pvt_loss():
                 type='SimMIMHead',
                 patch_size=16,
                 loss=dict(
-                    type='PixelReconstructionLoss',
-                    criterion='L1',
+                    type='PixelReconstructionLoss', criterion='L1',
                     channel=3))))
     model.init_weights()
     data = model.data_preprocessor(

@@ -25,8 +25,8 @@ def _close(ours, ref):
 
 def _official(ref, **kwargs):
     model = UMPVT(arch=FIXTURE_ARCH, out_indices=(0, 1, 2, 3), **kwargs)
-    model.load_state_dict(convert_official_pvt(ref['state_dict']),
-                          strict=False)
+    model.load_state_dict(
+        convert_official_pvt(ref['state_dict']), strict=False)
     model.double()
     model.eval()
     return model
@@ -52,8 +52,7 @@ def test_classifier_logits_match_fixture(reference):
                 arch=FIXTURE_ARCH,
                 out_type='avg_featmap',
                 learnable_pos_embed=True),
-            head=dict(type='LinearClsHead', num_classes=10,
-                      in_channels=64)))
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
     sd = {
         'backbone.' + k: v
         for k, v in convert_official_pvt(ref['state_dict']).items()
@@ -192,8 +191,8 @@ def test_builds_from_mmdet_and_mmseg_scopes():
 @pytest.mark.parametrize('kwargs, call, match', [
     ({}, lambda m: m(torch.randn(1, 3, 100, 128)),
      'input size 100x128 is not divisible by 32.*128x128'),
-    ({}, lambda m: m(torch.randn(1, 3, 64, 64), torch.zeros(1, 4, 4).bool()),
-     'not a uniform mask'),
+    ({}, lambda m: m(torch.randn(1, 3, 64, 64),
+                     torch.zeros(1, 4, 4).bool()), 'not a uniform mask'),
     ({}, lambda m: m(
         torch.randn(1, 3, 64, 64), _uniform_mask(1, 4, 4),
         torch.ones(1, 4, 4).bool()), 'with_vis_mask_token=True'),
@@ -210,8 +209,7 @@ def test_forward_errors(kwargs, call, match):
 @pytest.mark.parametrize('kwargs, match', [
     (dict(arch='huge'), "arch 'huge' is not in"),
     (dict(arch=dict(embed_dims=[8])), 'custom arch lacks'),
-    (dict(out_type='avg_featmap', out_indices=(0, 3)),
-     'use out_indices=-1'),
+    (dict(out_type='avg_featmap', out_indices=(0, 3)), 'use out_indices=-1'),
     (dict(out_type='cls_token'), "use 'featmap' or 'avg_featmap'"),
     (dict(mask_mode='random'), "use 'compact'"),
 ])

@@ -302,21 +302,24 @@ def test_secondary_masked_tokens_use_vis_mask_token(reference):
 def test_simmim_mask_token_mode():
     torch.manual_seed(0)
     model = UMSwinTransformer(
-        arch=TINY_ARCH, mask_mode='mask_token', out_indices=(3, )).eval()
+        arch=TINY_ARCH, window_size=4, mask_mode='mask_token').eval()
     assert model.mask_token.shape == (1, 1, 8)
-    x = torch.randn(2, 3, 128, 128)
-    mask = torch.rand(2, 8, 8) < 0.5
+    x = torch.randn(2, 3, 64, 64)
+    mask = torch.rand(2, 4, 4) < 0.5
     with torch.no_grad():
         out = model(x, mask)[0]
         # pixels under the mask do not matter
         x2 = x.clone()
-        x2[mask.repeat_interleave(16, 1).repeat_interleave(
-            16, 2)[:, None].expand_as(x)] = 5.
+        hidden = mask.repeat_interleave(16, 1).repeat_interleave(16, 2)
+        x2[hidden[:, None].expand_as(x)] = 5.
         assert torch.allclose(model(x2, mask)[0], out, atol=1e-5)
+        assert not torch.allclose(model(x2)[0], model(x)[0], atol=1e-3)
         # an empty mask is the dense forward
         no_mask = torch.zeros_like(mask)
         assert torch.allclose(model(x, no_mask)[0], model(x)[0])
-    assert out.shape == (2, 64, 4, 4)
+    assert out.shape == (2, 64, 2, 2)
+    with pytest.raises(ValueError, match='tile'):
+        model(x, mask[:, :3])
 
 
 def test_with_cp_and_drop_path_train():

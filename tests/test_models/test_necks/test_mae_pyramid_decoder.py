@@ -102,8 +102,7 @@ def test_shapes_for_other_input_sizes():
     neck.init_weights()
     mask = torch.ones(2, 4, 6, 4, dtype=torch.bool)
     mask[..., 0] = False  # keep the top-left token of every block
-    mask = mask.reshape(2, 4, 6, 2, 2).permute(0, 1, 3, 2,
-                                              4).reshape(2, 8, 12)
+    mask = mask.reshape(2, 4, 6, 2, 2).permute(0, 1, 3, 2, 4).reshape(2, 8, 12)
     pred = neck(torch.randn(2, 32, 2, 3), mask)
     assert pred.shape == (2, 96, 768)
     with pytest.raises(ValueError, match='does not match a stride-32 map'):

@@ -6,7 +6,8 @@ Enabling MAE Pre-training for Pyramid-based Vision Transformers with
 Locality", 2022:
 
 * ``RS`` random sampling (MAE): a random subset of tokens is dropped.
-* ``GS`` grid-wise sampling: the same slot of every 2x2 block is kept.
+* ``GS`` grid-wise sampling: the same slot of every 2x2 block is kept (the
+  slot is drawn once per image).
 * ``US`` uniform sampling: one random token of every 2x2 block is kept.
 * ``UM`` uniform masking: US, then a fraction of the kept tokens (the
   secondary masking ratio) is replaced by a shared learnable token inside
@@ -146,8 +147,8 @@ class UniformMaskGenerator(BaseTransform):
             blocks = np.ones((nb, 4), dtype=bool)
             blocks[np.arange(nb), slot] = False
             # (h/2, w/2, 2, 2) -> (h, w)
-            mask = blocks.reshape(h // 2, w // 2, 2, 2).transpose(
-                0, 2, 1, 3).reshape(h, w)
+            mask = blocks.reshape(h // 2, w // 2, 2,
+                                  2).transpose(0, 2, 1, 3).reshape(h, w)
         if self.secondary_mask_ratio == 0:
             return mask, None
         kept = np.flatnonzero(~mask)

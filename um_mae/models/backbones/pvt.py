@@ -295,8 +295,9 @@ class UMPVT(BaseBackbone):
 
         if isinstance(out_indices, int):
             out_indices = [out_indices]
-        out_indices = [i + self.num_stages if i < 0 else i
-                       for i in out_indices]
+        out_indices = [
+            i + self.num_stages if i < 0 else i for i in out_indices
+        ]
         if any(not 0 <= i < self.num_stages for i in out_indices):
             raise ValueError(f'out_indices {out_indices} out of range for '
                              f'{self.num_stages} stages')
@@ -304,8 +305,8 @@ class UMPVT(BaseBackbone):
         if out_type not in ('featmap', 'avg_featmap'):
             raise ValueError(f"out_type {out_type!r} is not supported; use "
                              "'featmap' or 'avg_featmap'")
-        if out_type == 'avg_featmap' and self.out_indices != (
-                self.num_stages - 1, ):
+        if out_type == 'avg_featmap' and self.out_indices != (self.num_stages -
+                                                              1, ):
             raise ValueError(
                 f"out_type='avg_featmap' pools the last stage only, got "
                 f'out_indices={self.out_indices}; use out_indices=-1')
@@ -438,8 +439,8 @@ class UMPVT(BaseBackbone):
                 hw_shape,
                 mode='bicubic',
                 num_extra_tokens=0)
-        return sincos_pos_embed_2d(hw_shape, self.embed_dims[0]).to(
-            self.pos_embed)
+        return sincos_pos_embed_2d(hw_shape,
+                                   self.embed_dims[0]).to(self.pos_embed)
 
     @staticmethod
     def _upsample(mask: Tensor, hw_shape: Tuple[int, int]) -> Tensor:
@@ -453,9 +454,10 @@ class UMPVT(BaseBackbone):
                 'size / 16)')
         return mask.repeat_interleave(H // h, 1).repeat_interleave(W // w, 2)
 
-    def _compact(self, x: Tensor, pos: Tensor, hw_shape: Tuple[int, int],
-                 mask: Tensor, secondary_mask: Optional[Tensor]
-                 ) -> Tuple[Tensor, Tuple[int, int]]:
+    def _compact(
+            self, x: Tensor, pos: Tensor, hw_shape: Tuple[int, int],
+            mask: Tensor, secondary_mask: Optional[Tensor]
+    ) -> Tuple[Tensor, Tuple[int, int]]:
         """Re-pack the kept tokens (UM-MAE) into a half-size map."""
         N, _, C = x.shape
         check_uniform_mask(mask)
@@ -473,8 +475,8 @@ class UMPVT(BaseBackbone):
             extra = self._upsample(secondary_mask & ~mask, hw_shape)
             token = self.vis_mask_token.reshape(1, C, 1, 1).to(x.dtype)
             x = torch.where(extra.unsqueeze(1), token, x)
-        pos = pos.transpose(1, 2).reshape(1, C, *hw_shape).expand(N, -1, -1,
-                                                                  -1)
+        pos = pos.transpose(1, 2).reshape(1, C,
+                                          *hw_shape).expand(N, -1, -1, -1)
         # position of a secondary-masked token is kept (primary mask)
         x = uniform_pack(x, mask) + uniform_pack(pos, mask)
         hw_shape = (hw_shape[0] // 2, hw_shape[1] // 2)
@@ -556,7 +558,8 @@ def convert_official_pvt(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     # starts a new stage
     block_ids = sorted({
         int(m.group(1))
-        for k in state_dict for m in [re.match(r'blocks\.(\d+)\.', k)] if m
+        for k in state_dict
+        for m in [re.match(r'blocks\.(\d+)\.', k)] if m
     })
     starts = {
         int(m.group(1))

@@ -189,16 +189,19 @@ class ContinuousWindowMSA(BaseModule):
             Tensor: ``(N, nW, WW, C)``.
         """
         N, nW, WW, C = x.shape
-        qkv = self.qkv(x).view(N, nW, WW, 3, self.num_heads,
+        qkv = self.qkv(x).view(N * nW, WW, 3, self.num_heads,
                                C // self.num_heads)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each (N, nW, nH, WW, d)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (N*nW, nH, WW, d)
+        # 4-D inputs let SDPA pick a fused kernel; a bias shared by all
+        # samples (dense mode) stays a stride-0 view where possible
+        bias = attn_bias.to(q.dtype).expand(N, nW, self.num_heads, WW, WW)
         out = F.scaled_dot_product_attention(
             q,
             k,
             v,
-            attn_mask=attn_bias.to(q.dtype),
+            attn_mask=bias.reshape(N * nW, self.num_heads, WW, WW),
             dropout_p=self.attn_drop if self.training else 0.)
-        out = out.transpose(2, 3).reshape(N, nW, WW, C)
+        out = out.transpose(1, 2).reshape(N, nW, WW, C)
         return self.proj_drop(self.proj(out))
 
 
@@ -403,8 +406,10 @@ class UMSwinTransformer(BaseBackbone):
     * ``forward(x)`` (dense): any input size; the image is padded to a
       multiple of the patch size, every block pads its map to a multiple of
       the window (``window_size``) and crops back, odd maps are padded
-      before merging. Returns the NCHW maps of ``out_indices`` at strides
-      4, 8, 16 and 32, or ``(fc_norm(mean of last-stage tokens),)`` with
+      before merging (padded tokens take part in the window attention, as
+      in the official detection backbone). Returns the NCHW maps of
+      ``out_indices`` at strides 4, 8, 16 and 32, or
+      ``(fc_norm(mean of last-stage tokens),)`` with
       ``out_type='avg_featmap'``.
     * ``forward(x, mask, secondary_mask)`` (compact UM-MAE pre-training):
       ``mask`` ``(N, h, w)`` is a uniform mask (True = dropped) on the grid
@@ -421,8 +426,9 @@ class UMSwinTransformer(BaseBackbone):
 
     Args:
         arch (str | dict): ``'tiny'`` or ``'large'`` (official UM-MAE
-            settings), ``'demo'`` (a tiny CPU model), or a dict with keys ``embed_dims``, ``depths``,
-            ``num_heads`` and ``pos_mlp_dims``. Defaults to ``'tiny'``.
+            settings), ``'demo'`` (a tiny CPU model), or a dict with keys
+            ``embed_dims``, ``depths``, ``num_heads`` and ``pos_mlp_dims``.
+            Defaults to ``'tiny'``.
         in_channels (int): Image channels. Defaults to 3.
         patch_size (int): Side of the patch embedding. Defaults to 4.
         window_size (int): Window side in dense mode. Defaults to 16.
@@ -731,18 +737,21 @@ class UMSwinTransformer(BaseBackbone):
         if not bad:
             return
         side = bad[0]
+        maps = [
+            side / self.patch_size / 2**(i + 1) for i in range(self.num_stages)
+        ]
+        maps = ', '.join(f'{m:g}' for m in maps)
         valid = [
             s for s in range(self.patch_size, 4 * max(side, 256) +
                              1, self.patch_size) if self._compact_size_ok(s)
         ]
-        near = sorted(valid, key=lambda s: (abs(s - side), s))[:4]
+        near = sorted(sorted(valid, key=lambda s: (abs(s - side), s))[:4])
         raise ValueError(
             f'input size {tuple(input_size)} cannot be pre-trained in compact '
-            f'mode: with patch {self.patch_size}, {self.num_stages} stages '
-            f'and compact window {self.compact_window_size}, every compact '
-            'stage map must halve exactly and be <= the window or a '
-            f'multiple of it (side {side} breaks this); use a side such as '
-            f'{sorted(near)} (e.g. 256)')
+            f'mode: side {side} gives compact stage maps of {maps} patches, '
+            'but each must be a whole number, halve exactly, and be <= the '
+            f'compact window ({self.compact_window_size}) or a multiple of '
+            f'it; use a side such as {near}')
 
     # ------------------------------------------------------------------
     # forward

@@ -81,8 +81,8 @@ class MAEPyramidDecoder(BaseModule):
                  official_pos_order: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        img_size = (img_size, img_size) if isinstance(img_size,
-                                                      int) else img_size
+        img_size = (img_size,
+                    img_size) if isinstance(img_size, int) else img_size
         self.grid = (img_size[0] // patch_size, img_size[1] // patch_size)
         self.embed_dims = embed_dims
         self.official_pos_order = official_pos_order
@@ -123,8 +123,8 @@ class MAEPyramidDecoder(BaseModule):
     def _pos_embed(self, grid: Tuple[int, int]) -> Tensor:
         if tuple(grid) == self.grid:
             return self.decoder_pos_embed
-        return sincos_pos_embed_2d(grid, self.embed_dims).to(
-            self.decoder_pos_embed)
+        return sincos_pos_embed_2d(grid,
+                                   self.embed_dims).to(self.decoder_pos_embed)
 
     def latent(self, x: Tensor) -> Tensor:
         """Final encoder norm over an NCHW map -> ``(N, H*W, C)``."""

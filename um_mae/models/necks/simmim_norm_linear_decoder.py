@@ -30,10 +30,12 @@ class SimMIMNormLinearDecoder(SimMIMLinearDecoder):
             Defaults to ``dict(type='LN', eps=1e-6)``.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 encoder_stride: int = 32,
-                 norm_cfg: Optional[dict] = dict(type='LN', eps=1e-6)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        encoder_stride: int = 32,
+        norm_cfg: Optional[dict] = dict(type='LN', eps=1e-6)
+    ) -> None:
         super().__init__(in_channels, encoder_stride)
         self.in_norm = build_norm_layer(norm_cfg, in_channels)[1] \
             if norm_cfg is not None else None

@@ -35,8 +35,7 @@ def sincos_pos_embed_2d(grid_size: Union[int, Sequence[int]],
     h, w = (grid_size, grid_size) if isinstance(grid_size, int) \
         else tuple(grid_size)
     quarter = embed_dims // 4
-    omega = 1. / temperature**(np.arange(quarter, dtype=np.float64) /
-                               quarter)
+    omega = 1. / temperature**(np.arange(quarter, dtype=np.float64) / quarter)
     rows, cols = np.meshgrid(
         np.arange(h, dtype=np.float64),
         np.arange(w, dtype=np.float64),

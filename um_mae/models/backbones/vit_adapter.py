@@ -1,0 +1,535 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Plain ViT with a multi-scale adaptor for detection and segmentation.
+
+Li et al., "Benchmarking Detection Transfer Learning with Vision
+Transformers", 2021: a pre-trained plain ViT is fine-tuned for dense tasks
+with windowed attention (global attention in four evenly spaced blocks),
+relative position biases and four resolution modules that turn the
+stride-16 outputs of blocks d/4, 2d/4, 3d/4 and d into a stride 4/8/16/32
+pyramid for an FPN.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+from mmcv.cnn.bricks.transformer import FFN, PatchEmbed
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import trunc_normal_
+from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+__all__ = ['ViTDetBackbone']
+
+
+def relative_position_bias(table: Tensor, table_size: Tuple[int, int],
+                           grid: Tuple[int, int]) -> Tensor:
+    """Expand a relative position bias table to the pairs of a token grid.
+
+    Args:
+        table (Tensor): ``((2*th-1) * (2*tw-1), heads)``, learnt for a
+            ``table_size = (th, tw)`` grid.
+        table_size (tuple[int, int]): ``(th, tw)``.
+        grid (tuple[int, int]): Grid ``(h, w)`` the attention runs on. When
+            it differs from ``table_size`` the table is resized (bicubic,
+            corners aligned, so offset 0 stays offset 0).
+
+    Returns:
+        Tensor: ``(heads, h*w, h*w)``; entry ``(i, j)`` is the bias for
+        query token ``i`` attending to key token ``j`` (raster ids).
+    """
+    th, tw = table_size
+    h, w = grid
+    table = table.t().reshape(1, -1, 2 * th - 1, 2 * tw - 1)
+    if (h, w) != (th, tw):
+        table = F.interpolate(
+            table, size=(2 * h - 1, 2 * w - 1), mode='bicubic',
+            align_corners=True)
+    table = table[0]  # (heads, 2h-1, 2w-1)
+    rows = torch.arange(h, device=table.device)
+    cols = torch.arange(w, device=table.device)
+    dy = rows[:, None] - rows[None, :] + h - 1  # (h, h): query row, key row
+    dx = cols[:, None] - cols[None, :] + w - 1
+    # (heads, h, w, h, w) without an (hw, hw) index tensor
+    bias = table[:, dy[:, None, :, None], dx[None, :, None, :]]
+    return bias.reshape(-1, h * w, h * w)
+
+
+class WindowRelPosAttention(BaseModule):
+    """Multi-head self-attention over windows (or the whole map) with a
+    learnable relative position bias.
+
+    Keys ``qkv`` and ``proj`` are those of mmpretrain's
+    ``MultiheadAttention``, so ViT checkpoints load unchanged. The bias table
+    ``relative_position_bias_table`` is zero-initialised.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Attention heads.
+        window_size (int, optional): Side of the square windows; None for
+            global attention. Defaults to None.
+        table_size (tuple[int, int]): Grid the bias table is learnt for (the
+            window, or for global attention the pre-training grid, resized
+            to the actual grid on the fly).
+        qkv_bias (bool): Bias in the qkv projection. Defaults to True.
+        attn_drop (float): Attention dropout. Defaults to 0.
+        proj_drop (float): Output dropout. Defaults to 0.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 table_size: Tuple[int, int],
+                 window_size: Optional[int] = None,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims={embed_dims} is not divisible by '
+                             f'num_heads={num_heads}; change one of them')
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.table_size = tuple(table_size)
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+        th, tw = self.table_size
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * th - 1) * (2 * tw - 1), num_heads))
+
+    def _attend(self, x: Tensor, grid: Tuple[int, int],
+                key_pad: Optional[Tensor]) -> Tensor:
+        """Attention inside groups of tokens. x: (B', n, C), n = h*w."""
+        B, n, C = x.shape
+        qkv = self.qkv(x).reshape(B, n, 3, self.num_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B', heads, n, C/heads)
+        bias = relative_position_bias(self.relative_position_bias_table,
+                                      self.table_size, grid).to(q.dtype)
+        bias = bias.unsqueeze(0)  # (1, heads, n, n)
+        if key_pad is not None:
+            # (B', 1, 1, n): padded keys get -inf; every window holds real
+            # tokens, so no row is fully masked
+            bias = bias.masked_fill(key_pad[:, None, None, :], float('-inf'))
+        x = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=bias,
+            dropout_p=self.attn_drop if self.training else 0.)
+        x = x.transpose(1, 2).reshape(B, n, C)
+        return self.proj_drop(self.proj(x))
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """Attend within windows, or globally.
+
+        Args:
+            x (Tensor): Tokens ``(B, H*W, C)`` in raster order.
+            hw (tuple[int, int]): Token grid ``(H, W)``.
+
+        Returns:
+            Tensor: ``(B, H*W, C)``.
+        """
+        if self.window_size is None:
+            return self._attend(x, hw, None)
+
+        B, _, C = x.shape
+        H, W = hw
+        ws = self.window_size
+        pad_h, pad_w = -H % ws, -W % ws
+        x = x.view(B, H, W, C)
+        key_pad = None
+        if pad_h or pad_w:
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+            pad = torch.ones(H + pad_h, W + pad_w, dtype=torch.bool,
+                             device=x.device)
+            pad[:H, :W] = False
+            key_pad = pad.view((H + pad_h) // ws, ws, (W + pad_w) // ws,
+                               ws).transpose(1, 2).reshape(-1, ws * ws)
+            key_pad = key_pad.repeat(B, 1)  # (B * windows, ws*ws)
+        Hp, Wp = H + pad_h, W + pad_w
+        # (B, Hp, Wp, C) -> (B * windows, ws*ws, C), windows in raster order
+        x = x.view(B, Hp // ws, ws, Wp // ws, ws, C).transpose(2, 3)
+        x = x.reshape(-1, ws * ws, C)
+        x = self._attend(x, (ws, ws), key_pad)
+        x = x.view(B, Hp // ws, Wp // ws, ws, ws, C).transpose(2, 3)
+        x = x.reshape(B, Hp, Wp, C)[:, :H, :W]
+        return x.reshape(B, H * W, C)
+
+
+class ViTDetBlock(BaseModule):
+    """Pre-norm transformer block with window or global attention.
+
+    The keys (``ln1``, ``attn.qkv``, ``attn.proj``, ``ln2``,
+    ``ffn.layers.*``) follow mmpretrain's ``TransformerEncoderLayer``.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Attention heads.
+        feedforward_channels (int): Hidden channels of the MLP.
+        table_size (tuple[int, int]): Grid of the bias table.
+        window_size (int, optional): Window side, None for global
+            attention. Defaults to None.
+        drop_rate (float): Dropout rate. Defaults to 0.
+        attn_drop_rate (float): Attention dropout rate. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        qkv_bias (bool): Bias in the qkv projection. Defaults to True.
+        act_cfg (dict): MLP activation. Defaults to ``dict(type='GELU')``.
+        norm_cfg (dict): Norm layers. Defaults to
+            ``dict(type='LN', eps=1e-6)``.
+        with_cp (bool): Use activation checkpointing. Defaults to False.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 feedforward_channels: int,
+                 table_size: Tuple[int, int],
+                 window_size: Optional[int] = None,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 qkv_bias: bool = True,
+                 act_cfg: dict = dict(type='GELU'),
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
+        self.ln1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = WindowRelPosAttention(
+            embed_dims,
+            num_heads,
+            table_size=table_size,
+            window_size=window_size,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop_rate,
+            proj_drop=drop_rate)
+        self.drop_path = DropPath(drop_path_rate)
+        self.ln2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.ffn = FFN(
+            embed_dims=embed_dims,
+            feedforward_channels=feedforward_channels,
+            num_fcs=2,
+            ffn_drop=drop_rate,
+            dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
+            act_cfg=act_cfg)
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """(B, H*W, C) -> (B, H*W, C)."""
+
+        def _forward(x):
+            x = x + self.drop_path(self.attn(self.ln1(x), hw))
+            return self.ffn(self.ln2(x), identity=x)
+
+        if self.with_cp and self.training and x.requires_grad:
+            return cp.checkpoint(_forward, x, use_reentrant=False)
+        return _forward(x)
+
+
+@MODELS.register_module()
+class ViTDetBackbone(BaseModule):
+    """Plain ViT with a multi-scale adaptor, for an FPN.
+
+    The ViT follows mmpretrain's ``VisionTransformer`` key names
+    (``patch_embed.projection``, ``pos_embed``, ``layers.i.ln1``,
+    ``layers.i.attn.qkv``, ``layers.i.ffn.layers.0.0``, ...), so MAE, UM-MAE
+    (``UMViT``), MoCo v3 and supervised ViT checkpoints of mmpretrain load
+    with ``init_cfg=dict(type='Pretrained', checkpoint=...,
+    prefix='backbone.')``; mmengine reports the keys that are missing
+    (``relative_position_bias_table``, ``scale_modules``) or unexpected
+    (``cls_token``, the final ``ln1``, ``vis_mask_token``). Official MAE /
+    UM-MAE checkpoints go through
+    ``tools/model_converters/ummae_official_to_ours.py`` first.
+
+    * ``pos_embed`` keeps the ``(1, 1 + h*w, C)`` shape of the pre-training
+      table (the class-token slot is loaded and unused); it is resized to
+      the grid of every input. A checkpoint table of another size is resized
+      to the pre-training grid when loaded.
+    * Blocks ``d/4-1, 2d/4-1, 3d/4-1, d-1`` attend globally, the others
+      within non-overlapping ``window_size`` windows (the map is padded to a
+      multiple of the window, padded keys are masked).
+    * Every block has a zero-initialised relative position bias table for
+      its window (global blocks: for the pre-training grid, resized to the
+      input grid).
+    * The outputs of the four global blocks (stride 16) go through the
+      resolution modules: 2 stride-2 2x2 transposed convs with norm + GELU
+      in between (stride 4), one transposed conv (stride 8), identity
+      (stride 16) and 2x2 max pooling (stride 32).
+
+    Args:
+        arch (str | dict): ``'base'``/``'b'``, ``'large'``/``'l'``,
+            ``'demo'`` (a tiny ViT for tests and CPU demos) or a dict with
+            ``embed_dims``, ``num_layers``, ``num_heads`` and
+            ``feedforward_channels``. Defaults to ``'base'``.
+        img_size (int | tuple): Pre-training input size; sets the grid of
+            ``pos_embed``. Defaults to 224.
+        patch_size (int): Token size in pixels. Defaults to 16.
+        in_channels (int): Image channels. Defaults to 3.
+        window_size (int, optional): Window side in tokens. None means the
+            pre-training grid (14 for 224 px, 16 px tokens). Defaults to
+            None.
+        global_indices (Sequence[int], optional): Blocks with global
+            attention; None means ``d/4-1, 2d/4-1, 3d/4-1, d-1``. Defaults
+            to None.
+        out_indices (Sequence[int]): Which of the four scales (0: stride
+            4, ..., 3: stride 32) to return. Defaults to ``(0, 1, 2, 3)``.
+        drop_rate (float): Dropout rate. Defaults to 0.
+        attn_drop_rate (float): Attention dropout rate. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate, linearly increasing
+            over the blocks. Defaults to 0.
+        qkv_bias (bool): Bias in the qkv projections. Defaults to True.
+        norm_cfg (dict): Norm of the blocks. Defaults to
+            ``dict(type='LN', eps=1e-6)``.
+        scale_norm_cfg (dict): Norm inside the stride-4 module. Defaults to
+            ``dict(type='GN', num_groups=32)``.
+        act_cfg (dict): Activation of the MLPs and the stride-4 module.
+            Defaults to ``dict(type='GELU')``.
+        interpolate_mode (str): Mode for resizing ``pos_embed``. Defaults
+            to ``'bicubic'``.
+        with_cp (bool): Activation checkpointing in every block. Defaults
+            to False.
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+    arch_zoo = {
+        **dict.fromkeys(['b', 'base'], {
+            'embed_dims': 768,
+            'num_layers': 12,
+            'num_heads': 12,
+            'feedforward_channels': 3072
+        }),
+        **dict.fromkeys(['l', 'large'], {
+            'embed_dims': 1024,
+            'num_layers': 24,
+            'num_heads': 16,
+            'feedforward_channels': 4096
+        }),
+        'demo': {
+            'embed_dims': 32,
+            'num_layers': 8,
+            'num_heads': 2,
+            'feedforward_channels': 128
+        },
+    }
+    num_extra_tokens = 1  # the class-token slot of pos_embed
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 img_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: int = 16,
+                 in_channels: int = 3,
+                 window_size: Optional[int] = None,
+                 global_indices: Optional[Sequence[int]] = None,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 qkv_bias: bool = True,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 scale_norm_cfg: dict = dict(type='GN', num_groups=32),
+                 act_cfg: dict = dict(type='GELU'),
+                 interpolate_mode: str = 'bicubic',
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_zoo:
+                raise ValueError(f'unknown arch {arch!r}; use one of '
+                                 f'{sorted(self.arch_zoo)} or a dict')
+            arch = self.arch_zoo[arch.lower()]
+        essential = {
+            'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'
+        }
+        if not isinstance(arch, dict) or not essential <= set(arch):
+            raise ValueError(f'a custom arch needs the keys {essential}, '
+                             f'got {arch}')
+        self.embed_dims = arch['embed_dims']
+        self.num_layers = depth = arch['num_layers']
+        if depth % 4:
+            raise ValueError(f'num_layers={depth} is not a multiple of 4; '
+                             'the four outputs come from blocks d/4, 2d/4, '
+                             '3d/4 and d')
+        self.patch_size = patch_size
+        self.interpolate_mode = interpolate_mode
+
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels,
+            input_size=img_size,
+            embed_dims=self.embed_dims,
+            conv_type='Conv2d',
+            kernel_size=patch_size,
+            stride=patch_size)
+        self.patch_resolution = tuple(self.patch_embed.init_out_size)
+        num_patches = self.patch_resolution[0] * self.patch_resolution[1]
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, num_patches + self.num_extra_tokens,
+                        self.embed_dims))
+        self._register_load_state_dict_pre_hook(self._resize_ckpt_pos_embed)
+        self.drop_after_pos = nn.Dropout(p=drop_rate)
+
+        if window_size is None:
+            if self.patch_resolution[0] != self.patch_resolution[1]:
+                raise ValueError(
+                    f'pre-training grid {self.patch_resolution} is not '
+                    'square; set window_size explicitly')
+            window_size = self.patch_resolution[0]
+        self.window_size = window_size
+        self.out_block_indices = tuple(depth // 4 * (i + 1) - 1
+                                       for i in range(4))
+        if global_indices is None:
+            global_indices = self.out_block_indices
+        self.global_indices = tuple(
+            depth + i if i < 0 else i for i in global_indices)
+        for i in self.global_indices:
+            if not 0 <= i < depth:
+                raise ValueError(f'global block index {i} is outside '
+                                 f'0..{depth - 1}')
+        for i in out_indices:
+            if not 0 <= i < 4:
+                raise ValueError(f'out_indices {tuple(out_indices)} must '
+                                 'pick from the 4 scales 0..3 (stride 4, '
+                                 '8, 16, 32)')
+        self.out_indices = tuple(out_indices)
+
+        dpr = np.linspace(0, drop_path_rate, depth)
+        self.layers = ModuleList()
+        for i in range(depth):
+            is_global = i in self.global_indices
+            self.layers.append(
+                ViTDetBlock(
+                    self.embed_dims,
+                    arch['num_heads'],
+                    arch['feedforward_channels'],
+                    table_size=self.patch_resolution if is_global else
+                    (window_size, window_size),
+                    window_size=None if is_global else window_size,
+                    drop_rate=drop_rate,
+                    attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=float(dpr[i]),
+                    qkv_bias=qkv_bias,
+                    act_cfg=act_cfg,
+                    norm_cfg=norm_cfg,
+                    with_cp=with_cp))
+
+        C = self.embed_dims
+        self.scale_modules = ModuleList([
+            nn.Sequential(
+                nn.ConvTranspose2d(C, C, kernel_size=2, stride=2),
+                build_norm_layer(scale_norm_cfg, C)[1],
+                build_activation_layer(act_cfg),
+                nn.ConvTranspose2d(C, C, kernel_size=2, stride=2)),
+            nn.ConvTranspose2d(C, C, kernel_size=2, stride=2),
+            nn.Identity(),
+            # ceil_mode keeps the last row/column of an odd grid
+            nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True),
+        ])
+
+    def init_weights(self) -> None:
+        """Random init unless a ``Pretrained`` init_cfg loads weights."""
+        super().init_weights()
+        if isinstance(self.init_cfg, dict) and \
+                self.init_cfg.get('type') == 'Pretrained':
+            return
+        trunc_normal_(self.pos_embed, std=.02)
+        for m in self.layers.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def _resize_ckpt_pos_embed(self, state_dict: Dict[str, Tensor],
+                               prefix: str, *args, **kwargs) -> None:
+        """Bring a checkpoint ``pos_embed`` of another grid to ours."""
+        name = prefix + 'pos_embed'
+        if name not in state_dict:
+            return
+        ckpt = state_dict[name]
+        if ckpt.shape == self.pos_embed.shape:
+            return
+        num_extra = ckpt.shape[1] - int(np.sqrt(ckpt.shape[1]))**2
+        side = int(np.sqrt(ckpt.shape[1] - num_extra))
+        if num_extra not in (0, 1) or ckpt.shape[-1] != self.embed_dims:
+            raise ValueError(
+                f'cannot map checkpoint pos_embed {tuple(ckpt.shape)} to '
+                f'{tuple(self.pos_embed.shape)}; expected (1, [1 +] s*s, '
+                f'{self.embed_dims})')
+        if num_extra == 0:  # no class-token slot: add an unused one
+            ckpt = torch.cat([ckpt.new_zeros(1, 1, ckpt.shape[-1]), ckpt], 1)
+        MMLogger.get_current_instance().info(
+            f'resize pos_embed from {tuple(state_dict[name].shape)} to '
+            f'{tuple(self.pos_embed.shape)}')
+        state_dict[name] = resize_pos_embed(ckpt, (side, side),
+                                            self.patch_resolution,
+                                            self.interpolate_mode,
+                                            self.num_extra_tokens)
+
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Layer depth of a parameter, for layer-wise lr decay.
+
+        Embeddings are depth 0, block ``i`` is ``i + 1``; the resolution
+        modules and anything outside the backbone are the last depth.
+
+        Args:
+            param_name (str): Parameter name.
+            prefix (str): Prefix of the backbone parameters. Defaults to
+                ``''``.
+
+        Returns:
+            tuple[int, int]: The depth and the number of depths.
+        """
+        num_depths = self.num_layers + 2
+        if not param_name.startswith(prefix):
+            return num_depths - 1, num_depths
+        name = param_name[len(prefix):]
+        if name == 'pos_embed' or name.startswith('patch_embed'):
+            return 0, num_depths
+        if name.startswith('layers.'):
+            return int(name.split('.')[1]) + 1, num_depths
+        return num_depths - 1, num_depths
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Multi-scale features of full images.
+
+        Args:
+            x (Tensor): Images ``(N, C, H, W)``, ``H`` and ``W`` multiples
+                of ``patch_size``.
+
+        Returns:
+            tuple[Tensor]: NCHW maps with ``embed_dims`` channels at strides
+            4, 8, 16 and 32 (those picked by ``out_indices``).
+        """
+        H, W = x.shape[-2:]
+        if H % self.patch_size or W % self.patch_size:
+            raise ValueError(
+                f'input size {H}x{W} is not a multiple of the patch size '
+                f'{self.patch_size}; pad the batch, e.g. '
+                f'data_preprocessor=dict(pad_size_divisor=32)')
+        B = x.shape[0]
+        x, hw = self.patch_embed(x)  # (B, h*w, C)
+        pos_embed = resize_pos_embed(
+            self.pos_embed,
+            self.patch_resolution,
+            hw,
+            mode=self.interpolate_mode,
+            num_extra_tokens=self.num_extra_tokens)
+        x = self.drop_after_pos(x + pos_embed[:, self.num_extra_tokens:])
+
+        stride16 = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, hw)
+            if i in self.out_block_indices:
+                stride16.append(x.transpose(1, 2).reshape(B, -1, *hw))
+        return tuple(self.scale_modules[i](stride16[i])
+                     for i in self.out_indices)
