@@ -22,9 +22,9 @@ TEST = osp.join(REPO, 'tools', 'test.py')
 MAE_DEMO = osp.join(REPO, 'configs', 'pretrain', 'mae',
                     'mae_vit-tiny-p16_1xb8-10e_demo-128px.py')
 DET_TINY = osp.join(REPO, 'tests', 'data', 'configs',
-                    'gfl_resnet-tiny_demo-coco.py')
+                    'gfl_pvt-demo_demo-coco.py')
 SEG_TINY = osp.join(REPO, 'tests', 'data', 'configs',
-                    'upernet_resnet-tiny_demo-seg.py')
+                    'upernet_pvt-demo_demo-seg.py')
 
 
 def run_tool(*args, env=None, cwd=REPO):

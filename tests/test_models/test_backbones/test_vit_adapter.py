@@ -95,7 +95,12 @@ def test_padded_window_masks_the_padding():
     # zero biases it must equal global attention over the real tokens
     windowed = _backbone(window_size=8)
     glob = _backbone(global_indices=range(8))
-    glob.load_state_dict(windowed.state_dict(), strict=False)
+    state = {
+        k: v
+        for k, v in windowed.state_dict().items()
+        if 'relative_position_bias_table' not in k  # all zero, other shape
+    }
+    glob.load_state_dict(state, strict=False)
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         for a, b in zip(windowed(x), glob(x)):

@@ -1,0 +1,55 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""um_mae modules are reachable from configs of all three toolboxes.
+
+Each config names ``custom_imports=dict(imports=['um_mae'])``; loading it
+must import um_mae (registering its modules) and the toolbox's own registry
+must build the scoped type ``mmpretrain.<Name>``.
+"""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = {
+    'mmpretrain': 'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py',
+    'mmdet': 'tests/data/configs/gfl_pvt-demo_demo-coco.py',
+    'mmseg': 'tests/data/configs/upernet_pvt-demo_demo-seg.py',
+}
+
+# A fresh interpreter, so that nothing but the config imports um_mae.
+SCRIPT = r'''
+import sys
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+assert 'um_mae' not in sys.modules
+cfg = Config.fromfile(sys.argv[1], import_custom_modules=True)
+assert 'um_mae' in sys.modules, 'custom_imports did not import um_mae'
+scope = cfg.default_scope
+assert scope == sys.argv[2], scope
+init_default_scope(scope)
+registry = {
+    'mmpretrain': 'mmpretrain.registry',
+    'mmdet': 'mmdet.registry',
+    'mmseg': 'mmseg.registry',
+}[scope]
+MODELS = __import__(registry, fromlist=['MODELS']).MODELS
+model = MODELS.build(cfg.model)
+backbone = model.backbone
+print(type(model).__name__, type(backbone).__module__, type(backbone).__name__)
+'''
+
+
+@pytest.mark.parametrize('scope', list(CONFIGS))
+def test_config_reaches_um_mae(scope):
+    proc = subprocess.run(
+        [sys.executable, '-c', SCRIPT, CONFIGS[scope], scope],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model, module, backbone = proc.stdout.split()[-3:]
+    assert module.startswith('um_mae.models.backbones')
+    assert backbone == 'UMPVT'
