@@ -42,3 +42,6 @@ def test_config_builds(path):
     assert cfg.train_dataloader.batch_size > 0
     assert cfg.get('optim_wrapper') is not None
     assert cfg.get('auto_scale_lr', {}).get('base_batch_size')
+    if '/pretrain/' in path:
+        # gradient clipping is one line away in every pre-training config
+        assert 'clip_grad' in cfg.optim_wrapper

@@ -12,7 +12,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
                               check_data_roots, check_toolbox, load_config,
-                              setup_distributed)
+                              setup_distributed, user_errors)
 
 
 def parse_args(argv=None):
@@ -43,11 +43,12 @@ def main(argv=None):
     except UsageError as e:
         sys.exit(f'error: {e}')
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(
-        cfg)
-    metrics = runner.test()
+    with user_errors():
+        from mmengine.registry import RUNNERS
+        from mmengine.runner import Runner
+        runner = RUNNERS.build(
+            cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        metrics = runner.test()
     if args.out:
         import mmengine
         mmengine.dump(metrics, args.out)

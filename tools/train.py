@@ -11,8 +11,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
-                              check_data_roots, check_toolbox, load_config,
-                              setup_distributed)
+                              check_data_roots, check_model_channels,
+                              check_toolbox, load_config, setup_distributed,
+                              user_errors)
 
 
 def parse_args(argv=None):
@@ -85,13 +86,15 @@ def main(argv=None):
     except UsageError as e:
         sys.exit(f'error: {e}')
 
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    with user_errors():
+        from mmengine.registry import RUNNERS
+        from mmengine.runner import Runner
+        if 'runner_type' in cfg:
+            runner = RUNNERS.build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
+        check_model_channels(runner.model, cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -179,3 +179,48 @@ def test_toolbox_not_installed(tmp_path):
     assert 'the config needs mmdet' in out
     assert 'bash tools/install.sh' in out and 'mmdet==3.3.0' in out
     assert 'Traceback' not in out
+
+
+def test_out_indices_do_not_match_neck(tmp_path):
+    # the demo PVT gives 32/64/128 channels for out_indices (1, 2, 3)
+    rc, out = run_tool(TRAIN, DET_TINY, '--work-dir', str(tmp_path),
+                       '--cfg-options', 'model.backbone.out_indices=[0,1,2]',
+                       'train_dataloader.dataset.data_root=' + REPO)
+    assert rc != 0
+    assert 'model.backbone.out_indices=[0, 1, 2]' in out
+    assert 'model.neck.in_channels=[32, 64, 128]' in out
+    assert 'model.neck.in_channels=[16, 32, 64]' in out  # the fix
+    assert 'Traceback' not in out
+
+
+def test_bad_mask_ratio_is_one_clear_error(pretrain_root, tmp_path):
+    cfg = tmp_path / 'bad_ratio.py'
+    cfg.write_text(
+        f"_base_ = ['{REPO}/configs/pretrain/ummae/"
+        "ummae_pvt-demo_1xb8-10e_demo-128px.py']\n"
+        "train_dataloader = dict(dataset=dict(dataset=dict(pipeline=[\n"
+        "    dict(type='LoadImageFromFile'),\n"
+        "    dict(type='UniformMaskGenerator', strategy='UM',\n"
+        "         secondary_mask_ratio=1.5),\n"
+        "    dict(type='PackInputs', algorithm_keys=['secondary_mask'])])))\n")
+    rc, out = run_tool(TRAIN, str(cfg), '--work-dir', str(tmp_path / 'w'),
+                       '--cfg-options',
+                       f'train_dataloader.dataset.dataset.data_root='
+                       f'{pretrain_root}')
+    assert rc == 1
+    assert 'error:' in out and '1.5' in out
+    assert 'Traceback' not in out
+    assert not any(f.endswith('.pth') for f in os.listdir(tmp_path / 'w'))
+
+
+def test_image_size_incompatible_with_uniform_masking(pretrain_root,
+                                                      tmp_path):
+    rc, out = run_tool(
+        TRAIN, osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                        'ummae_pvt-demo_1xb8-10e_demo-128px.py'),
+        '--work-dir', str(tmp_path), '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={pretrain_root}',
+        'train_dataloader.dataset.dataset.pipeline.1.scale=112')
+    assert rc == 1
+    assert 'error:' in out and '112' in out
+    assert 'Traceback' not in out

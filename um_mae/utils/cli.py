@@ -7,16 +7,19 @@ data root, an uninstalled toolbox, an unknown launcher) is reported as one
 :class:`UsageError` naming the fix instead of a traceback from deep inside
 mmengine.
 """
+import contextlib
 import importlib
 import os
 import os.path as osp
+import sys
 from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict, DictAction
 
 __all__ = [
     'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
-    'check_toolbox', 'check_data_roots', 'setup_distributed', 'DictAction'
+    'check_toolbox', 'check_data_roots', 'check_model_channels',
+    'setup_distributed', 'user_errors', 'DictAction'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -171,3 +174,89 @@ def setup_distributed(cfg: Config) -> None:
             device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False)))
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Report configuration and data errors as one line, not a traceback.
+
+    ``ValueError`` / ``TypeError`` / ``KeyError`` / ``FileNotFoundError``
+    (raised by our modules with the offending value and the fix, or by the
+    registries for unknown types) and a non-finite loss end the run with
+    ``error: <message>`` and exit code 1. Set ``UM_MAE_DEBUG=1`` to get the
+    full traceback instead.
+    """
+    from um_mae.engine.hooks import NonFiniteLossError
+    try:
+        yield
+    except (UsageError, ValueError, TypeError, KeyError, FileNotFoundError,
+            NonFiniteLossError) as e:
+        if os.environ.get('UM_MAE_DEBUG'):
+            raise
+        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        if 'Original Traceback' in msg:  # re-raised from a dataloader worker
+            head = f'{type(e).__name__}: '
+            starts = [i for i, line in enumerate(msg.splitlines())
+                      if line.startswith(head)]
+            if starts:
+                msg = '\n'.join(msg.splitlines()[starts[-1]:])[len(head):]
+        print(f'error: {msg}\n(set UM_MAE_DEBUG=1 for the traceback)',
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def _model_cfg_channels(cfg: Config) -> Optional[Tuple[str, list]]:
+    neck = cfg.model.get('neck')
+    if isinstance(neck, dict) and isinstance(
+            neck.get('in_channels'), (list, tuple)):
+        return 'model.neck.in_channels', list(neck.in_channels)
+    head = cfg.model.get('decode_head')
+    if isinstance(head, dict) and isinstance(
+            head.get('in_channels'), (list, tuple)):
+        return 'model.decode_head.in_channels', list(head.in_channels)
+    return None
+
+
+def _selected(cfg: Config, got: list) -> list:
+    """The maps a segmentation head picks with ``in_index``."""
+    head = cfg.model.get('decode_head')
+    index = head.get('in_index') if isinstance(head, dict) else None
+    if cfg.model.get('neck') is None and isinstance(index, (list, tuple)):
+        if all(-len(got) <= i < len(got) for i in index):
+            return [got[i] for i in index]
+    return got
+
+
+def check_model_channels(model, cfg: Config, size: int = 128) -> None:
+    """Check that the backbone's maps fit the neck's ``in_channels``.
+
+    A dense config whose ``backbone.out_indices`` do not match the neck's (or
+    segmentation head's) ``in_channels`` otherwise fails deep inside a
+    convolution. The backbone runs once on a ``size x size`` zero image.
+    """
+    import torch
+    expected = _model_cfg_channels(cfg)
+    model = getattr(model, 'module', model)
+    backbone = getattr(model, 'backbone', None)
+    if expected is None or backbone is None:
+        return
+    where, channels = expected
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            device = next(backbone.parameters()).device
+            outs = backbone(torch.zeros(1, 3, size, size, device=device))
+    except Exception:  # the model has its own input rules; not our check
+        return
+    finally:
+        backbone.train(was_training)
+    got = [o.shape[1] for o in outs] if isinstance(outs,
+                                                   (list, tuple)) else None
+    if got is None or _selected(cfg, got) == channels:
+        return
+    out_indices = cfg.model.backbone.get('out_indices')
+    raise UsageError(
+        f'model.backbone.out_indices={out_indices} gives maps with '
+        f'{got} channels but {where}={channels}; make them agree, e.g. '
+        f'{where}={got}')

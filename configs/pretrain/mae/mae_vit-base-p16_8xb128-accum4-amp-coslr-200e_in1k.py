@@ -10,7 +10,10 @@ model = dict(neck=dict(decoder_depth=2))
 train_dataloader = dict(batch_size=128)
 
 # schedule
-optim_wrapper = dict(accumulative_counts=4)  # lr 1.5e-4 * 4096 / 256 kept
+optim_wrapper = dict(
+    accumulative_counts=4,  # lr 1.5e-4 * 4096 / 256 kept
+    # gradient clipping, off as in the paper: clip_grad=dict(max_norm=3.0)
+    clip_grad=None)
 param_scheduler = [
     dict(
         type='LinearLR',

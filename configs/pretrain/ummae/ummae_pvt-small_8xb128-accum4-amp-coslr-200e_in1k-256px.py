@@ -29,6 +29,8 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
     accumulative_counts=4,
+    # gradient clipping, off as in the paper: clip_grad=dict(max_norm=3.0)
+    clip_grad=None,
     # base lr 1.5e-4 per 256 images, scaled to the 4096 of an update
     optimizer=dict(
         type='AdamW',

@@ -53,3 +53,6 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=200)
 auto_scale_lr = dict(base_batch_size=4096)
+
+# gradient clipping, off as in the paper: clip_grad=dict(max_norm=3.0)
+optim_wrapper = dict(clip_grad=None)

@@ -11,9 +11,7 @@ model = dict(
         _delete_=True,
         type='UMViT',
         arch=dict(
-            embed_dims=96,
-            num_layers=4,
-            num_heads=4,
+            embed_dims=96, num_layers=4, num_heads=4,
             feedforward_channels=384),
         img_size={{_base_.img_size}},
         patch_size=16,
@@ -29,7 +27,8 @@ train_pipeline = [
         backend='pillow',
         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
+    dict(
+        type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
     dict(type='PackInputs', algorithm_keys=['secondary_mask'])
 ]
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))

@@ -11,8 +11,7 @@ import um_mae  # noqa: F401
 from um_mae.models.backbones.vit_adapter import (ViTDetBackbone,
                                                  relative_position_bias)
 
-DEMO = dict(
-    embed_dims=32, num_layers=8, num_heads=2, feedforward_channels=128)
+DEMO = dict(embed_dims=32, num_layers=8, num_heads=2, feedforward_channels=128)
 
 
 def _backbone(**kwargs):
@@ -29,11 +28,13 @@ def _randomise_bias_tables(model):
         torch.nn.init.normal_(layer.attn.relative_position_bias_table)
 
 
-@pytest.mark.parametrize('size,grids', [
-    ((64, 96), [(16, 24), (8, 12), (4, 6), (2, 3)]),
-    # odd token grid: the stride-32 map keeps the last row / column
-    ((80, 48), [(20, 12), (10, 6), (5, 3), (3, 2)]),
-])
+@pytest.mark.parametrize(
+    'size,grids',
+    [
+        ((64, 96), [(16, 24), (8, 12), (4, 6), (2, 3)]),
+        # odd token grid: the stride-32 map keeps the last row / column
+        ((80, 48), [(20, 12), (10, 6), (5, 3), (3, 2)]),
+    ])
 def test_output_strides_and_channels(size, grids):
     model = _backbone()
     with torch.no_grad():
@@ -48,13 +49,12 @@ def test_output_strides_and_channels(size, grids):
 def test_global_block_schedule():
     model = _backbone()
     assert model.global_indices == (1, 3, 5, 7)
-    assert [layer.attn.window_size for layer in model.layers
-            ] == [4, None, 4, None, 4, None, 4, None]
+    assert [layer.attn.window_size
+            for layer in model.layers] == [4, None, 4, None, 4, None, 4, None]
     # the large ViT schedule, on a narrow model: blocks 6, 12, 18, 24
     deep = ViTDetBackbone(
         arch=dict(
-            embed_dims=8, num_layers=24, num_heads=2,
-            feedforward_channels=8),
+            embed_dims=8, num_layers=24, num_heads=2, feedforward_channels=8),
         img_size=224,
         scale_norm_cfg=dict(type='GN', num_groups=4))
     assert deep.global_indices == (5, 11, 17, 23)
@@ -74,7 +74,8 @@ def test_window_blocks_are_local():
         window = model.layers[0]
         glob = model.layers[1]
         torch.testing.assert_close(
-            window(x, hw)[0, left], window(y, hw)[0, left])
+            window(x, hw)[0, left],
+            window(y, hw)[0, left])
         assert (glob(x, hw)[0, left] - glob(y, hw)[0, left]).abs().max() \
             > 1e-3
 
@@ -179,9 +180,8 @@ def test_load_mae_style_checkpoint(tmp_path):
     for key in ('pos_embed', 'patch_embed.projection.weight',
                 'layers.7.attn.qkv.weight', 'layers.3.ffn.layers.1.bias'):
         assert torch.equal(model.state_dict()[key], src[key]), key
-    assert not any(
-        layer.attn.relative_position_bias_table.any()
-        for layer in model.layers)
+    assert not any(layer.attn.relative_position_bias_table.any()
+                   for layer in model.layers)
     report = '\n'.join(messages)
     assert 'unexpected key' in report and 'vis_mask_token' in report
     assert 'missing keys' in report and 'scale_modules' in report
@@ -231,8 +231,7 @@ def test_checkpointing_and_drop_path():
 
 def test_layer_depth_and_errors():
     model = _backbone()
-    assert model.get_layer_depth('backbone.pos_embed', 'backbone.') == (0,
-                                                                       10)
+    assert model.get_layer_depth('backbone.pos_embed', 'backbone.') == (0, 10)
     assert model.get_layer_depth('backbone.layers.3.ln1.weight',
                                  'backbone.') == (4, 10)
     assert model.get_layer_depth('backbone.scale_modules.1.weight',

@@ -49,7 +49,9 @@ def relative_position_bias(table: Tensor, table_size: Tuple[int, int],
     table = table.t().reshape(1, -1, 2 * th - 1, 2 * tw - 1)
     if (h, w) != (th, tw):
         table = F.interpolate(
-            table, size=(2 * h - 1, 2 * w - 1), mode='bicubic',
+            table,
+            size=(2 * h - 1, 2 * w - 1),
+            mode='bicubic',
             align_corners=True)
     table = table[0]  # (heads, 2h-1, 2w-1)
     rows = torch.arange(h, device=table.device)
@@ -62,8 +64,7 @@ def relative_position_bias(table: Tensor, table_size: Tuple[int, int],
 
 
 class WindowRelPosAttention(BaseModule):
-    """Multi-head self-attention over windows (or the whole map) with a
-    learnable relative position bias.
+    """Windowed or global self-attention with a relative position bias.
 
     Keys ``qkv`` and ``proj`` are those of mmpretrain's
     ``MultiheadAttention``, so ViT checkpoints load unchanged. The bias table
@@ -72,11 +73,11 @@ class WindowRelPosAttention(BaseModule):
     Args:
         embed_dims (int): Channels.
         num_heads (int): Attention heads.
-        window_size (int, optional): Side of the square windows; None for
-            global attention. Defaults to None.
         table_size (tuple[int, int]): Grid the bias table is learnt for (the
             window, or for global attention the pre-training grid, resized
             to the actual grid on the fly).
+        window_size (int, optional): Side of the square windows; None for
+            global attention. Defaults to None.
         qkv_bias (bool): Bias in the qkv projection. Defaults to True.
         attn_drop (float): Attention dropout. Defaults to 0.
         proj_drop (float): Output dropout. Defaults to 0.
@@ -150,8 +151,8 @@ class WindowRelPosAttention(BaseModule):
         key_pad = None
         if pad_h or pad_w:
             x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-            pad = torch.ones(H + pad_h, W + pad_w, dtype=torch.bool,
-                             device=x.device)
+            pad = torch.ones(
+                H + pad_h, W + pad_w, dtype=torch.bool, device=x.device)
             pad[:H, :W] = False
             key_pad = pad.view((H + pad_h) // ws, ws, (W + pad_w) // ws,
                                ws).transpose(1, 2).reshape(-1, ws * ws)
@@ -303,18 +304,20 @@ class ViTDetBackbone(BaseModule):
             Defaults to None.
     """
     arch_zoo = {
-        **dict.fromkeys(['b', 'base'], {
-            'embed_dims': 768,
-            'num_layers': 12,
-            'num_heads': 12,
-            'feedforward_channels': 3072
-        }),
-        **dict.fromkeys(['l', 'large'], {
-            'embed_dims': 1024,
-            'num_layers': 24,
-            'num_heads': 16,
-            'feedforward_channels': 4096
-        }),
+        **dict.fromkeys(
+            ['b', 'base'], {
+                'embed_dims': 768,
+                'num_layers': 12,
+                'num_heads': 12,
+                'feedforward_channels': 3072
+            }),
+        **dict.fromkeys(
+            ['l', 'large'], {
+                'embed_dims': 1024,
+                'num_layers': 24,
+                'num_heads': 16,
+                'feedforward_channels': 4096
+            }),
         'demo': {
             'embed_dims': 32,
             'num_layers': 8,
@@ -389,8 +392,8 @@ class ViTDetBackbone(BaseModule):
                                        for i in range(4))
         if global_indices is None:
             global_indices = self.out_block_indices
-        self.global_indices = tuple(
-            depth + i if i < 0 else i for i in global_indices)
+        self.global_indices = tuple(depth + i if i < 0 else i
+                                    for i in global_indices)
         for i in self.global_indices:
             if not 0 <= i < depth:
                 raise ValueError(f'global block index {i} is outside '
@@ -474,7 +477,8 @@ class ViTDetBackbone(BaseModule):
                                             self.interpolate_mode,
                                             self.num_extra_tokens)
 
-    def get_layer_depth(self, param_name: str,
+    def get_layer_depth(self,
+                        param_name: str,
                         prefix: str = '') -> Tuple[int, int]:
         """Layer depth of a parameter, for layer-wise lr decay.
 
