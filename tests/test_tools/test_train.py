@@ -224,3 +224,21 @@ def test_image_size_incompatible_with_uniform_masking(pretrain_root,
     assert rc == 1
     assert 'error:' in out and '112' in out
     assert 'Traceback' not in out
+
+
+def test_corrupt_image_is_one_clear_error(tmp_path):
+    root = tmp_path / 'images'
+    paths = make_pretrain_images(str(root), num_images=8, size=128)
+    with open(paths[3], 'wb') as f:
+        f.write(b'\xff\xd8\xff\xe0 truncated')
+    rc, out = run_tool(
+        TRAIN, osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                        'ummae_pvt-demo_1xb8-10e_demo-128px.py'),
+        '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={root}',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False')
+    assert rc == 1
+    assert f'cannot read image {paths[3]}' in out
+    assert "on_error='skip'" in out
+    assert 'Traceback' not in out

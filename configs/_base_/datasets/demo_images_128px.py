@@ -14,7 +14,7 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     to_rgb=True)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile', on_error='raise'),
     dict(
         type='RandomResizedCrop',
         scale=img_size,

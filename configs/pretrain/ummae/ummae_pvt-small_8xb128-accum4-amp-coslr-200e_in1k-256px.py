@@ -9,7 +9,8 @@ custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # data
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # corrupt or truncated images stop the run; on_error='skip' skips them
+    dict(type='CheckedLoadImageFromFile', on_error='raise'),
     dict(
         type='RandomResizedCrop',
         scale=256,

@@ -18,7 +18,8 @@ model = dict(
 
 # data: 224 px -> a 14x14 token grid, 49 tokens kept, 12 of them replaced
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # corrupt or truncated images stop the run; on_error='skip' skips them
+    dict(type='CheckedLoadImageFromFile', on_error='raise'),
     dict(
         type='RandomResizedCrop',
         scale=224,

@@ -19,7 +19,8 @@ model = dict(
 
 # data
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    # corrupt or truncated images stop the run; on_error='skip' skips them
+    dict(type='CheckedLoadImageFromFile', on_error='raise'),
     dict(
         type='RandomResizedCrop',
         scale={{_base_.img_size}},

@@ -1,0 +1,71 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Image loading with a stated policy for corrupt or truncated files."""
+from typing import Optional
+
+import mmcv
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
+from mmengine.fileio import get
+from mmengine.logging import MMLogger
+from mmpretrain.registry import TRANSFORMS
+
+__all__ = ['CheckedLoadImageFromFile']
+
+
+@TRANSFORMS.register_module()
+class CheckedLoadImageFromFile(LoadImageFromFile):
+    """Load an image; decide what a corrupt or truncated file does.
+
+    ``mmcv``'s loader either raises deep inside a worker or, with OpenCV,
+    silently decodes a truncated JPEG with a grey bottom. This one decodes
+    with Pillow, which refuses truncated files, and then applies ``on_error``:
+
+    * ``'raise'`` (default): stop with a ``ValueError`` naming the file and
+      the fix;
+    * ``'skip'``: log a warning naming the file and return ``None``, which
+      makes mmengine's dataset draw another sample (training only; in test
+      mode mmengine refuses ``None`` and the run stops).
+
+    Args:
+        on_error (str): ``'raise'`` or ``'skip'``. Defaults to ``'raise'``.
+        **kwargs: Arguments of :class:`mmcv.transforms.LoadImageFromFile`
+            (``imdecode_backend`` defaults to ``'pillow'`` here).
+    """
+
+    def __init__(self, on_error: str = 'raise', **kwargs) -> None:
+        if on_error not in ('raise', 'skip'):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got "
+                             f'{on_error!r}')
+        kwargs.setdefault('imdecode_backend', 'pillow')
+        super().__init__(**kwargs)
+        self.on_error = on_error
+
+    def transform(self, results: dict) -> Optional[dict]:
+        filename = results['img_path']
+        try:
+            img_bytes = get(filename, backend_args=self.backend_args)
+            img = mmcv.imfrombytes(
+                img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+            if img is None or img.size == 0:
+                raise ValueError('decoder returned no pixels')
+        except Exception as e:  # corrupt, truncated, unreadable
+            if self.on_error == 'skip':
+                MMLogger.get_current_instance().warning(
+                    f'skipping unreadable image {filename}: {e}')
+                return None
+            raise ValueError(
+                f'cannot read image {filename} ({type(e).__name__}: {e}); '
+                'delete or replace the file, or skip unreadable images with '
+                "dict(type='CheckedLoadImageFromFile', on_error='skip')"
+            ) from e
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(on_error={self.on_error!r}, '
+                f'color_type={self.color_type!r}, '
+                f'imdecode_backend={self.imdecode_backend!r})')

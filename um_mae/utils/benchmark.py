@@ -1,0 +1,710 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Pre-training efficiency benchmark: step time, memory, encoder tokens.
+
+Compares masked-image-modeling recipes (UM-MAE, SimMIM, MAE) as the UM-MAE
+paper does (Li et al., "Uniform Masking: Enabling MAE Pre-training for
+Pyramid-based Vision Transformers with Locality", 2022, Table 1): the same
+backbone, batch and input size, one training step = data preprocessing,
+forward, backward and optimizer step.
+
+How each number is measured:
+
+* **seconds per step**: every model is built in one process and warmed up;
+  then the configs take turns (round-robin) for several rounds, so that a
+  slow phase of a shared machine hits all of them alike. The median over
+  all timed steps of a config is reported. CUDA is synchronised around
+  every step.
+* **peak memory**: measured for each config in a fresh child process, so
+  that models, allocator caches and library imports of the other configs
+  do not count. On CUDA it is ``torch.cuda.max_memory_allocated`` over
+  model building and the steps (parameters, gradients, optimizer states,
+  activations). On CPU it is the growth of the resident set over those
+  same phases: the child reads its RSS after all imports, resets the
+  kernel's high-water mark (``/proc/self/clear_refs``; without it, the
+  lifetime peak ``ru_maxrss`` is used) and reports ``VmHWM - RSS``. It thus
+  also counts what the CPU allocator keeps cached, like a GPU's
+  ``max_memory_reserved`` would.
+* **encoder tokens per image**: a hook on the first attention block of the
+  backbone reads the size of its input (``(N, L, C)`` or ``(N, H, W, C)``),
+  i.e. the tokens the encoder's first stage really processes: the compact
+  UM-MAE map has a quarter of the tokens of SimMIM's full map; MAE counts
+  its visible tokens plus the class token.
+
+Inputs are synthetic: random uint8 images of the requested size go through
+the mask transforms of the config's own training pipeline (e.g.
+``UniformMaskGenerator``) and ``PackInputs``; everything else in the
+pipeline (loading, cropping, flipping) is skipped.
+"""
+import concurrent.futures as cf
+import copy
+import csv
+import math
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.dataset import default_collate
+from mmengine.registry import init_default_scope
+from mmengine.utils import import_modules_from_strings
+
+__all__ = [
+    'BenchmarkResult', 'load_benchmark_config', 'build_synthetic_batch',
+    'build_model_and_optimizer', 'EncoderTokenCounter', 'train_step',
+    'time_interleaved', 'measure_peak_memory', 'run_benchmark',
+    'resolve_baselines', 'format_markdown', 'write_csv', 'plot_results',
+    'TABLE_COLUMNS'
+]
+
+#: columns of the markdown / CSV table, in order
+TABLE_COLUMNS = ('config', 'method', 'backbone', 'batch', 'input',
+                 'sec_per_step', 'images_per_s', 'peak_mem_mib',
+                 'encoder_tokens', 'time_ratio', 'mem_ratio', 'token_ratio',
+                 'baseline')
+
+_AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+@dataclass
+class BenchmarkResult:
+    """Measurements of one config.
+
+    Args:
+        config (str): Config path.
+        method (str): Algorithm type (``model.type``).
+        backbone (str): Backbone type and arch.
+        batch (int): Images per step.
+        input (int): Input side in pixels.
+        step_times (list[float]): Every timed step, in seconds.
+        peak_mem_mib (float): Peak memory in MiB (see the module doc).
+        encoder_tokens (int): Tokens per image entering the encoder's first
+            attention block.
+    """
+    config: str
+    method: str
+    backbone: str
+    batch: int
+    input: int
+    step_times: List[float] = field(default_factory=list)
+    peak_mem_mib: float = float('nan')
+    encoder_tokens: int = 0
+
+    @property
+    def sec_per_step(self) -> float:
+        """Median seconds per training step."""
+        return statistics.median(self.step_times) if self.step_times \
+            else float('nan')
+
+    @property
+    def images_per_s(self) -> float:
+        """Images per second at the median step time."""
+        return self.batch / self.sec_per_step
+
+    @property
+    def name(self) -> str:
+        """Config file name without the extension."""
+        return os.path.splitext(os.path.basename(self.config))[0]
+
+
+# ----------------------------------------------------------------------
+# building
+
+
+def _set_input_size(model_cfg, size: int) -> None:
+    """Point every ``img_size`` (and MAE's ``num_patches``) at ``size``."""
+    if isinstance(model_cfg, dict):
+        patch = model_cfg.get('patch_size', 16)
+        for key, value in model_cfg.items():
+            if key == 'img_size':
+                model_cfg[key] = size
+            elif key == 'num_patches':
+                model_cfg[key] = (size // patch)**2
+            else:
+                _set_input_size(value, size)
+    elif isinstance(model_cfg, (list, tuple)):
+        for item in model_cfg:
+            _set_input_size(item, size)
+
+
+def load_benchmark_config(path: str,
+                          input_size: Optional[int] = None,
+                          cfg_options: Optional[dict] = None) -> Config:
+    """Load a pre-training config and register its modules.
+
+    Args:
+        path (str): Config file.
+        input_size (int, optional): Input side; every ``img_size`` of the
+            model config (and ``num_patches`` of an MAE decoder) is set to
+            it. None keeps the config's. Defaults to None.
+        cfg_options (dict, optional): Overrides merged into the config.
+            Defaults to None.
+
+    Returns:
+        Config: The config, with ``default_scope`` initialised.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f'config {path!r} does not exist; pass a file '
+                         'under configs/pretrain/')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    import_modules_from_strings(['um_mae'])
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    if input_size is not None:
+        _set_input_size(cfg.model, input_size)
+    return cfg
+
+
+def _pipeline(cfg: Config) -> List[dict]:
+    """The training pipeline, looked up through dataset wrappers."""
+    ds = cfg.train_dataloader.dataset
+    while 'pipeline' not in ds and isinstance(ds.get('dataset'), dict):
+        ds = ds.dataset
+    return list(ds.get('pipeline', []))
+
+
+def config_input_size(cfg: Config) -> int:
+    """Side of the training crop in the config's pipeline (default 224)."""
+    for t in _pipeline(cfg):
+        scale = t.get('scale', t.get('crop_size'))
+        if 'Crop' in str(t.get('type')) and scale is not None:
+            return scale if isinstance(scale, int) else scale[0]
+    return 224
+
+
+def build_synthetic_batch(cfg: Config,
+                          batch_size: int,
+                          input_size: int,
+                          seed: int = 0) -> dict:
+    """A collated batch of random images with the config's masks.
+
+    The mask transforms of the training pipeline (every type containing
+    ``Mask``) and its ``PackInputs`` run on random uint8 images; loading and
+    augmentation are skipped.
+
+    Args:
+        cfg (Config): Config from :func:`load_benchmark_config`.
+        batch_size (int): Images in the batch.
+        input_size (int): Image side in pixels.
+        seed (int): Seed of the images and masks. Defaults to 0.
+
+    Returns:
+        dict: ``dict(inputs=uint8 (N, 3, S, S), data_samples=[...])``, what
+        a dataloader gives ``model.train_step``.
+    """
+    from mmpretrain.registry import TRANSFORMS
+    keep = [
+        t for t in _pipeline(cfg)
+        if 'Mask' in str(t['type']) or str(t['type']).endswith('PackInputs')
+    ]
+    if not keep or not str(keep[-1]['type']).endswith('PackInputs'):
+        keep.append(dict(type='PackInputs'))
+    transforms = [TRANSFORMS.build(copy.deepcopy(t)) for t in keep]
+    rng = np.random.RandomState(seed)
+    np_state = np.random.get_state()
+    np.random.seed(seed)  # the mask generators draw from numpy's generator
+    try:
+        samples = []
+        for _ in range(batch_size):
+            img = rng.randint(0, 256, (input_size, input_size, 3), np.uint8)
+            results = dict(
+                img=img,
+                img_shape=img.shape[:2],
+                ori_shape=img.shape[:2],
+                sample_idx=len(samples))
+            for t in transforms:
+                results = t(results)
+            samples.append(results)
+    finally:
+        np.random.set_state(np_state)
+    return default_collate(samples)
+
+
+def _amp_dtype(amp: Optional[str]) -> Optional[torch.dtype]:
+    if amp is None:
+        return None
+    if amp not in _AMP_DTYPES:
+        raise ValueError(f'amp {amp!r} is not supported; use one of '
+                         f'{sorted(_AMP_DTYPES)} or leave it out for fp32')
+    return _AMP_DTYPES[amp]
+
+
+def build_model_and_optimizer(cfg: Config,
+                              device: Union[str, torch.device] = 'cpu',
+                              amp: Optional[str] = None):
+    """Build the config's model and optimizer wrapper for single steps.
+
+    Gradient accumulation is turned off (every step updates the weights);
+    the optimizer, its parameter-wise settings and gradient clipping are
+    the config's. With ``amp`` on CUDA an ``AmpOptimWrapper`` (dynamic loss
+    scale) is used; on CPU, where mmengine's wrapper needs a GPU, the plain
+    wrapper runs under ``torch.autocast`` (see :func:`train_step`).
+
+    Args:
+        cfg (Config): Config from :func:`load_benchmark_config`.
+        device (str | torch.device): Where to run. Defaults to ``'cpu'``.
+        amp (str, optional): ``'bf16'``, ``'fp16'`` or None (fp32).
+            Defaults to None.
+
+    Returns:
+        tuple: ``(model, optim_wrapper)``.
+    """
+    from mmengine.optim import build_optim_wrapper
+    from mmpretrain.registry import MODELS
+    dtype = _amp_dtype(amp)
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    model.init_weights()
+    model.to(device)
+    model.train()
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    optim_cfg.pop('accumulative_counts', None)
+    optim_cfg.pop('dtype', None)
+    optim_cfg.pop('loss_scale', None)
+    if dtype is not None and torch.device(device).type == 'cuda':
+        optim_cfg.update(
+            type='AmpOptimWrapper', loss_scale='dynamic', dtype=dtype)
+    else:
+        optim_cfg['type'] = 'OptimWrapper'
+    return model, build_optim_wrapper(model, optim_cfg)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def train_step(model: nn.Module,
+               optim_wrapper,
+               data: dict,
+               amp: Optional[str] = None) -> float:
+    """One training step (preprocess, forward, backward, update), timed.
+
+    Args:
+        model (nn.Module): From :func:`build_model_and_optimizer`.
+        optim_wrapper: Its optimizer wrapper.
+        data (dict): A batch from :func:`build_synthetic_batch`.
+        amp (str, optional): ``'bf16'``, ``'fp16'`` or None.
+            Defaults to None.
+
+    Returns:
+        float: Wall-clock seconds of the step.
+    """
+    device = next(model.parameters()).device
+    dtype = _amp_dtype(amp)
+    # the CUDA AmpOptimWrapper autocasts by itself
+    ctx = torch.autocast('cpu', dtype=dtype) \
+        if dtype is not None and device.type == 'cpu' else nullcontext()
+    _sync(device)
+    start = time.perf_counter()
+    with ctx:
+        model.train_step(data, optim_wrapper)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+class EncoderTokenCounter:
+    """Count the tokens entering the backbone's first attention block.
+
+    The first module (in registration order) that owns an ``attn``
+    sub-module is hooked: a PVT/Swin block or a ViT layer. Its input is
+    channels-last, ``(N, L, C)`` or ``(N, H, W, C)``; the tokens per image
+    are the product of the middle dimensions.
+
+    Args:
+        backbone (nn.Module): The encoder.
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        self.tokens: Optional[int] = None
+        self.block_name = None
+        for name, module in backbone.named_modules():
+            if isinstance(getattr(module, 'attn', None), nn.Module):
+                self.block_name = name
+                self._handle = module.register_forward_pre_hook(self._hook)
+                break
+        if self.block_name is None:
+            raise ValueError(
+                f'{type(backbone).__name__} has no block with an `attn` '
+                'sub-module; encoder tokens cannot be counted')
+
+    def _hook(self, module: nn.Module, args: tuple) -> None:
+        if self.tokens is None and args and torch.is_tensor(args[0]):
+            self.tokens = math.prod(args[0].shape[1:-1])
+
+    def remove(self) -> None:
+        """Remove the hook."""
+        self._handle.remove()
+
+
+def _backbone_name(cfg: Config) -> str:
+    bb = cfg.model.get('backbone', {})
+    arch = bb.get('arch')
+    arch = arch if isinstance(arch, str) else \
+        ('custom' if arch is not None else '')
+    return f"{bb.get('type', '?')}-{arch}" if arch else bb.get('type', '?')
+
+
+def time_interleaved(entries: Sequence[dict],
+                     warmup: int = 2,
+                     rounds: int = 5,
+                     steps_per_round: int = 1,
+                     amp: Optional[str] = None,
+                     log=None) -> Dict[int, List[float]]:
+    """Warm up every entry, then time them round-robin.
+
+    Args:
+        entries (Sequence[dict]): Each with ``model``, ``optim_wrapper``
+            and ``batches`` (a list of batches used in turn).
+        warmup (int): Untimed steps per entry first. Defaults to 2.
+        rounds (int): Round-robin rounds. Defaults to 5.
+        steps_per_round (int): Timed steps per entry and round.
+            Defaults to 1.
+        amp (str, optional): See :func:`train_step`. Defaults to None.
+        log (callable, optional): Progress printer. Defaults to None.
+
+    Returns:
+        dict[int, list[float]]: Step times per entry index.
+    """
+    counters = [0] * len(entries)
+
+    def step(i):
+        e = entries[i]
+        data = e['batches'][counters[i] % len(e['batches'])]
+        counters[i] += 1
+        return train_step(e['model'], e['optim_wrapper'], data, amp)
+
+    for i in range(len(entries)):
+        for _ in range(warmup):
+            step(i)
+    times = {i: [] for i in range(len(entries))}
+    for r in range(rounds):
+        for i in range(len(entries)):
+            for _ in range(steps_per_round):
+                times[i].append(step(i))
+        if log is not None:
+            log(f'round {r + 1}/{rounds}: ' + ', '.join(
+                f'{times[i][-1]:.3f}s' for i in range(len(entries))))
+    return times
+
+
+# ----------------------------------------------------------------------
+# memory
+
+
+def _rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def _hwm_bytes() -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _memory_worker(config: str, batch_size: int, input_size: int,
+                   device: str, amp: Optional[str], steps: int,
+                   cfg_options: Optional[dict]) -> float:
+    """Peak memory (MiB) of building and training one config (child)."""
+    torch.manual_seed(0)
+    cfg = load_benchmark_config(config, input_size, cfg_options)
+    data = build_synthetic_batch(cfg, batch_size, input_size)
+    dev = torch.device(device)
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(dev)
+        start = torch.cuda.memory_allocated(dev)
+    else:
+        start = _rss_bytes()
+        hwm_reset = _reset_hwm()
+        ru_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    model, optim_wrapper = build_model_and_optimizer(cfg, dev, amp)
+    for _ in range(steps):
+        train_step(model, optim_wrapper, data, amp)
+    if dev.type == 'cuda':
+        peak = torch.cuda.max_memory_allocated(dev) - start
+    else:
+        hwm = _hwm_bytes() if hwm_reset else None
+        if hwm is None:
+            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            start = max(start, ru_start)
+        peak = hwm - start
+    return peak / 2**20
+
+
+def measure_peak_memory(config: str,
+                        batch_size: int,
+                        input_size: int,
+                        device: str = 'cpu',
+                        amp: Optional[str] = None,
+                        steps: int = 2,
+                        cfg_options: Optional[dict] = None) -> float:
+    """Peak memory of one config in a fresh ``spawn`` child process.
+
+    Args:
+        config (str): Config path.
+        batch_size (int): Images per step.
+        input_size (int): Image side.
+        device (str): ``'cpu'`` or a CUDA device. Defaults to ``'cpu'``.
+        amp (str, optional): See :func:`train_step`. Defaults to None.
+        steps (int): Training steps run (the first allocates the optimizer
+            state). Defaults to 2.
+        cfg_options (dict, optional): Config overrides. Defaults to None.
+
+    Returns:
+        float: MiB; see the module doc for what is counted.
+    """
+    with cf.ProcessPoolExecutor(
+            max_workers=1, mp_context=mp.get_context('spawn')) as pool:
+        return pool.submit(_memory_worker, config, batch_size, input_size,
+                           device, amp, steps, cfg_options).result()
+
+
+# ----------------------------------------------------------------------
+# driver
+
+
+def run_benchmark(configs: Sequence[str],
+                  batch_size: int = 8,
+                  input_size: Optional[int] = None,
+                  device: str = 'cpu',
+                  amp: Optional[str] = None,
+                  warmup: int = 2,
+                  rounds: int = 5,
+                  steps_per_round: int = 1,
+                  measure_memory: bool = True,
+                  cfg_options: Optional[dict] = None,
+                  log=None) -> List[BenchmarkResult]:
+    """Benchmark pre-training configs against each other.
+
+    Args:
+        configs (Sequence[str]): Config paths.
+        batch_size (int): Images per step. Defaults to 8.
+        input_size (int, optional): Image side; None uses the crop size of
+            the first config's pipeline. Defaults to None.
+        device (str): ``'cpu'`` or ``'cuda[:i]'``. Defaults to ``'cpu'``.
+        amp (str, optional): ``'bf16'``, ``'fp16'`` or None.
+            Defaults to None.
+        warmup (int): Untimed steps per config. Defaults to 2.
+        rounds (int): Round-robin rounds. Defaults to 5.
+        steps_per_round (int): Timed steps per config and round.
+            Defaults to 1.
+        measure_memory (bool): Measure peak memory (one child process per
+            config). Defaults to True.
+        cfg_options (dict, optional): Overrides for every config.
+            Defaults to None.
+        log (callable, optional): Progress printer. Defaults to None.
+
+    Returns:
+        list[BenchmarkResult]: One per config, in order.
+    """
+    if not configs:
+        raise ValueError('no configs given; pass at least one config path')
+    if batch_size < 1 or rounds < 1 or steps_per_round < 1 or warmup < 0:
+        raise ValueError(
+            f'batch_size={batch_size}, rounds={rounds}, steps_per_round='
+            f'{steps_per_round} must be >= 1 and warmup={warmup} >= 0')
+    dev = torch.device(device)
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {device!r} requested but CUDA is not '
+                         "available; use --device cpu")
+    log = log or (lambda msg: None)
+    entries, results = [], []
+    for path in configs:
+        cfg = load_benchmark_config(path, input_size, cfg_options)
+        size = input_size or config_input_size(cfg)
+        torch.manual_seed(0)
+        model, optim_wrapper = build_model_and_optimizer(cfg, dev, amp)
+        batches = [
+            build_synthetic_batch(cfg, batch_size, size, seed=s)
+            for s in range(2)
+        ]
+        # tokens are read in a first (untimed) step
+        counter = EncoderTokenCounter(model.backbone)
+        train_step(model, optim_wrapper, batches[0], amp)
+        counter.remove()
+        entries.append(
+            dict(model=model, optim_wrapper=optim_wrapper, batches=batches))
+        results.append(
+            BenchmarkResult(
+                config=path,
+                method=str(cfg.model.type),
+                backbone=_backbone_name(cfg),
+                batch=batch_size,
+                input=size,
+                encoder_tokens=counter.tokens or 0))
+        log(f'built {results[-1].name}: {counter.tokens} encoder tokens')
+    times = time_interleaved(entries, warmup, rounds, steps_per_round, amp,
+                             log)
+    for i, res in enumerate(results):
+        res.step_times = times[i]
+    del entries
+    if measure_memory:
+        for res in results:
+            res.peak_mem_mib = measure_peak_memory(res.config, res.batch,
+                                                   res.input, device, amp,
+                                                   max(warmup, 1) + 1,
+                                                   cfg_options)
+            log(f'{res.name}: peak memory {res.peak_mem_mib:.0f} MiB')
+    return results
+
+
+def resolve_baselines(results: Sequence[BenchmarkResult],
+                      baseline: Union[int, str, None] = 0) -> List[int]:
+    """Index of the baseline of every row.
+
+    Args:
+        results (Sequence[BenchmarkResult]): The rows.
+        baseline (int | str | None): A row index, or a substring of config
+            names (e.g. ``'simmim'``). When several rows match, each row is
+            compared with the matching row of the same backbone (the first
+            match if none has it). None means row 0. Defaults to 0.
+
+    Returns:
+        list[int]: Baseline row index per row.
+    """
+    if baseline is None:
+        baseline = 0
+    if isinstance(baseline, str) and baseline.lstrip('-').isdigit():
+        baseline = int(baseline)
+    if isinstance(baseline, int):
+        if not -len(results) <= baseline < len(results):
+            raise ValueError(f'baseline index {baseline} is out of range '
+                             f'for {len(results)} configs')
+        return [baseline % len(results)] * len(results)
+    matches = [
+        i for i, r in enumerate(results) if baseline.lower() in r.name.lower()
+    ]
+    if not matches:
+        raise ValueError(f'no config name contains {baseline!r}; pass a '
+                         'row index or a substring of one of '
+                         f'{[r.name for r in results]}')
+    out = []
+    for r in results:
+        same = [i for i in matches if results[i].backbone == r.backbone]
+        out.append(same[0] if same else matches[0])
+    return out
+
+
+def _rows(results: Sequence[BenchmarkResult],
+          baseline: Union[int, str, None]) -> List[dict]:
+    rows = []
+    for res, b in zip(results, resolve_baselines(results, baseline)):
+        base = results[b]
+        rows.append(
+            dict(
+                config=res.name,
+                method=res.method,
+                backbone=res.backbone,
+                batch=res.batch,
+                input=res.input,
+                sec_per_step=res.sec_per_step,
+                images_per_s=res.images_per_s,
+                peak_mem_mib=res.peak_mem_mib,
+                encoder_tokens=res.encoder_tokens,
+                time_ratio=res.sec_per_step / base.sec_per_step,
+                mem_ratio=res.peak_mem_mib / base.peak_mem_mib,
+                token_ratio=res.encoder_tokens / base.encoder_tokens,
+                baseline=base.name))
+    return rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return 'n/a'
+        return f'{value:.3f}' if abs(value) < 100 else f'{value:.0f}'
+    return str(value)
+
+
+def format_markdown(results: Sequence[BenchmarkResult],
+                    baseline: Union[int, str, None] = 0) -> str:
+    """The results as a markdown table (columns: :data:`TABLE_COLUMNS`)."""
+    rows = _rows(results, baseline)
+    lines = [
+        '| ' + ' | '.join(TABLE_COLUMNS) + ' |',
+        '|' + '|'.join('---' for _ in TABLE_COLUMNS) + '|'
+    ]
+    for row in rows:
+        lines.append('| ' + ' | '.join(_fmt(row[c])
+                                       for c in TABLE_COLUMNS) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def write_csv(results: Sequence[BenchmarkResult], path: str,
+              baseline: Union[int, str, None] = 0) -> None:
+    """Write the table (columns: :data:`TABLE_COLUMNS`) and step times."""
+    rows = _rows(results, baseline)
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(TABLE_COLUMNS) +
+                                ['step_times'])
+        writer.writeheader()
+        for row, res in zip(rows, results):
+            writer.writerow(
+                dict(
+                    row,
+                    step_times=' '.join(f'{t:.4f}' for t in res.step_times)))
+
+
+def plot_results(results: Sequence[BenchmarkResult],
+                 path: str,
+                 baseline: Union[int, str, None] = 0,
+                 title: str = '') -> None:
+    """Bar charts of step time, peak memory and encoder tokens (PNG)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = _rows(results, baseline)
+    labels = [f"{r['method']}\n{r['backbone']}" for r in rows]
+    panels = [('sec_per_step', 'time_ratio', 'seconds / step'),
+              ('peak_mem_mib', 'mem_ratio', 'peak memory (MiB)'),
+              ('encoder_tokens', 'token_ratio', 'encoder tokens / image')]
+    fig, axes = plt.subplots(
+        1, 3, figsize=(4 + 1.3 * len(rows) * 3, 3.6), squeeze=False)
+    colors = plt.get_cmap('tab10').colors
+    for ax, (key, ratio, label) in zip(axes[0], panels):
+        values = [float(r[key]) for r in rows]
+        bars = ax.bar(
+            range(len(rows)),
+            [0 if math.isnan(v) else v for v in values],
+            color=[colors[i % 10] for i in range(len(rows))])
+        for bar, r in zip(bars, rows):
+            ax.annotate(
+                f'x{r[ratio]:.2f}' if not math.isnan(r[ratio]) else 'n/a',
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha='center',
+                va='bottom',
+                fontsize=8)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax.margins(y=0.15)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
