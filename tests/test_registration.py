@@ -13,7 +13,8 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
-    'mmpretrain': 'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py',
+    'mmpretrain':
+    'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py',
     'mmdet': 'tests/data/configs/gfl_pvt-demo_demo-coco.py',
     'mmseg': 'tests/data/configs/upernet_pvt-demo_demo-seg.py',
 }

@@ -3,7 +3,6 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from mmengine.dataset import Compose
 from mmpretrain.datasets import CustomDataset
 
 from um_mae.datasets.demo_data import make_pretrain_images

@@ -468,8 +468,8 @@ class UMPVT(BaseBackbone):
                                  'no vis_mask_token; build it with '
                                  'with_vis_mask_token=True')
             secondary_mask = secondary_mask.bool()
-            if secondary_mask.shape != mask.shape or bool(
-                (mask & ~secondary_mask).any()):
+            if (secondary_mask.shape != mask.shape
+                    or bool((mask & ~secondary_mask).any())):
                 raise ValueError('secondary_mask must have the shape of mask '
                                  'and contain every token of mask')
             extra = self._upsample(secondary_mask & ~mask, hw_shape)

@@ -1,0 +1,122 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Compare the training cost of pre-training configs (UM-MAE vs SimMIM/MAE).
+
+    python tools/benchmark_pretrain.py CONFIG [CONFIG ...] [--batch-size 8]
+        [--input-size 256] [--device cpu|cuda] [--amp bf16|fp16]
+        [--warmup 2] [--rounds 5] [--baseline simmim] [--out-dir DIR]
+
+Every config's model is built in this process and trained on synthetic
+images whose masks come from the config's own mask transform; the configs
+take turns step by step (round-robin, ``--rounds`` rounds) and the median
+step time is reported. Peak memory is measured for each config in a fresh
+child process: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the
+growth of the resident set (its kernel high-water mark) over building the
+model and training it. Encoder tokens are counted at the input of the
+backbone's first attention block. Ratios are taken to ``--baseline`` (a row
+index, or a config-name substring; with several matches each row is compared
+with the match on its own backbone). Details: ``um_mae/utils/benchmark.py``.
+
+Writes ``benchmark.md``, ``benchmark.csv`` and ``benchmark.png`` to
+``--out-dir`` and prints the markdown table.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from um_mae.utils.cli import DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Benchmark pre-training step time, memory and encoder '
+        'tokens of several configs')
+    parser.add_argument('configs', nargs='+', help='pre-training configs')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument(
+        '--input-size',
+        type=int,
+        help='image side (default: the crop size of the first config)')
+    parser.add_argument(
+        '--device',
+        default='cuda' if _cuda() else 'cpu',
+        help='cpu or cuda[:i] (default: cuda when available)')
+    parser.add_argument(
+        '--amp',
+        choices=['bf16', 'fp16'],
+        help='mixed precision (default: fp32)')
+    parser.add_argument(
+        '--warmup', type=int, default=2, help='untimed steps per config')
+    parser.add_argument(
+        '--rounds', type=int, default=5, help='round-robin rounds')
+    parser.add_argument(
+        '--steps-per-round',
+        type=int,
+        default=1,
+        help='timed steps per config and round')
+    parser.add_argument(
+        '--baseline',
+        default='0',
+        help='row index or config-name substring to compare with')
+    parser.add_argument(
+        '--no-memory',
+        action='store_true',
+        help='skip the per-config memory measurement')
+    parser.add_argument(
+        '--out-dir',
+        default='work_dirs/benchmark_pretrain',
+        help='where benchmark.{md,csv,png} go')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='overrides applied to every config')
+    return parser.parse_args(argv)
+
+
+def _cuda():
+    import torch
+    return torch.cuda.is_available()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from um_mae.utils.benchmark import (format_markdown, plot_results,
+                                        resolve_baselines, run_benchmark,
+                                        write_csv)
+    try:
+        results = run_benchmark(
+            args.configs,
+            batch_size=args.batch_size,
+            input_size=args.input_size,
+            device=args.device,
+            amp=args.amp,
+            warmup=args.warmup,
+            rounds=args.rounds,
+            steps_per_round=args.steps_per_round,
+            measure_memory=not args.no_memory,
+            cfg_options=args.cfg_options,
+            log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        resolve_baselines(results, args.baseline)
+    except ValueError as e:
+        sys.exit(f'error: {e}')
+    os.makedirs(args.out_dir, exist_ok=True)
+    table = format_markdown(results, args.baseline)
+    amp = args.amp or 'fp32'
+    title = (f'{args.device}, batch {args.batch_size}, {results[0].input} px,'
+             f' {amp}, median of {len(results[0].step_times)} steps')
+    with open(osp.join(args.out_dir, 'benchmark.md'), 'w') as f:
+        f.write(f'{title}\n\n{table}')
+    write_csv(results, osp.join(args.out_dir, 'benchmark.csv'),
+              args.baseline)
+    plot_results(results, osp.join(args.out_dir, 'benchmark.png'),
+                 args.baseline, title)
+    print(title)
+    print(table)
+    print(f'written to {args.out_dir}/benchmark.{{md,csv,png}}')
+
+
+if __name__ == '__main__':
+    main()
