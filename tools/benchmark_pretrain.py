@@ -61,6 +61,11 @@ def parse_args(argv=None):
         default='0',
         help='row index or config-name substring to compare with')
     parser.add_argument(
+        '--threads',
+        type=int,
+        help='CPU threads (default: torch\'s); use 1 on a CPU shared with '
+        'other jobs')
+    parser.add_argument(
         '--no-memory',
         action='store_true',
         help='skip the per-config memory measurement')
@@ -98,15 +103,20 @@ def main(argv=None):
             steps_per_round=args.steps_per_round,
             measure_memory=not args.no_memory,
             cfg_options=args.cfg_options,
+            threads=args.threads,
             log=lambda msg: print(msg, file=sys.stderr, flush=True))
         resolve_baselines(results, args.baseline)
     except ValueError as e:
         sys.exit(f'error: {e}')
     os.makedirs(args.out_dir, exist_ok=True)
     table = format_markdown(results, args.baseline)
+    import torch
     amp = args.amp or 'fp32'
-    title = (f'{args.device}, batch {args.batch_size}, {results[0].input} px,'
-             f' {amp}, median of {len(results[0].step_times)} steps')
+    where = args.device
+    if torch.device(args.device).type == 'cpu':
+        where += f' ({torch.get_num_threads()} threads)'
+    title = (f'{where}, batch {args.batch_size}, {results[0].input} px, '
+             f'{amp}, median of {len(results[0].step_times)} steps')
     with open(osp.join(args.out_dir, 'benchmark.md'), 'w') as f:
         f.write(f'{title}\n\n{table}')
     write_csv(results, osp.join(args.out_dir, 'benchmark.csv'),

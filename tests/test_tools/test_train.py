@@ -57,7 +57,7 @@ def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
     work_dir = str(tmp_path / 'work')
     common = [
         MAE_DEMO, '--work-dir', work_dir, '--cfg-options',
-        f'train_dataloader.dataset.data_root={pretrain_root}',
+        f'train_dataloader.dataset.dataset.data_root={pretrain_root}',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'default_hooks.logger.interval=1'
@@ -150,10 +150,10 @@ def test_unknown_launcher():
 def test_missing_data_root(tmp_path):
     rc, out = run_tool(TRAIN, MAE_DEMO, '--work-dir', str(tmp_path),
                        '--cfg-options',
-                       'train_dataloader.dataset.data_root=/no/such/dir')
+                       'train_dataloader.dataset.dataset.data_root=/no/such/dir')
     assert rc != 0
     assert "data root '/no/such/dir'" in out
-    assert 'train_dataloader.dataset.data_root' in out
+    assert 'train_dataloader.dataset.dataset.data_root' in out
     assert 'Traceback' not in out
 
 

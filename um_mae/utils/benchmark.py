@@ -57,11 +57,12 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
 __all__ = [
-    'BenchmarkResult', 'load_benchmark_config', 'build_synthetic_batch',
+    'BenchmarkResult', 'load_benchmark_config', 'pack_images',
+    'build_synthetic_batch', 'config_input_size',
     'build_model_and_optimizer', 'EncoderTokenCounter', 'train_step',
     'time_interleaved', 'measure_peak_memory', 'run_benchmark',
     'resolve_baselines', 'format_markdown', 'write_csv', 'plot_results',
-    'TABLE_COLUMNS'
+    'quiet_logger', 'TABLE_COLUMNS'
 ]
 
 #: columns of the markdown / CSV table, in order
@@ -118,6 +119,12 @@ class BenchmarkResult:
 # building
 
 
+def quiet_logger() -> None:
+    """Make a WARNING-level mmengine logger current (no init-weight logs)."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('um_mae_benchmark', log_level='WARNING')
+
+
 def _set_input_size(model_cfg, size: int) -> None:
     """Point every ``img_size`` (and MAE's ``num_patches``) at ``size``."""
     if isinstance(model_cfg, dict):
@@ -162,6 +169,9 @@ def load_benchmark_config(path: str,
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     if input_size is not None:
         _set_input_size(cfg.model, input_size)
+    # as mmengine's Runner: a top-level data_preprocessor joins the model
+    if cfg.get('data_preprocessor') is not None:
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     return cfg
 
 
@@ -182,24 +192,23 @@ def config_input_size(cfg: Config) -> int:
     return 224
 
 
-def build_synthetic_batch(cfg: Config,
-                          batch_size: int,
-                          input_size: int,
-                          seed: int = 0) -> dict:
-    """A collated batch of random images with the config's masks.
+def pack_images(cfg: Config, images: Sequence[np.ndarray],
+                seed: int = 0) -> dict:
+    """Run the config's mask transforms and ``PackInputs`` on images.
 
-    The mask transforms of the training pipeline (every type containing
-    ``Mask``) and its ``PackInputs`` run on random uint8 images; loading and
-    augmentation are skipped.
+    The transforms of the training pipeline whose type contains ``Mask``
+    (e.g. ``UniformMaskGenerator``) and its ``PackInputs`` run on each
+    image; loading and augmentation are skipped.
 
     Args:
         cfg (Config): Config from :func:`load_benchmark_config`.
-        batch_size (int): Images in the batch.
-        input_size (int): Image side in pixels.
-        seed (int): Seed of the images and masks. Defaults to 0.
+        images (Sequence[np.ndarray]): uint8 ``(H, W, 3)`` images in the
+            channel order of ``LoadImageFromFile`` (BGR).
+        seed (int): Seed of numpy's generator, which the mask generators
+            draw from; restored afterwards. Defaults to 0.
 
     Returns:
-        dict: ``dict(inputs=uint8 (N, 3, S, S), data_samples=[...])``, what
+        dict: ``dict(inputs=uint8 (N, 3, H, W), data_samples=[...])``, what
         a dataloader gives ``model.train_step``.
     """
     from mmpretrain.registry import TRANSFORMS
@@ -210,13 +219,11 @@ def build_synthetic_batch(cfg: Config,
     if not keep or not str(keep[-1]['type']).endswith('PackInputs'):
         keep.append(dict(type='PackInputs'))
     transforms = [TRANSFORMS.build(copy.deepcopy(t)) for t in keep]
-    rng = np.random.RandomState(seed)
     np_state = np.random.get_state()
-    np.random.seed(seed)  # the mask generators draw from numpy's generator
+    np.random.seed(seed)
     try:
         samples = []
-        for _ in range(batch_size):
-            img = rng.randint(0, 256, (input_size, input_size, 3), np.uint8)
+        for img in images:
             results = dict(
                 img=img,
                 img_shape=img.shape[:2],
@@ -228,6 +235,29 @@ def build_synthetic_batch(cfg: Config,
     finally:
         np.random.set_state(np_state)
     return default_collate(samples)
+
+
+def build_synthetic_batch(cfg: Config,
+                          batch_size: int,
+                          input_size: int,
+                          seed: int = 0) -> dict:
+    """A collated batch of random images with the config's masks.
+
+    Args:
+        cfg (Config): Config from :func:`load_benchmark_config`.
+        batch_size (int): Images in the batch.
+        input_size (int): Image side in pixels.
+        seed (int): Seed of the images and masks. Defaults to 0.
+
+    Returns:
+        dict: See :func:`pack_images`.
+    """
+    rng = np.random.RandomState(seed)
+    images = [
+        rng.randint(0, 256, (input_size, input_size, 3), np.uint8)
+        for _ in range(batch_size)
+    ]
+    return pack_images(cfg, images, seed)
 
 
 def _amp_dtype(amp: Optional[str]) -> Optional[torch.dtype]:
@@ -428,8 +458,12 @@ def _reset_hwm() -> bool:
 
 def _memory_worker(config: str, batch_size: int, input_size: int,
                    device: str, amp: Optional[str], steps: int,
-                   cfg_options: Optional[dict]) -> float:
+                   cfg_options: Optional[dict],
+                   threads: Optional[int]) -> float:
     """Peak memory (MiB) of building and training one config (child)."""
+    quiet_logger()
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = load_benchmark_config(config, input_size, cfg_options)
     data = build_synthetic_batch(cfg, batch_size, input_size)
@@ -461,7 +495,8 @@ def measure_peak_memory(config: str,
                         device: str = 'cpu',
                         amp: Optional[str] = None,
                         steps: int = 2,
-                        cfg_options: Optional[dict] = None) -> float:
+                        cfg_options: Optional[dict] = None,
+                        threads: Optional[int] = None) -> float:
     """Peak memory of one config in a fresh ``spawn`` child process.
 
     Args:
@@ -473,6 +508,8 @@ def measure_peak_memory(config: str,
         steps (int): Training steps run (the first allocates the optimizer
             state). Defaults to 2.
         cfg_options (dict, optional): Config overrides. Defaults to None.
+        threads (int, optional): CPU threads of the child; None keeps
+            torch's default. Defaults to None.
 
     Returns:
         float: MiB; see the module doc for what is counted.
@@ -480,7 +517,8 @@ def measure_peak_memory(config: str,
     with cf.ProcessPoolExecutor(
             max_workers=1, mp_context=mp.get_context('spawn')) as pool:
         return pool.submit(_memory_worker, config, batch_size, input_size,
-                           device, amp, steps, cfg_options).result()
+                           device, amp, steps, cfg_options,
+                           threads).result()
 
 
 # ----------------------------------------------------------------------
@@ -497,6 +535,7 @@ def run_benchmark(configs: Sequence[str],
                   steps_per_round: int = 1,
                   measure_memory: bool = True,
                   cfg_options: Optional[dict] = None,
+                  threads: Optional[int] = None,
                   log=None) -> List[BenchmarkResult]:
     """Benchmark pre-training configs against each other.
 
@@ -516,6 +555,10 @@ def run_benchmark(configs: Sequence[str],
             config). Defaults to True.
         cfg_options (dict, optional): Overrides for every config.
             Defaults to None.
+        threads (int, optional): CPU threads (``torch.set_num_threads``)
+            here and in the memory children; None keeps torch's default.
+            On a CPU shared with other jobs 1 avoids OpenMP threads waiting
+            for each other. Defaults to None.
         log (callable, optional): Progress printer. Defaults to None.
 
     Returns:
@@ -532,6 +575,9 @@ def run_benchmark(configs: Sequence[str],
         raise ValueError(f'device {device!r} requested but CUDA is not '
                          "available; use --device cpu")
     log = log or (lambda msg: None)
+    quiet_logger()
+    if threads:
+        torch.set_num_threads(threads)
     entries, results = [], []
     for path in configs:
         cfg = load_benchmark_config(path, input_size, cfg_options)
@@ -567,7 +613,7 @@ def run_benchmark(configs: Sequence[str],
             res.peak_mem_mib = measure_peak_memory(res.config, res.batch,
                                                    res.input, device, amp,
                                                    max(warmup, 1) + 1,
-                                                   cfg_options)
+                                                   cfg_options, threads)
             log(f'{res.name}: peak memory {res.peak_mem_mib:.0f} MiB')
     return results
 
@@ -632,11 +678,20 @@ def _rows(results: Sequence[BenchmarkResult],
     return rows
 
 
-def _fmt(value) -> str:
+_FORMATS = dict(
+    sec_per_step='{:.3f}',
+    images_per_s='{:.1f}',
+    peak_mem_mib='{:.0f}',
+    time_ratio='{:.2f}',
+    mem_ratio='{:.2f}',
+    token_ratio='{:.3g}')
+
+
+def _fmt(column: str, value) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return 'n/a'
-        return f'{value:.3f}' if abs(value) < 100 else f'{value:.0f}'
+        return _FORMATS.get(column, '{:.3g}').format(value)
     return str(value)
 
 
@@ -649,8 +704,8 @@ def format_markdown(results: Sequence[BenchmarkResult],
         '|' + '|'.join('---' for _ in TABLE_COLUMNS) + '|'
     ]
     for row in rows:
-        lines.append('| ' + ' | '.join(_fmt(row[c])
-                                       for c in TABLE_COLUMNS) + ' |')
+        lines.append('| ' + ' | '.join(
+            _fmt(c, row[c]) for c in TABLE_COLUMNS) + ' |')
     return '\n'.join(lines) + '\n'
 
 

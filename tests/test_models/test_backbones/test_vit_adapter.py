@@ -205,7 +205,9 @@ def test_cross_scope_build_with_fpn():
     assert isinstance(backbone, ViTDetBackbone)
     assert isinstance(MMSEG_MODELS.build(cfg), ViTDetBackbone)
     fpn = MMDET_MODELS.build(
-        dict(type='mmdet.FPN', in_channels=[32] * 4, out_channels=16, num_outs=5))
+        dict(
+            type='mmdet.FPN', in_channels=[32] * 4, out_channels=16,
+            num_outs=5))
     with torch.no_grad():
         outs = fpn(backbone(torch.randn(1, 3, 64, 96)))
     assert [tuple(o.shape[-2:]) for o in outs] == [(16, 24), (8, 12), (4, 6),

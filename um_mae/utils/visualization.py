@@ -1,0 +1,225 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Pictures of masks and reconstructions for masked image modeling.
+
+Reproduces the kind of figures of Li et al., "Uniform Masking: Enabling MAE
+Pre-training for Pyramid-based Vision Transformers with Locality", 2022:
+the same image under the RS / GS / US / UM sampling strategies (Fig. 4),
+and original / masked input / reconstruction / reconstruction with the
+visible patches pasted back (Fig. 8), for UM-MAE, SimMIM and MAE models.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import Tensor
+
+__all__ = [
+    'DROPPED_COLOR', 'SECONDARY_COLOR', 'paint_masks', 'image_grid',
+    'sample_strategy_masks', 'reconstruct', 'to_uint8_rgb'
+]
+
+#: fill of the tokens the encoder never sees (primary mask)
+DROPPED_COLOR = (127, 127, 127)
+#: tint of the kept tokens replaced by the learnable token (secondary mask)
+SECONDARY_COLOR = (40, 110, 255)
+
+
+def _upsample(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Token mask (h, w) -> pixel mask (H, W)."""
+    h, w = mask.shape
+    H, W = size
+    if H % h or W % w:
+        raise ValueError(f'mask grid {h}x{w} does not tile a {H}x{W} image; '
+                         'give the mask on the token grid (image size / 16)')
+    return mask.repeat(H // h, 0).repeat(W // w, 1)
+
+
+def paint_masks(img: np.ndarray,
+                mask: Optional[np.ndarray],
+                secondary_mask: Optional[np.ndarray] = None,
+                secondary_alpha: float = 0.6) -> np.ndarray:
+    """Show what the encoder sees: dropped tokens grey, replaced ones tinted.
+
+    Args:
+        img (np.ndarray): uint8 RGB ``(H, W, 3)``.
+        mask (np.ndarray, optional): Bool ``(h, w)`` token mask, True =
+            dropped; painted :data:`DROPPED_COLOR`. None paints nothing.
+        secondary_mask (np.ndarray, optional): Bool ``(h, w)``, superset of
+            ``mask``; tokens in it but not in ``mask`` are blended with
+            :data:`SECONDARY_COLOR`. Defaults to None.
+        secondary_alpha (float): Weight of the tint. Defaults to 0.6.
+
+    Returns:
+        np.ndarray: uint8 RGB ``(H, W, 3)``.
+    """
+    out = img.astype(np.float32).copy()
+    size = img.shape[:2]
+    if secondary_mask is not None:
+        extra = np.asarray(secondary_mask, bool)
+        if mask is not None:
+            extra = extra & ~np.asarray(mask, bool)
+        extra = _upsample(extra, size)
+        out[extra] = ((1 - secondary_alpha) * out[extra] +
+                      secondary_alpha * np.array(SECONDARY_COLOR))
+    if mask is not None:
+        out[_upsample(np.asarray(mask, bool), size)] = DROPPED_COLOR
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def image_grid(rows: Sequence[Sequence[np.ndarray]],
+               col_labels: Optional[Sequence[str]] = None,
+               row_labels: Optional[Sequence[str]] = None,
+               pad: int = 4,
+               label_height: int = 14,
+               label_width: int = 0) -> Image.Image:
+    """Tile equally sized RGB images with optional text labels.
+
+    The result is ``len(cols) * (W + pad) + pad + label_width`` wide and
+    ``len(rows) * (H + pad) + pad + label_height`` high (``label_height``
+    only with ``col_labels``).
+
+    Args:
+        rows (Sequence[Sequence[np.ndarray]]): uint8 ``(H, W, 3)`` images.
+        col_labels (Sequence[str], optional): Text above each column.
+            Defaults to None.
+        row_labels (Sequence[str], optional): Text left of each row (needs
+            ``label_width``). Defaults to None.
+        pad (int): Gap between images, pixels. Defaults to 4.
+        label_height (int): Height of the column-label band. Defaults to 14.
+        label_width (int): Width of the row-label band. Defaults to 0.
+
+    Returns:
+        PIL.Image.Image: The grid.
+    """
+    H, W = rows[0][0].shape[:2]
+    ncol = max(len(r) for r in rows)
+    top = label_height if col_labels else 0
+    width = ncol * (W + pad) + pad + label_width
+    height = len(rows) * (H + pad) + pad + top
+    canvas = Image.new('RGB', (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for j, text in enumerate(col_labels or []):
+        draw.text((label_width + pad + j * (W + pad), 1), text, fill=(0, 0, 0))
+    for i, row in enumerate(rows):
+        y = top + pad + i * (H + pad)
+        if row_labels:
+            draw.text((2, y + H // 2 - 5), row_labels[i], fill=(0, 0, 0))
+        for j, img in enumerate(row):
+            if img.shape[:2] != (H, W):
+                raise ValueError(f'image {i},{j} is {img.shape[:2]}, the '
+                                 f'first is {(H, W)}; resize them alike')
+            canvas.paste(
+                Image.fromarray(img), (label_width + pad + j * (W + pad), y))
+    return canvas
+
+
+def sample_strategy_masks(
+        input_size: int,
+        strategies: Sequence[str] = ('RS', 'GS', 'US', 'UM'),
+        seed: int = 0,
+        token_size: int = 16) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Masks of each sampling strategy from ``UniformMaskGenerator``.
+
+    Args:
+        input_size (int): Image side, a multiple of ``2 * token_size``.
+        strategies (Sequence[str]): Strategy names.
+            Defaults to ``('RS', 'GS', 'US', 'UM')``.
+        seed (int): Seed of numpy's generator (restored afterwards).
+            Defaults to 0.
+        token_size (int): Token side in pixels. Defaults to 16.
+
+    Returns:
+        dict: ``strategy -> (mask, secondary_mask or None)``.
+    """
+    from um_mae.datasets.transforms import UniformMaskGenerator
+    state = np.random.get_state()
+    out = {}
+    try:
+        for strategy in strategies:
+            np.random.seed(seed)
+            gen = UniformMaskGenerator(
+                strategy=strategy,
+                input_size=input_size,
+                token_size=token_size)
+            res = gen(dict())
+            out[strategy] = (res['mask'], res.get('secondary_mask'))
+    finally:
+        np.random.set_state(state)
+    return out
+
+
+def to_uint8_rgb(x: Tensor, mean: Tensor, std: Tensor) -> List[np.ndarray]:
+    """Normalised ``(N, 3, H, W)`` -> list of uint8 ``(H, W, 3)`` images."""
+    x = x.float() * std.view(1, -1, 1, 1).cpu() + mean.view(1, -1, 1, 1).cpu()
+    x = x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return list(x.numpy())
+
+
+def _stack(data_samples, key: str) -> Optional[Tensor]:
+    from um_mae.models.algorithms.ummae import stack_masks
+    return stack_masks(data_samples, key, torch.device('cpu'))
+
+
+def _unpatchify_norm_pix(head, pred: Tensor, inputs: Tensor) -> Tensor:
+    """Undo ``norm_pix`` with each patch's mean/var of the original."""
+    if getattr(head, 'norm_pix', False):
+        target = head.patchify(inputs)
+        mean = target.mean(dim=-1, keepdim=True)
+        var = target.var(dim=-1, keepdim=True)
+        pred = pred * (var + 1.e-6)**.5 + mean
+    return head.unpatchify(pred)
+
+
+@torch.no_grad()
+def reconstruct(model, inputs: Tensor,
+                data_samples: list) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Reconstruct normalised images with a pre-training model.
+
+    Supported: ``UMMAE`` (pyramid backbones), ``UMMAEViT``, mmpretrain's
+    ``MAE`` (its backbone draws the random mask) and ``SimMIM``.
+
+    Args:
+        model: The algorithm, in eval mode.
+        inputs (Tensor): Preprocessed images ``(N, 3, H, W)``.
+        data_samples (list): With ``mask`` (and ``secondary_mask``) from
+            the config's mask transform; unused by ``MAE``.
+
+    Returns:
+        tuple: ``(recon (N, 3, H, W) in the normalised space, mask (N, h, w)
+        bool True = dropped, secondary_mask (N, h, w) or None)``.
+    """
+    from mmpretrain.models import MAE, SimMIM
+
+    from um_mae.models import UMMAE, UMMAEViT
+    inputs = inputs.cpu()
+    mask = _stack(data_samples, 'mask') if data_samples else None
+    secondary = _stack(data_samples, 'secondary_mask') \
+        if data_samples else None
+    if isinstance(model, UMMAEViT) or (isinstance(model, MAE)
+                                       and not isinstance(model, UMMAEViT)):
+        if isinstance(model, UMMAEViT):
+            latent, tok_mask, ids_restore = model.backbone(
+                inputs, mask, secondary)
+        else:  # MAE draws its own random mask
+            latent, tok_mask, ids_restore = model.backbone(inputs)
+        pred = model.neck(latent, ids_restore)
+        recon = _unpatchify_norm_pix(model.head, pred, inputs)
+        side = int(tok_mask.shape[1]**.5)
+        mask = tok_mask.reshape(-1, side, side).bool()
+    elif isinstance(model, UMMAE):
+        feats = model.backbone(inputs, mask, secondary)
+        pred = model.neck(feats[-1], mask)
+        recon = _unpatchify_norm_pix(model.head, pred, inputs)
+    elif isinstance(model, SimMIM):
+        feats = model.backbone(inputs, mask)
+        recon = model.neck(feats[-1])
+        secondary = None
+    else:
+        raise TypeError(f'cannot reconstruct with {type(model).__name__}; '
+                        'supported: UMMAE, UMMAEViT, MAE, SimMIM')
+    if mask is None:
+        raise ValueError('no mask found: add the mask generator of the '
+                         'recipe (e.g. UniformMaskGenerator) to the '
+                         "config's train pipeline")
+    return recon, mask.bool(), secondary
