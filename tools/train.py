@@ -29,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='mixed precision (fp16 on CUDA, bf16 on CPU)')
+        help='mixed precision (AmpOptimWrapper, fp16 with dynamic loss '
+        'scaling; needs a CUDA GPU)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -44,16 +45,18 @@ def build_config(args):
                       args.work_dir)
     check_toolbox(cfg)
     check_data_roots(cfg, ['train_dataloader'])
+    import torch
     if args.amp:
-        import torch
-        optim_wrapper = cfg.optim_wrapper
-        if optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('AmpOptimWrapper is already set in the config')
-        optim_wrapper.type = 'AmpOptimWrapper'
-        if torch.cuda.is_available():
-            optim_wrapper.setdefault('loss_scale', 'dynamic')
-        else:  # CPU autocast supports bfloat16 only; no loss scaling needed
-            optim_wrapper.dtype = 'bfloat16'
+        if not torch.cuda.is_available():
+            raise UsageError('--amp needs a CUDA GPU (mmengine\'s '
+                             'AmpOptimWrapper); on CPU run without --amp')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    elif (cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+          and not torch.cuda.is_available()):
+        raise UsageError(
+            'the config trains with AmpOptimWrapper, which needs a CUDA GPU; '
+            'on CPU add --cfg-options optim_wrapper.type=OptimWrapper')
     if args.auto_scale_lr:
         if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
             raise UsageError('--auto-scale-lr needs auto_scale_lr = dict('

@@ -242,3 +242,10 @@ def test_corrupt_image_is_one_clear_error(tmp_path):
     assert f'cannot read image {paths[3]}' in out
     assert "on_error='skip'" in out
     assert 'Traceback' not in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
+def test_amp_without_gpu_is_one_clear_error(tmp_path):
+    rc, out = run_tool(TRAIN, MAE_DEMO, '--amp', '--work-dir', str(tmp_path))
+    assert rc != 0
+    assert '--amp needs a CUDA GPU' in out and 'Traceback' not in out

@@ -2,8 +2,10 @@
 from .atomic_save import AtomicLocalBackend, atomic_write
 from .checkpoint import load_local_checkpoint
 from .hooks import FiniteLossHook, NonFiniteLossError, RNGStateHook
+from .optimizers import UMLayerDecayOptimWrapperConstructor
 
 __all__ = [
     'AtomicLocalBackend', 'atomic_write', 'load_local_checkpoint',
-    'FiniteLossHook', 'NonFiniteLossError', 'RNGStateHook'
+    'FiniteLossHook', 'NonFiniteLossError', 'RNGStateHook',
+    'UMLayerDecayOptimWrapperConstructor'
 ]

@@ -23,7 +23,15 @@ How each number is measured:
   kernel's high-water mark (``/proc/self/clear_refs``; without it, the
   lifetime peak ``ru_maxrss`` is used) and reports ``VmHWM - RSS``. It thus
   also counts what the CPU allocator keeps cached, like a GPU's
-  ``max_memory_reserved`` would.
+  ``max_memory_reserved`` would. The **model state** (parameters, their
+  gradients and the optimizer's state tensors) is counted exactly after the
+  steps; ``peak - state`` (``act_mem_mib``) is the part that grows with the
+  batch (activations, temporaries): at small batches the state dominates
+  the peak and hides the saving of a cheaper encoder.
+* **GFLOPs per image**: multiply-accumulates x 2 of one training step
+  (forward and backward) counted by ``torch.utils.flop_counter``, the
+  encoder's share separately; the CPU flash-attention kernels are counted
+  with torch's SDPA formulas.
 * **encoder tokens per image**: a hook on the first attention block of the
   backbone reads the size of its input (``(N, L, C)`` or ``(N, H, W, C)``),
   i.e. the tokens the encoder's first stage really processes: the compact
@@ -46,7 +54,7 @@ import statistics
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -62,14 +70,15 @@ __all__ = [
     'build_model_and_optimizer', 'EncoderTokenCounter', 'train_step',
     'time_interleaved', 'measure_peak_memory', 'run_benchmark',
     'resolve_baselines', 'format_markdown', 'write_csv', 'plot_results',
-    'quiet_logger', 'TABLE_COLUMNS'
+    'quiet_logger', 'flop_counter', 'model_state_bytes', 'TABLE_COLUMNS'
 ]
 
 #: columns of the markdown / CSV table, in order
 TABLE_COLUMNS = ('config', 'method', 'backbone', 'batch', 'input',
                  'sec_per_step', 'images_per_s', 'peak_mem_mib',
-                 'encoder_tokens', 'time_ratio', 'mem_ratio', 'token_ratio',
-                 'baseline')
+                 'act_mem_mib', 'encoder_tokens', 'gflops', 'enc_gflops',
+                 'time_ratio', 'mem_ratio', 'act_mem_ratio', 'token_ratio',
+                 'flops_ratio', 'baseline')
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -86,8 +95,12 @@ class BenchmarkResult:
         input (int): Input side in pixels.
         step_times (list[float]): Every timed step, in seconds.
         peak_mem_mib (float): Peak memory in MiB (see the module doc).
+        state_mem_mib (float): Parameters, gradients and optimizer state,
+            MiB.
         encoder_tokens (int): Tokens per image entering the encoder's first
             attention block.
+        gflops (float): Training-step GFLOPs per image.
+        enc_gflops (float): The backbone's part of ``gflops``.
     """
     config: str
     method: str
@@ -96,7 +109,10 @@ class BenchmarkResult:
     input: int
     step_times: List[float] = field(default_factory=list)
     peak_mem_mib: float = float('nan')
+    state_mem_mib: float = float('nan')
     encoder_tokens: int = 0
+    gflops: float = float('nan')
+    enc_gflops: float = float('nan')
 
     @property
     def sec_per_step(self) -> float:
@@ -108,6 +124,11 @@ class BenchmarkResult:
     def images_per_s(self) -> float:
         """Images per second at the median step time."""
         return self.batch / self.sec_per_step
+
+    @property
+    def act_mem_mib(self) -> float:
+        """Peak memory minus the model state."""
+        return self.peak_mem_mib - self.state_mem_mib
 
     @property
     def name(self) -> str:
@@ -376,6 +397,38 @@ class EncoderTokenCounter:
         self._handle.remove()
 
 
+def flop_counter():
+    """``FlopCounterMode`` that also counts CPU flash attention."""
+    from torch.utils.flop_counter import (FlopCounterMode,
+                                          sdpa_backward_flop_count,
+                                          sdpa_flop_count)
+    aten = torch.ops.aten
+    mapping = {}
+    fwd = getattr(aten, '_scaled_dot_product_flash_attention_for_cpu', None)
+    bwd = getattr(aten,
+                  '_scaled_dot_product_flash_attention_for_cpu_backward',
+                  None)
+    if fwd is not None:
+        mapping[fwd] = lambda q, k, v, *args, out_shape=None, **kw: \
+            sdpa_flop_count(q, k, v)
+    if bwd is not None:
+        mapping[bwd] = lambda g, q, k, v, *args, out_shape=None, **kw: \
+            sdpa_backward_flop_count(g, q, k, v)
+    return FlopCounterMode(display=False, custom_mapping=mapping)
+
+
+def model_state_bytes(model: nn.Module, optim_wrapper) -> int:
+    """Bytes of parameters, their gradients and the optimizer state."""
+    total = 0
+    for p in model.parameters():
+        total += p.numel() * p.element_size() * (2 if p.requires_grad else 1)
+    for state in optim_wrapper.optimizer.state.values():
+        for v in state.values():
+            if torch.is_tensor(v):
+                total += v.numel() * v.element_size()
+    return total
+
+
 def _backbone_name(cfg: Config) -> str:
     bb = cfg.model.get('backbone', {})
     arch = bb.get('arch')
@@ -459,8 +512,8 @@ def _reset_hwm() -> bool:
 def _memory_worker(config: str, batch_size: int, input_size: int,
                    device: str, amp: Optional[str], steps: int,
                    cfg_options: Optional[dict],
-                   threads: Optional[int]) -> float:
-    """Peak memory (MiB) of building and training one config (child)."""
+                   threads: Optional[int]) -> Tuple[float, float]:
+    """Peak memory and model state (MiB) of one config (child)."""
     quiet_logger()
     if threads:
         torch.set_num_threads(threads)
@@ -486,7 +539,7 @@ def _memory_worker(config: str, batch_size: int, input_size: int,
             hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             start = max(start, ru_start)
         peak = hwm - start
-    return peak / 2**20
+    return peak / 2**20, model_state_bytes(model, optim_wrapper) / 2**20
 
 
 def measure_peak_memory(config: str,
@@ -496,7 +549,7 @@ def measure_peak_memory(config: str,
                         amp: Optional[str] = None,
                         steps: int = 2,
                         cfg_options: Optional[dict] = None,
-                        threads: Optional[int] = None) -> float:
+                        threads: Optional[int] = None) -> Tuple[float, float]:
     """Peak memory of one config in a fresh ``spawn`` child process.
 
     Args:
@@ -512,7 +565,8 @@ def measure_peak_memory(config: str,
             torch's default. Defaults to None.
 
     Returns:
-        float: MiB; see the module doc for what is counted.
+        tuple[float, float]: Peak memory and model state in MiB; see the
+        module doc for what is counted.
     """
     with cf.ProcessPoolExecutor(
             max_workers=1, mp_context=mp.get_context('spawn')) as pool:
@@ -588,10 +642,14 @@ def run_benchmark(configs: Sequence[str],
             build_synthetic_batch(cfg, batch_size, size, seed=s)
             for s in range(2)
         ]
-        # tokens are read in a first (untimed) step
+        # tokens and FLOPs are read in a first (untimed) step
         counter = EncoderTokenCounter(model.backbone)
-        train_step(model, optim_wrapper, batches[0], amp)
+        with flop_counter() as flops:
+            train_step(model, optim_wrapper, batches[0], amp)
         counter.remove()
+        per_module = flops.get_flop_counts()
+        enc_key = f'{type(model).__name__}.backbone'
+        enc_flops = sum(per_module.get(enc_key, {}).values())
         entries.append(
             dict(model=model, optim_wrapper=optim_wrapper, batches=batches))
         results.append(
@@ -601,8 +659,11 @@ def run_benchmark(configs: Sequence[str],
                 backbone=_backbone_name(cfg),
                 batch=batch_size,
                 input=size,
-                encoder_tokens=counter.tokens or 0))
-        log(f'built {results[-1].name}: {counter.tokens} encoder tokens')
+                encoder_tokens=counter.tokens or 0,
+                gflops=flops.get_total_flops() / batch_size / 1e9,
+                enc_gflops=enc_flops / batch_size / 1e9))
+        log(f'built {results[-1].name}: {counter.tokens} encoder tokens, '
+            f'{results[-1].gflops:.2f} GFLOPs per image')
     times = time_interleaved(entries, warmup, rounds, steps_per_round, amp,
                              log)
     for i, res in enumerate(results):
@@ -610,11 +671,11 @@ def run_benchmark(configs: Sequence[str],
     del entries
     if measure_memory:
         for res in results:
-            res.peak_mem_mib = measure_peak_memory(res.config, res.batch,
-                                                   res.input, device, amp,
-                                                   max(warmup, 1) + 1,
-                                                   cfg_options, threads)
-            log(f'{res.name}: peak memory {res.peak_mem_mib:.0f} MiB')
+            res.peak_mem_mib, res.state_mem_mib = measure_peak_memory(
+                res.config, res.batch, res.input, device, amp,
+                max(warmup, 1) + 1, cfg_options, threads)
+            log(f'{res.name}: peak memory {res.peak_mem_mib:.0f} MiB '
+                f'(model state {res.state_mem_mib:.0f} MiB)')
     return results
 
 
@@ -670,10 +731,15 @@ def _rows(results: Sequence[BenchmarkResult],
                 sec_per_step=res.sec_per_step,
                 images_per_s=res.images_per_s,
                 peak_mem_mib=res.peak_mem_mib,
+                act_mem_mib=res.act_mem_mib,
                 encoder_tokens=res.encoder_tokens,
+                gflops=res.gflops,
+                enc_gflops=res.enc_gflops,
                 time_ratio=res.sec_per_step / base.sec_per_step,
                 mem_ratio=res.peak_mem_mib / base.peak_mem_mib,
+                act_mem_ratio=res.act_mem_mib / base.act_mem_mib,
                 token_ratio=res.encoder_tokens / base.encoder_tokens,
+                flops_ratio=res.gflops / base.gflops,
                 baseline=base.name))
     return rows
 
@@ -682,9 +748,14 @@ _FORMATS = dict(
     sec_per_step='{:.3f}',
     images_per_s='{:.1f}',
     peak_mem_mib='{:.0f}',
+    act_mem_mib='{:.0f}',
+    gflops='{:.2f}',
+    enc_gflops='{:.2f}',
     time_ratio='{:.2f}',
     mem_ratio='{:.2f}',
-    token_ratio='{:.3g}')
+    act_mem_ratio='{:.2f}',
+    token_ratio='{:.2f}',
+    flops_ratio='{:.2f}')
 
 
 def _fmt(column: str, value) -> str:
@@ -736,9 +807,13 @@ def plot_results(results: Sequence[BenchmarkResult],
     labels = [f"{r['method']}\n{r['backbone']}" for r in rows]
     panels = [('sec_per_step', 'time_ratio', 'seconds / step'),
               ('peak_mem_mib', 'mem_ratio', 'peak memory (MiB)'),
+              ('act_mem_mib', 'act_mem_ratio', 'peak - model state (MiB)'),
               ('encoder_tokens', 'token_ratio', 'encoder tokens / image')]
     fig, axes = plt.subplots(
-        1, 3, figsize=(4 + 1.3 * len(rows) * 3, 3.6), squeeze=False)
+        1,
+        len(panels),
+        figsize=(2 + 1.1 * len(rows) * len(panels), 3.6),
+        squeeze=False)
     colors = plt.get_cmap('tab10').colors
     for ax, (key, ratio, label) in zip(axes[0], panels):
         values = [float(r[key]) for r in rows]

@@ -16,7 +16,8 @@ from torch import Tensor
 
 __all__ = [
     'DROPPED_COLOR', 'SECONDARY_COLOR', 'paint_masks', 'image_grid',
-    'sample_strategy_masks', 'reconstruct', 'to_uint8_rgb'
+    'sample_strategy_masks', 'reconstruct', 'to_uint8_rgb',
+    'unpatchify_prediction'
 ]
 
 #: fill of the tokens the encoder never sees (primary mask)
@@ -161,8 +162,21 @@ def _stack(data_samples, key: str) -> Optional[Tensor]:
     return stack_masks(data_samples, key, torch.device('cpu'))
 
 
-def _unpatchify_norm_pix(head, pred: Tensor, inputs: Tensor) -> Tensor:
-    """Undo ``norm_pix`` with each patch's mean/var of the original."""
+def unpatchify_prediction(head, pred: Tensor, inputs: Tensor) -> Tensor:
+    """Token predictions ``(N, L, p*p*3)`` -> images ``(N, 3, H, W)``.
+
+    A ``norm_pix`` head (mmpretrain's ``MAEPretrainHead``) predicts every
+    patch normalised by its own mean and variance; they are taken from the
+    original ``inputs``, as MAE's visualisation does.
+
+    Args:
+        head: The algorithm's head (``patchify``/``unpatchify``).
+        pred (Tensor): ``(N, L, p*p*3)`` in raster order.
+        inputs (Tensor): Preprocessed originals ``(N, 3, H, W)``.
+
+    Returns:
+        Tensor: ``(N, 3, H, W)`` in the space of ``inputs``.
+    """
     if getattr(head, 'norm_pix', False):
         target = head.patchify(inputs)
         mean = target.mean(dim=-1, keepdim=True)
@@ -204,13 +218,13 @@ def reconstruct(model, inputs: Tensor,
         else:  # MAE draws its own random mask
             latent, tok_mask, ids_restore = model.backbone(inputs)
         pred = model.neck(latent, ids_restore)
-        recon = _unpatchify_norm_pix(model.head, pred, inputs)
+        recon = unpatchify_prediction(model.head, pred, inputs)
         side = int(tok_mask.shape[1]**.5)
         mask = tok_mask.reshape(-1, side, side).bool()
     elif isinstance(model, UMMAE):
         feats = model.backbone(inputs, mask, secondary)
         pred = model.neck(feats[-1], mask)
-        recon = _unpatchify_norm_pix(model.head, pred, inputs)
+        recon = unpatchify_prediction(model.head, pred, inputs)
     elif isinstance(model, SimMIM):
         feats = model.backbone(inputs, mask)
         recon = model.neck(feats[-1])

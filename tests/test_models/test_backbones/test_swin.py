@@ -386,3 +386,30 @@ def test_cross_scope_build():
         model = registry.build(
             dict(type='mmpretrain.UMSwinTransformer', arch=TINY_ARCH))
         assert isinstance(model, UMSwinTransformer)
+
+
+def test_compact_bias_lookup_equals_per_pair_mlp():
+    """The grid lookup of the compact-mode bias gives the per-pair MLP's
+    values and gradients."""
+    from um_mae.models.backbones.swin import ContinuousWindowMSA
+    torch.manual_seed(0)
+    attn = ContinuousWindowMSA(16, 2, pos_mlp_dims=8).double()
+    # 16 windows of 36 tokens at half-integer positions (after merges)
+    coords = torch.randint(0, 16, (16, 36, 2)).double() / 2
+    offset = coords[:, None] - coords[:, :, None]
+    looked_up = attn._lookup_bias(offset)
+    assert looked_up is not None
+    direct = attn.rel_pos_mlp(
+        (torch.sign(offset) * torch.log1p(offset.abs())).permute(0, 3, 1, 2))
+    torch.testing.assert_close(looked_up, direct, rtol=0, atol=1e-12)
+    grads = []
+    for out in (looked_up, direct):
+        g = torch.autograd.grad((out * direct.detach()).sum(),
+                                list(attn.rel_pos_mlp.parameters()))
+        grads.append(g)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # off-grid positions fall back to the per-pair MLP
+    assert attn._lookup_bias(offset + 1e-3 * torch.rand_like(offset)) is None
+    torch.testing.assert_close(
+        attn.position_bias(coords), direct, rtol=0, atol=1e-12)

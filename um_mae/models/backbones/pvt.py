@@ -384,8 +384,8 @@ class UMPVT(BaseBackbone):
     def init_weights(self) -> None:
         """Initialize as the official model unless a checkpoint is given."""
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg.get('type') == 'Pretrained':
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get(
+                'type') in ('Pretrained', 'CheckedPretrained'):
             return
         for m in self.modules():
             if isinstance(m, nn.Linear):

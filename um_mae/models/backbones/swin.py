@@ -174,8 +174,44 @@ class ContinuousWindowMSA(BaseModule):
             Tensor: ``(M, num_heads, WW, WW)``, row = query, column = key.
         """
         offset = coords[:, None, :, :] - coords[:, :, None, :]  # (M,q,k,2)
+        if offset.shape[0] > 1:  # per-window coordinates (compact mode)
+            bias = self._lookup_bias(offset)
+            if bias is not None:
+                return bias
         offset = torch.sign(offset) * torch.log1p(offset.abs())
         return self.rel_pos_mlp(offset.permute(0, 3, 1, 2))
+
+    def _lookup_bias(self, offset: Tensor) -> Optional[Tensor]:
+        """Evaluate the MLP once per distinct offset, then gather.
+
+        Packed coordinates are multiples of ``2**-s`` after ``s`` merges, so
+        the offsets of the ``M * WW * WW`` pairs lie on a small grid of
+        ``(2R+1)**2`` points. The MLP runs on that grid (the same inputs, so
+        the same values) instead of on every pair: a fraction of the work
+        and of the memory kept for backward. Returns None when the offsets
+        are not on a grid of step ``2**-3`` or the grid is not smaller.
+        """
+        fine = offset * 8
+        step = fine.abs().long() | 1 << 62  # keeps zeros out of the min
+        step = (step & -step).min()  # largest power of 2 dividing all
+        off_grid = (fine - fine.round()).abs().max()
+        max_abs = fine.abs().max()
+        off_grid, max_abs, step = torch.stack(
+            [off_grid, max_abs, step.to(max_abs.dtype)]).tolist()
+        if off_grid:
+            return None
+        R = int(round(max_abs / step))
+        side = 2 * R + 1
+        if side * side * 4 > offset[..., 0].numel():
+            return None
+        idx = (fine / step).round().long() + R  # (M, q, k, 2)
+        idx = idx[..., 0] * side + idx[..., 1]
+        grid = torch.arange(-R, R + 1, device=offset.device,
+                            dtype=offset.dtype) * (step / 8)
+        grid = torch.stack(torch.meshgrid(grid, grid, indexing='ij'))
+        grid = torch.sign(grid) * torch.log1p(grid.abs())  # (2, side, side)
+        table = self.rel_pos_mlp(grid[None]).flatten(2)[0]  # (nH, side^2)
+        return table[:, idx].transpose(0, 1)  # (M, nH, q, k)
 
     def forward(self, x: Tensor, attn_bias: Tensor) -> Tensor:
         """Attend within windows.
@@ -628,7 +664,8 @@ class UMSwinTransformer(BaseBackbone):
         """Official UM-MAE initialization unless a checkpoint is loaded."""
         super().init_weights()
         if (isinstance(self.init_cfg, dict)
-                and self.init_cfg.get('type') == 'Pretrained'):
+                and self.init_cfg.get('type') in ('Pretrained',
+                                                  'CheckedPretrained')):
             return
         for m in self.modules():
             if isinstance(m, nn.Linear):

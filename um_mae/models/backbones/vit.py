@@ -106,7 +106,8 @@ class UMViT(MAEViT):
         super().init_weights()
         if self.vis_mask_token is not None and not (
                 isinstance(self.init_cfg, dict)
-                and self.init_cfg.get('type') == 'Pretrained'):
+                and self.init_cfg.get('type') in ('Pretrained',
+                                                  'CheckedPretrained')):
             nn.init.normal_(self.vis_mask_token, std=.02)
 
     def _flat_mask(self, mask: Tensor, name: str, num_tokens: int) -> Tensor:

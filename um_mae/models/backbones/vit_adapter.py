@@ -441,8 +441,8 @@ class ViTDetBackbone(BaseModule):
     def init_weights(self) -> None:
         """Random init unless a ``Pretrained`` init_cfg loads weights."""
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg.get('type') == 'Pretrained':
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get(
+                'type') in ('Pretrained', 'CheckedPretrained'):
             return
         trunc_normal_(self.pos_embed, std=.02)
         for m in self.layers.modules():

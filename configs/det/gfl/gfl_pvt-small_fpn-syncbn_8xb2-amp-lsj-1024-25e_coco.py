@@ -1,0 +1,22 @@
+# GFL with the UM-MAE PVT-S (UM-MAE appendix B.3). As in the paper the
+# detector starts from the ImageNet fine-tuned backbone (200 pre-training +
+# 100 fine-tuning epochs); our checkpoints and official UM-MAE ones (keys
+# `blocks.*`, converted on load) both work.
+_base_ = '../_base_/gfl_fpn-syncbn_8xb2-amp-lsj-1024-25e_coco.py'
+
+pretrained = 'work_dirs/ummae_pvt-small_ft-100e_in1k-256px/epoch_100.pth'
+
+# model
+model = dict(
+    backbone=dict(
+        type='mmpretrain.UMPVT',
+        arch='small',
+        img_size=256,  # the pre-training size; the table is resized
+        learnable_pos_embed=True,
+        out_indices=(1, 2, 3),
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            type='CheckedPretrained',
+            checkpoint=pretrained,
+            prefix='backbone.')),
+    neck=dict(in_channels=[128, 320, 512]))

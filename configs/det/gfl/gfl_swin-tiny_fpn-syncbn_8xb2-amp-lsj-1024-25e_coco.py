@@ -1,0 +1,19 @@
+# GFL with the UM-MAE Swin-T (UM-MAE appendix B.3), from the ImageNet
+# fine-tuned backbone; windows of 16 tokens as in fine-tuning.
+_base_ = '../_base_/gfl_fpn-syncbn_8xb2-amp-lsj-1024-25e_coco.py'
+
+pretrained = 'work_dirs/ummae_swin-tiny_ft-100e_in1k-256px/epoch_100.pth'
+
+# model
+model = dict(
+    backbone=dict(
+        type='mmpretrain.UMSwinTransformer',
+        arch='tiny',
+        window_size=16,
+        out_indices=(1, 2, 3),
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            type='CheckedPretrained',
+            checkpoint=pretrained,
+            prefix='backbone.')),
+    neck=dict(in_channels=[192, 384, 768]))

@@ -1,0 +1,17 @@
+# Fine-tune a UM-MAE pre-trained Swin-T (200 epochs) on ImageNet-1k:
+# 100 epochs at 256 px, windows of 16, layer-wise lr decay 0.85, drop path
+# 0.1.
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_256.py',
+    '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
+]
+
+# model
+model = dict(
+    backbone=dict(
+        type='UMSwinTransformer',
+        arch='tiny',
+        window_size=16,
+        init_cfg=dict(checkpoint='work_dirs/ummae_swin-tiny_8xb128-accum4-'
+                      'amp-coslr-200e_in1k-256px/epoch_200.pth')),
+    head=dict(in_channels=768))

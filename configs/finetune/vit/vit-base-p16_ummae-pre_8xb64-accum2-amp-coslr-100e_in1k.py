@@ -1,0 +1,24 @@
+# Fine-tune a UM-MAE pre-trained ViT-B/16 (200 epochs, the paper's pilot) on
+# ImageNet-1k: 100 epochs at 224 px as MAE, layer-wise lr decay 0.8, drop
+# path 0.1.
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
+    '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
+]
+
+# model: mmpretrain's ViT, of which the pre-training UMViT is a subclass
+# (same keys), with a learnable position table; no final norm before the
+# pooling, a norm after it (ln2), as the official global-pool model
+model = dict(
+    backbone=dict(
+        type='VisionTransformer',
+        arch='base',
+        img_size=224,
+        patch_size=16,
+        final_norm=False,
+        init_cfg=dict(checkpoint='work_dirs/ummae_vit-base-p16_8xb512-amp-'
+                      'coslr-200e_in1k/epoch_200.pth')),
+    head=dict(in_channels=768))
+
+# schedule
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.8))

@@ -1,0 +1,317 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Checked loading of pre-trained backbones (``CheckedPretrained``)."""
+import uuid
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmpretrain.registry import MODELS
+
+import um_mae  # noqa: F401
+from um_mae.models.backbones import (UMPVT, UMSwinTransformer, ViTDetBackbone,
+                                     convert_official_pvt,
+                                     convert_official_swin)
+from um_mae.models.utils import (detect_official_arch, load_pretrained,
+                                 unwrap_state_dict)
+
+PVT_FIXTURE_ARCH = dict(
+    embed_dims=[16, 32, 40, 64],
+    depths=[1, 2, 1, 1],
+    num_heads=[1, 2, 5, 8],
+    mlp_ratios=[8, 8, 4, 4],
+    sr_ratios=[8, 4, 2, 1])
+SWIN_FIXTURE_ARCH = dict(
+    embed_dims=12, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8],
+    pos_mlp_dims=16)
+# a 4-block ViT on 64-px images (4x4 tokens of 16 px)
+VIT_ARCH = dict(
+    embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=128)
+UMMAE_PVT_DEMO = 'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py'
+
+
+def _save(tmp_path, checkpoint):
+    path = str(tmp_path / f'{uuid.uuid4().hex}.pth')
+    torch.save(checkpoint, path)
+    return path
+
+
+def _checked(cls, path, prefix='backbone.', **kwargs):
+    """A backbone built with the CheckedPretrained initializer, initialized."""
+    model = cls(
+        init_cfg=dict(
+            type='CheckedPretrained', checkpoint=path, prefix=prefix),
+        **kwargs)
+    model.init_weights()
+    return model
+
+
+def _assert_loaded(model, state_dict, keys):
+    own = model.state_dict()
+    assert keys, 'nothing to compare'
+    for key in keys:
+        torch.testing.assert_close(own[key], state_dict[key].to(own[key]))
+
+
+def _dense_pvt_demo(**kwargs):
+    return dict(
+        arch='demo',
+        img_size=128,
+        out_indices=(0, 1, 2, 3),
+        learnable_pos_embed=True,
+        **kwargs)
+
+
+def test_own_ummae_pretraining_checkpoint(tmp_path):
+    cfg = Config.fromfile(UMMAE_PVT_DEMO)
+    ummae = MODELS.build(cfg.model)
+    sd = ummae.state_dict()
+    assert any(k.startswith('neck.') for k in sd)
+    path = _save(tmp_path, dict(state_dict=sd, meta=dict(epoch=10)))
+
+    backbone = _checked(UMPVT, path, **_dense_pvt_demo())
+    keys = [k for k in backbone.state_dict()]
+    _assert_loaded(backbone, {
+        k[len('backbone.'):]: v
+        for k, v in sd.items() if k.startswith('backbone.')
+    }, keys)
+
+    report = load_pretrained(
+        UMPVT(**_dense_pvt_demo()), path, prefix='backbone')
+    assert report['missing'] == []
+    assert report['unexpected'] == ['vis_mask_token']
+    assert len(report['matched']) == len(keys)
+
+
+def test_official_init_does_not_overwrite_loaded_weights(tmp_path):
+    src = UMPVT(**_dense_pvt_demo())
+    with torch.no_grad():
+        for p in src.parameters():
+            p.fill_(0.5)  # no initializer draws a constant 0.5
+    path = _save(tmp_path, {'backbone.' + k: v
+                            for k, v in src.state_dict().items()})
+    model = _checked(UMPVT, path, **_dense_pvt_demo())
+    for name, p in model.named_parameters():
+        assert torch.all(p == 0.5), name
+
+
+def test_own_classifier_checkpoint(tmp_path):
+    classifier = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(
+                type='UMPVT',
+                arch='demo',
+                img_size=128,
+                out_type='avg_featmap',
+                learnable_pos_embed=True),
+            head=dict(
+                type='LinearClsHead', num_classes=5, in_channels=128)))
+    sd = classifier.state_dict()
+    path = _save(tmp_path, dict(state_dict=sd))
+    report = load_pretrained(
+        UMPVT(**_dense_pvt_demo()), path, prefix='backbone.')
+    assert report['missing'] == []
+    assert sorted(report['unexpected']) == ['fc_norm.bias', 'fc_norm.weight']
+
+
+@pytest.mark.parametrize('name,cls,kwargs,converter', [
+    ('ft_pvt.pt', UMPVT,
+     dict(arch=PVT_FIXTURE_ARCH, learnable_pos_embed=True),
+     convert_official_pvt),
+    ('ft_swin.pt', UMSwinTransformer,
+     dict(arch=SWIN_FIXTURE_ARCH, window_size=16), convert_official_swin),
+])
+def test_official_finetuned_checkpoint_parity(reference, tmp_path, name, cls,
+                                              kwargs, converter):
+    ref = reference(name)
+    path = _save(tmp_path, dict(model=ref['state_dict'], epoch=99))
+    # prefix is ignored for official checkpoints (their keys have none)
+    model = _checked(cls, path, out_indices=(0, 1, 2, 3), **kwargs)
+    model.double().eval()
+    with torch.no_grad():
+        feats = model(ref['img'].double())
+    for feat, expected in zip(feats, ref['stage_feats']):
+        torch.testing.assert_close(
+            feat, expected.double(), rtol=1e-6, atol=1e-5)
+
+    report = load_pretrained(
+        cls(out_indices=(0, 1, 2, 3), **kwargs), path, prefix='backbone.')
+    assert report['source'].startswith('official UM-MAE')
+    assert report['missing'] == []
+    # fc_norm belongs to the classifier mode; the head is left out
+    assert sorted(report['unexpected']) == ['fc_norm.bias', 'fc_norm.weight']
+    assert len(report['matched']) == len(converter(ref['state_dict'])) - 2
+
+
+@pytest.mark.parametrize('name,arch,cls,kwargs', [
+    ('mae_pvt.pt', 'pvt', UMPVT,
+     dict(arch=PVT_FIXTURE_ARCH, learnable_pos_embed=True)),
+    ('mae_swin.pt', 'swin', UMSwinTransformer, dict(arch=SWIN_FIXTURE_ARCH)),
+])
+def test_official_pretraining_checkpoint(reference, tmp_path, name, arch, cls,
+                                         kwargs):
+    ref = reference(name)
+    assert detect_official_arch(ref['state_dict']) == arch
+    path = _save(tmp_path, dict(model=ref['state_dict']))
+    model = cls(out_indices=(0, 1, 2, 3), **kwargs)
+    report = load_pretrained(model, path)
+    # every backbone tensor comes from the checkpoint; the decoder and the
+    # secondary-masking token are not used
+    assert report['missing'] == []
+    assert report['unexpected'] == ['vis_mask_token']
+    converted = {
+        'pvt': convert_official_pvt,
+        'swin': convert_official_swin
+    }[arch](ref['state_dict'])
+    _assert_loaded(model, converted, report['matched'])
+
+
+def _mmpretrain_vit(kind):
+    vit = dict(arch=VIT_ARCH, img_size=64, patch_size=16)
+    if kind == 'mae':
+        return dict(
+            type='MAE',
+            backbone=dict(type='MAEViT', mask_ratio=0.75, **vit),
+            neck=dict(
+                type='MAEPretrainDecoder',
+                num_patches=16,
+                patch_size=16,
+                embed_dim=32,
+                decoder_embed_dim=16,
+                decoder_depth=1,
+                decoder_num_heads=2),
+            head=dict(
+                type='MAEPretrainHead',
+                norm_pix=True,
+                patch_size=16,
+                loss=dict(type='PixelReconstructionLoss', criterion='L2')))
+    if kind == 'mocov3':
+        mlp = dict(
+            type='NonLinearNeck',
+            hid_channels=64,
+            out_channels=16,
+            num_layers=2,
+            with_bias=False,
+            with_last_bn=True,
+            with_last_bn_affine=False,
+            with_last_bias=False,
+            with_avg_pool=False)
+        return dict(
+            type='MoCoV3',
+            base_momentum=0.01,
+            backbone=dict(type='MoCoV3ViT', stop_grad_conv1=True, **vit),
+            neck=dict(in_channels=32, **mlp),
+            head=dict(
+                type='MoCoV3Head',
+                predictor=dict(in_channels=16, **mlp),
+                loss=dict(type='CrossEntropyLoss', loss_weight=0.4),
+                temperature=0.2))
+    return dict(  # supervised
+        type='ImageClassifier',
+        backbone=dict(type='VisionTransformer', **vit),
+        head=dict(
+            type='VisionTransformerClsHead', num_classes=10, in_channels=32))
+
+
+@pytest.mark.parametrize('kind', ['mae', 'mocov3', 'supervised'])
+def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
+    model = MODELS.build(_mmpretrain_vit(kind))
+    sd = model.state_dict()
+    if kind == 'mocov3':  # the momentum encoder is not the one transferred
+        assert any(k.startswith('momentum_encoder.') for k in sd)
+    path = _save(tmp_path, dict(state_dict=sd))
+    vitdet = _checked(
+        ViTDetBackbone, path, arch=VIT_ARCH, img_size=64, window_size=2)
+
+    report = load_pretrained(
+        ViTDetBackbone(arch=VIT_ARCH, img_size=64, window_size=2), path,
+        'backbone.')
+    # the ViT tensors load; the windowed-attention biases and the
+    # resolution modules are new
+    assert report['missing'] and all(
+        k.startswith('scale_modules.') or 'relative_position_bias_table' in k
+        for k in report['missing'])
+    assert {'cls_token', 'ln1.weight'} <= set(report['unexpected'])
+    assert 'layers.3.ffn.layers.1.weight' in report['matched']
+    backbone_sd = {
+        k[len('backbone.'):]: v
+        for k, v in sd.items() if k.startswith('backbone.')
+    }
+    _assert_loaded(vitdet, backbone_sd, report['matched'])
+
+
+def test_vitdet_from_official_ummae_vit(reference, tmp_path):
+    ref = reference('mae_vit.pt')  # 2 blocks, 32 channels, 4 heads, 64 px
+    assert detect_official_arch(ref['state_dict']) == 'vit'
+    path = _save(tmp_path, dict(model=ref['state_dict']))
+    arch = dict(VIT_ARCH, num_heads=4)
+    report = load_pretrained(ViTDetBackbone(arch=arch, img_size=64), path)
+    assert {'patch_embed.projection.weight', 'pos_embed',
+            'layers.1.attn.qkv.weight'} <= set(report['matched'])
+    assert 'layers.2.attn.qkv.weight' in report['missing']
+    assert 'vis_mask_token' in report['unexpected']
+
+
+def test_report_is_logged(tmp_path, capsys):
+    src = UMPVT(**_dense_pvt_demo())
+    path = _save(tmp_path, {'backbone.' + k: v
+                            for k, v in src.state_dict().items()})
+    logger = MMLogger.get_instance(f'ckpt-{uuid.uuid4().hex}')
+    load_pretrained(
+        UMPVT(**_dense_pvt_demo(with_vis_mask_token=True)),
+        path,
+        prefix='backbone.',
+        logger=logger)
+    out = capsys.readouterr().out
+    n = len(src.state_dict())
+    assert f'matched {n}/{n + 1} keys' in out
+    assert 'missing in the checkpoint (1, left as initialized): ' \
+        'vis_mask_token' in out
+
+
+def test_wrong_prefix(tmp_path):
+    path = _save(tmp_path, dict(state_dict={'backbone.x': torch.zeros(1)}))
+    with pytest.raises(ValueError, match=r"no checkpoint key starts with "
+                       r"prefix 'encoder\.'.*\['backbone\.'\]"):
+        load_pretrained(UMPVT(arch='demo'), path, prefix='encoder.')
+
+
+def test_nothing_matched(tmp_path):
+    neck_only = {'neck.decoder_embed.weight': torch.zeros(2, 2)}
+    path = _save(tmp_path, neck_only)
+    with pytest.raises(ValueError, match='wrong file or the wrong prefix'):
+        load_pretrained(UMPVT(arch='demo'), path, prefix='neck.')
+
+
+def test_shape_mismatch_names_the_fitting_arch(tmp_path):
+    demo = UMPVT(**_dense_pvt_demo())
+    path = _save(tmp_path, {'backbone.' + k: v
+                            for k, v in demo.state_dict().items()})
+    with pytest.raises(ValueError) as info:
+        load_pretrained(
+            UMPVT(arch='small', out_indices=(0, 1, 2, 3)), path, 'backbone.')
+    msg = str(info.value)
+    assert 'patch_embed.projection.weight: checkpoint (16, 3, 4, 4) vs ' \
+        'model (64, 3, 4, 4)' in msg
+    assert "build UMPVT with arch='demo'" in msg
+
+
+def test_shape_mismatch_without_a_fitting_arch(reference, tmp_path):
+    ref = reference('ft_swin.pt')
+    path = _save(tmp_path, dict(model=ref['state_dict']))
+    with pytest.raises(ValueError, match='none of the archs of '
+                       r'UMSwinTransformer fits; pass arch=dict\(\.\.\.\)'):
+        load_pretrained(UMSwinTransformer(arch='demo'), path)
+
+
+def test_unwrap_and_detect():
+    sd = {'module.blocks.0.attn.qkv.weight': torch.zeros(1), 'step': 3}
+    assert list(unwrap_state_dict(dict(model=sd))) == [
+        'blocks.0.attn.qkv.weight'
+    ]
+    # our own keys are never taken for official ones
+    assert detect_official_arch(
+        {'stages.0.blocks.0.attn.sr.weight': torch.zeros(1)}) is None
+    with pytest.raises(TypeError, match='must hold a dict'):
+        unwrap_state_dict([1])

@@ -1,0 +1,185 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""tools/benchmark_pretrain.py and um_mae.utils.benchmark on tiny configs.
+
+Only what does not depend on the machine's speed is asserted: the table's
+layout, token counts and ratios, the synthetic batches.
+"""
+import csv
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from um_mae.utils.benchmark import (TABLE_COLUMNS, BenchmarkResult,
+                                    EncoderTokenCounter,
+                                    build_model_and_optimizer,
+                                    build_synthetic_batch, format_markdown,
+                                    load_benchmark_config, model_state_bytes,
+                                    quiet_logger, resolve_baselines,
+                                    train_step)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(REPO, 'tools', 'benchmark_pretrain.py')
+UMMAE_PVT = osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                     'ummae_pvt-demo_1xb8-10e_demo-128px.py')
+SIMMIM_PVT = osp.join(REPO, 'configs', 'pretrain', 'simmim',
+                      'simmim_pvt-demo_1xb8-10e_demo-128px.py')
+UMMAE_SWIN = osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                      'ummae_swin-demo_1xb8-10e_demo-128px.py')
+MAE_VIT = osp.join(REPO, 'configs', 'pretrain', 'mae',
+                   'mae_vit-tiny-p16_1xb8-10e_demo-128px.py')
+
+
+@pytest.fixture(scope='module')
+def tool_run(tmp_path_factory):
+    """One CPU run of the tool: UM-MAE vs SimMIM on the demo PVT, 64 px."""
+    out = str(tmp_path_factory.mktemp('bench'))
+    proc = subprocess.run([
+        sys.executable, TOOL, UMMAE_PVT, SIMMIM_PVT, '--batch-size', '2',
+        '--input-size', '64', '--warmup', '1', '--rounds', '1', '--threads',
+        '1', '--device', 'cpu', '--baseline', 'simmim', '--out-dir', out
+    ],
+                          cwd=REPO,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc.stdout
+
+
+def test_tool_writes_table_csv_and_png(tool_run):
+    out, stdout = tool_run
+    with open(osp.join(out, 'benchmark.md')) as f:
+        md = f.read()
+    header = next(line for line in md.splitlines() if line.startswith('|'))
+    assert [c.strip() for c in header.strip('|').split('|')] == \
+        list(TABLE_COLUMNS)
+    assert header in stdout
+    assert 'batch 2, 64 px, fp32' in md
+    with open(osp.join(out, 'benchmark.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_tool_token_ratio_is_a_quarter(tool_run):
+    out, _ = tool_run
+    with open(osp.join(out, 'benchmark.csv')) as f:
+        rows = {r['method']: r for r in csv.DictReader(f)}
+    ummae, simmim = rows['UMMAE'], rows['SimMIM']
+    # 64 px, 4-px patches: SimMIM's full 16x16 map vs the compact 8x8 one
+    assert int(simmim['encoder_tokens']) == 256
+    assert int(ummae['encoder_tokens']) == 64
+    assert float(ummae['token_ratio']) == 0.25
+    assert float(simmim['token_ratio']) == 1.0
+    assert ummae['baseline'] == simmim['config']
+    for row in (ummae, simmim):
+        assert int(row['batch']) == 2 and int(row['input']) == 64
+        assert float(row['sec_per_step']) > 0
+        assert float(row['peak_mem_mib']) > 0
+        assert float(row['gflops']) > float(row['enc_gflops']) > 0
+        assert len(row['step_times'].split()) == 1
+    # the compact encoder does about a quarter of the full encoder's work
+    enc_ratio = float(ummae['enc_gflops']) / float(simmim['enc_gflops'])
+    assert 0.2 < enc_ratio < 0.35
+
+
+def test_tool_rejects_unknown_baseline(tmp_path):
+    proc = subprocess.run([
+        sys.executable, TOOL, UMMAE_PVT, '--input-size', '64',
+        '--batch-size', '1', '--warmup', '0', '--rounds', '1', '--no-memory',
+        '--threads', '1', '--baseline', 'nonexistent', '--out-dir',
+        str(tmp_path)
+    ],
+                          cwd=REPO,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode != 0
+    assert "no config name contains 'nonexistent'" in proc.stderr
+
+
+@pytest.mark.parametrize('config, strategy_keys', [
+    (UMMAE_PVT, {'mask', 'secondary_mask'}),
+    (SIMMIM_PVT, {'mask'}),
+])
+def test_synthetic_batch_uses_the_config_masks(config, strategy_keys):
+    cfg = load_benchmark_config(config, 64)
+    batch = build_synthetic_batch(cfg, 3, 64, seed=1)
+    assert batch['inputs'].shape == (3, 3, 64, 64)
+    assert batch['inputs'].dtype == torch.uint8
+    samples = batch['data_samples']
+    assert len(samples) == 3
+    for key in strategy_keys:
+        masks = np.stack([np.asarray(ds.get(key)) for ds in samples])
+        assert masks.shape == (3, 4, 4)
+        # 75% of the tokens dropped (UM: plus a quarter of the kept ones)
+        expected = 12 if key == 'mask' else 13
+        assert (masks.reshape(3, -1).sum(1) == expected).all()
+    # reproducible
+    again = build_synthetic_batch(cfg, 3, 64, seed=1)
+    assert torch.equal(batch['inputs'], again['inputs'])
+    assert np.array_equal(
+        np.asarray(samples[0].mask), np.asarray(again['data_samples'][0].mask))
+
+
+@pytest.mark.parametrize('config, tokens', [
+    (UMMAE_SWIN, 8 * 8),
+    (MAE_VIT, 4 + 1),  # 25% of 4x4 tokens visible, plus the class token
+])
+def test_encoder_tokens_and_state(config, tokens):
+    quiet_logger()
+    torch.set_num_threads(1)
+    cfg = load_benchmark_config(config, 64)
+    model, optim_wrapper = build_model_and_optimizer(cfg)
+    counter = EncoderTokenCounter(model.backbone)
+    before = model_state_bytes(model, optim_wrapper)
+    train_step(model, optim_wrapper, build_synthetic_batch(cfg, 2, 64))
+    counter.remove()
+    assert counter.tokens == tokens
+    # AdamW adds two moments per trainable parameter (and a step count)
+    trainable = sum(p.numel() * 4 for p in model.parameters()
+                    if p.requires_grad)
+    after = model_state_bytes(model, optim_wrapper)
+    assert 2 * trainable <= after - before <= 2 * trainable + 8 * 1000
+
+
+def _result(name, backbone, sec, mem, tokens):
+    return BenchmarkResult(
+        config=f'configs/{name}.py',
+        method=name.split('_')[0],
+        backbone=backbone,
+        batch=8,
+        input=256,
+        step_times=[sec],
+        peak_mem_mib=mem,
+        state_mem_mib=mem / 2,
+        encoder_tokens=tokens,
+        gflops=sec,
+        enc_gflops=sec / 2)
+
+
+def test_baselines_follow_the_backbone():
+    results = [
+        _result('ummae_pvt', 'UMPVT-small', 1., 100., 1024),
+        _result('simmim_pvt', 'UMPVT-small', 2., 400., 4096),
+        _result('ummae_swin', 'UMSwinTransformer-tiny', 1., 100., 1024),
+        _result('simmim_swin', 'UMSwinTransformer-tiny', 4., 200., 4096),
+    ]
+    assert resolve_baselines(results, 'simmim') == [1, 1, 3, 3]
+    assert resolve_baselines(results, 2) == [2] * 4
+    assert resolve_baselines(results, '-1') == [3] * 4
+    with pytest.raises(ValueError, match='out of range'):
+        resolve_baselines(results, 4)
+    md = format_markdown(results, 'simmim').splitlines()
+    assert len(md) == 2 + len(results)
+    cells = dict(zip(TABLE_COLUMNS, (c.strip()
+                                     for c in md[4].strip('|').split('|'))))
+    assert cells['time_ratio'] == '0.25'
+    assert cells['mem_ratio'] == '0.50'
+    assert cells['token_ratio'] == '0.25'
+    assert cells['baseline'] == 'simmim_swin'
