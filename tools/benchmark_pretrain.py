@@ -119,8 +119,7 @@ def main(argv=None):
              f'{amp}, median of {len(results[0].step_times)} steps')
     with open(osp.join(args.out_dir, 'benchmark.md'), 'w') as f:
         f.write(f'{title}\n\n{table}')
-    write_csv(results, osp.join(args.out_dir, 'benchmark.csv'),
-              args.baseline)
+    write_csv(results, osp.join(args.out_dir, 'benchmark.csv'), args.baseline)
     plot_results(results, osp.join(args.out_dir, 'benchmark.png'),
                  args.baseline, title)
     print(title)

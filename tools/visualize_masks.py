@@ -36,29 +36,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_rgb(path, size):
-    """An RGB uint8 image, centre-cropped to a square and resized."""
-    import numpy as np
-    from PIL import Image
-    if path is None:
-        from skimage import data
-        img = Image.fromarray(data.astronaut())
-    else:
-        if not osp.isfile(path):
-            raise ValueError(f'image {path!r} does not exist')
-        img = Image.open(path).convert('RGB')
-    side = min(img.size)
-    left, top = (img.size[0] - side) // 2, (img.size[1] - side) // 2
-    img = img.crop((left, top, left + side, top + side))
-    return np.asarray(img.resize((size, size), Image.BICUBIC))
-
-
 def main(argv=None):
     args = parse_args(argv)
-    from um_mae.utils.visualization import (image_grid, paint_masks,
-                                            sample_strategy_masks)
+    from um_mae.utils.visualization import (image_grid, load_square_rgb,
+                                            paint_masks, sample_strategy_masks)
     try:
-        img = load_rgb(args.image, args.size)
+        img = load_square_rgb(args.image, args.size)
         masks = sample_strategy_masks(args.size, args.strategies, args.seed)
     except ValueError as e:
         sys.exit(f'error: {e}')

@@ -45,8 +45,9 @@ def main(argv=None):
     from um_mae.utils.benchmark import (config_input_size,
                                         load_benchmark_config, pack_images,
                                         quiet_logger)
-    from um_mae.utils.visualization import (image_grid, paint_masks,
-                                            reconstruct, to_uint8_rgb)
+    from um_mae.utils.visualization import (image_grid, load_square_rgb,
+                                            paint_masks, reconstruct,
+                                            to_uint8_rgb)
     quiet_logger()
     try:
         cfg = load_benchmark_config(args.config, args.size)
@@ -54,10 +55,10 @@ def main(argv=None):
         if not osp.isfile(args.checkpoint):
             raise ValueError(f'checkpoint {args.checkpoint!r} does not '
                              'exist; train the config with tools/train.py')
-        sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-        from visualize_masks import load_rgb
         # LoadImageFromFile gives BGR, which the data preprocessor expects
-        images = [load_rgb(p, size)[..., ::-1].copy() for p in args.images]
+        images = [
+            load_square_rgb(p, size)[..., ::-1].copy() for p in args.images
+        ]
     except ValueError as e:
         sys.exit(f'error: {e}')
 
@@ -77,8 +78,8 @@ def main(argv=None):
         m = mask[i].numpy()
         s = secondary[i].numpy() if secondary is not None else None
         seen = ~(s if s is not None else m)  # tokens the encoder saw
-        seen_px = seen.repeat(size // m.shape[0], 0).repeat(
-            size // m.shape[1], 1)
+        seen_px = seen.repeat(size // m.shape[0],
+                              0).repeat(size // m.shape[1], 1)
         pasted = np.where(seen_px[..., None], orig, rec)
         rows.append([orig, paint_masks(orig, m, s), rec, pasted])
     grid = image_grid(

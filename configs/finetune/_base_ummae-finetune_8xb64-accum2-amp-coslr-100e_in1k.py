@@ -17,7 +17,8 @@ model = dict(
     backbone=dict(
         out_type='avg_featmap',
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint=None, prefix='backbone.')),
+        init_cfg=dict(
+            type='CheckedPretrained', checkpoint=None, prefix='backbone.')),
     neck=None,
     head=dict(
         type='LinearClsHead',

@@ -89,9 +89,9 @@ def test_tool_token_ratio_is_a_quarter(tool_run):
 
 def test_tool_rejects_unknown_baseline(tmp_path):
     proc = subprocess.run([
-        sys.executable, TOOL, UMMAE_PVT, '--input-size', '64',
-        '--batch-size', '1', '--warmup', '0', '--rounds', '1', '--no-memory',
-        '--threads', '1', '--baseline', 'nonexistent', '--out-dir',
+        sys.executable, TOOL, UMMAE_PVT, '--input-size', '64', '--batch-size',
+        '1', '--warmup', '0', '--rounds', '1', '--no-memory', '--threads', '1',
+        '--baseline', 'nonexistent', '--out-dir',
         str(tmp_path)
     ],
                           cwd=REPO,
@@ -127,10 +127,12 @@ def test_synthetic_batch_uses_the_config_masks(config, strategy_keys):
         np.asarray(samples[0].mask), np.asarray(again['data_samples'][0].mask))
 
 
-@pytest.mark.parametrize('config, tokens', [
-    (UMMAE_SWIN, 8 * 8),
-    (MAE_VIT, 4 + 1),  # 25% of 4x4 tokens visible, plus the class token
-])
+@pytest.mark.parametrize(
+    'config, tokens',
+    [
+        (UMMAE_SWIN, 8 * 8),
+        (MAE_VIT, 4 + 1),  # 25% of 4x4 tokens visible, plus the class token
+    ])
 def test_encoder_tokens_and_state(config, tokens):
     quiet_logger()
     torch.set_num_threads(1)
@@ -177,8 +179,8 @@ def test_baselines_follow_the_backbone():
         resolve_baselines(results, 4)
     md = format_markdown(results, 'simmim').splitlines()
     assert len(md) == 2 + len(results)
-    cells = dict(zip(TABLE_COLUMNS, (c.strip()
-                                     for c in md[4].strip('|').split('|'))))
+    cells = dict(
+        zip(TABLE_COLUMNS, (c.strip() for c in md[4].strip('|').split('|'))))
     assert cells['time_ratio'] == '0.25'
     assert cells['mem_ratio'] == '0.50'
     assert cells['token_ratio'] == '0.25'

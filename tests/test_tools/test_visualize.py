@@ -29,7 +29,8 @@ CONFIGS = {
     'configs/pretrain/ummae/ummae_swin-demo_1xb8-10e_demo-128px.py',
     'simmim_pvt':
     'configs/pretrain/simmim/simmim_pvt-demo_1xb8-10e_demo-128px.py',
-    'mae_vit': 'configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py',
+    'mae_vit':
+    'configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py',
     'ummae_vit':
     'configs/pretrain/ummae/ummae_vit-tiny-p16_1xb8-10e_demo-128px.py',
 }
@@ -82,8 +83,8 @@ def test_strategy_masks():
 
 def test_visualize_masks_png(images, tmp_path):
     out = str(tmp_path / 'masks.png')
-    load_tool('visualize_masks').main([images[0], '--size', '64', '--out',
-                                       out])
+    load_tool('visualize_masks').main(
+        [images[0], '--size', '64', '--out', out])
     with Image.open(out) as png:
         # 5 panels of 64 px, 4-px gaps, a 14-px label band
         assert png.size == (5 * (64 + 4) + 4, 64 + 4 + 4 + 14)
@@ -91,8 +92,9 @@ def test_visualize_masks_png(images, tmp_path):
 
 def test_image_grid_rejects_mixed_sizes():
     with pytest.raises(ValueError, match='resize them alike'):
-        image_grid([[np.zeros((8, 8, 3), np.uint8),
-                     np.zeros((4, 4, 3), np.uint8)]])
+        image_grid(
+            [[np.zeros((8, 8, 3), np.uint8),
+              np.zeros((4, 4, 3), np.uint8)]])
 
 
 def test_unpatchify_prediction_undoes_norm_pix():
@@ -148,9 +150,8 @@ def test_tensorboard_backend_from_config(tmp_path):
     init_default_scope('mmpretrain')
     vis = VISUALIZERS.build(
         dict(cfg.visualizer, name='tb_test', save_dir=str(tmp_path / 'vis')))
-    assert list(vis._vis_backends) == [
-        'LocalVisBackend', 'TensorboardVisBackend'
-    ]
+    assert list(
+        vis._vis_backends) == ['LocalVisBackend', 'TensorboardVisBackend']
     try:
         import tensorboard  # noqa: F401
     except ImportError:

@@ -66,19 +66,19 @@ from mmengine.utils import import_modules_from_strings
 
 __all__ = [
     'BenchmarkResult', 'load_benchmark_config', 'pack_images',
-    'build_synthetic_batch', 'config_input_size',
-    'build_model_and_optimizer', 'EncoderTokenCounter', 'train_step',
-    'time_interleaved', 'measure_peak_memory', 'run_benchmark',
-    'resolve_baselines', 'format_markdown', 'write_csv', 'plot_results',
-    'quiet_logger', 'flop_counter', 'model_state_bytes', 'TABLE_COLUMNS'
+    'build_synthetic_batch', 'config_input_size', 'build_model_and_optimizer',
+    'EncoderTokenCounter', 'train_step', 'time_interleaved',
+    'measure_peak_memory', 'run_benchmark', 'resolve_baselines',
+    'format_markdown', 'write_csv', 'plot_results', 'quiet_logger',
+    'flop_counter', 'model_state_bytes', 'TABLE_COLUMNS'
 ]
 
 #: columns of the markdown / CSV table, in order
 TABLE_COLUMNS = ('config', 'method', 'backbone', 'batch', 'input',
-                 'sec_per_step', 'images_per_s', 'peak_mem_mib',
-                 'act_mem_mib', 'encoder_tokens', 'gflops', 'enc_gflops',
-                 'time_ratio', 'mem_ratio', 'act_mem_ratio', 'token_ratio',
-                 'flops_ratio', 'baseline')
+                 'sec_per_step', 'images_per_s', 'peak_mem_mib', 'act_mem_mib',
+                 'encoder_tokens', 'gflops', 'enc_gflops', 'time_ratio',
+                 'mem_ratio', 'act_mem_ratio', 'token_ratio', 'flops_ratio',
+                 'baseline')
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -213,7 +213,8 @@ def config_input_size(cfg: Config) -> int:
     return 224
 
 
-def pack_images(cfg: Config, images: Sequence[np.ndarray],
+def pack_images(cfg: Config,
+                images: Sequence[np.ndarray],
                 seed: int = 0) -> dict:
     """Run the config's mask transforms and ``PackInputs`` on images.
 
@@ -405,8 +406,7 @@ def flop_counter():
     aten = torch.ops.aten
     mapping = {}
     fwd = getattr(aten, '_scaled_dot_product_flash_attention_for_cpu', None)
-    bwd = getattr(aten,
-                  '_scaled_dot_product_flash_attention_for_cpu_backward',
+    bwd = getattr(aten, '_scaled_dot_product_flash_attention_for_cpu_backward',
                   None)
     if fwd is not None:
         mapping[fwd] = lambda q, k, v, *args, out_shape=None, **kw: \
@@ -475,8 +475,8 @@ def time_interleaved(entries: Sequence[dict],
             for _ in range(steps_per_round):
                 times[i].append(step(i))
         if log is not None:
-            log(f'round {r + 1}/{rounds}: ' + ', '.join(
-                f'{times[i][-1]:.3f}s' for i in range(len(entries))))
+            log(f'round {r + 1}/{rounds}: ' +
+                ', '.join(f'{times[i][-1]:.3f}s' for i in range(len(entries))))
     return times
 
 
@@ -509,9 +509,8 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _memory_worker(config: str, batch_size: int, input_size: int,
-                   device: str, amp: Optional[str], steps: int,
-                   cfg_options: Optional[dict],
+def _memory_worker(config: str, batch_size: int, input_size: int, device: str,
+                   amp: Optional[str], steps: int, cfg_options: Optional[dict],
                    threads: Optional[int]) -> Tuple[float, float]:
     """Peak memory and model state (MiB) of one config (child)."""
     quiet_logger()
@@ -571,8 +570,7 @@ def measure_peak_memory(config: str,
     with cf.ProcessPoolExecutor(
             max_workers=1, mp_context=mp.get_context('spawn')) as pool:
         return pool.submit(_memory_worker, config, batch_size, input_size,
-                           device, amp, steps, cfg_options,
-                           threads).result()
+                           device, amp, steps, cfg_options, threads).result()
 
 
 # ----------------------------------------------------------------------
@@ -775,18 +773,19 @@ def format_markdown(results: Sequence[BenchmarkResult],
         '|' + '|'.join('---' for _ in TABLE_COLUMNS) + '|'
     ]
     for row in rows:
-        lines.append('| ' + ' | '.join(
-            _fmt(c, row[c]) for c in TABLE_COLUMNS) + ' |')
+        lines.append('| ' + ' | '.join(_fmt(c, row[c])
+                                       for c in TABLE_COLUMNS) + ' |')
     return '\n'.join(lines) + '\n'
 
 
-def write_csv(results: Sequence[BenchmarkResult], path: str,
+def write_csv(results: Sequence[BenchmarkResult],
+              path: str,
               baseline: Union[int, str, None] = 0) -> None:
     """Write the table (columns: :data:`TABLE_COLUMNS`) and step times."""
     rows = _rows(results, baseline)
     with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(TABLE_COLUMNS) +
-                                ['step_times'])
+        writer = csv.DictWriter(
+            f, fieldnames=list(TABLE_COLUMNS) + ['step_times'])
         writer.writeheader()
         for row, res in zip(rows, results):
             writer.writerow(
@@ -804,22 +803,20 @@ def plot_results(results: Sequence[BenchmarkResult],
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows = _rows(results, baseline)
-    labels = [f"{r['method']}\n{r['backbone']}" for r in rows]
+    labels = [
+        '\n'.join([r['method'], *r['backbone'].split('-', 1)]) for r in rows
+    ]
     panels = [('sec_per_step', 'time_ratio', 'seconds / step'),
               ('peak_mem_mib', 'mem_ratio', 'peak memory (MiB)'),
               ('act_mem_mib', 'act_mem_ratio', 'peak - model state (MiB)'),
               ('encoder_tokens', 'token_ratio', 'encoder tokens / image')]
     fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(2 + 1.1 * len(rows) * len(panels), 3.6),
-        squeeze=False)
+        2, 2, figsize=(1.5 + 2.4 * len(rows), 7), squeeze=False)
     colors = plt.get_cmap('tab10').colors
-    for ax, (key, ratio, label) in zip(axes[0], panels):
+    for ax, (key, ratio, label) in zip(axes.flat, panels):
         values = [float(r[key]) for r in rows]
         bars = ax.bar(
-            range(len(rows)),
-            [0 if math.isnan(v) else v for v in values],
+            range(len(rows)), [0 if math.isnan(v) else v for v in values],
             color=[colors[i % 10] for i in range(len(rows))])
         for bar, r in zip(bars, rows):
             ax.annotate(
@@ -837,4 +834,3 @@ def plot_results(results: Sequence[BenchmarkResult],
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-

@@ -7,6 +7,7 @@ the same image under the RS / GS / US / UM sampling strategies (Fig. 4),
 and original / masked input / reconstruction / reconstruction with the
 visible patches pasted back (Fig. 8), for UM-MAE, SimMIM and MAE models.
 """
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch import Tensor
 __all__ = [
     'DROPPED_COLOR', 'SECONDARY_COLOR', 'paint_masks', 'image_grid',
     'sample_strategy_masks', 'reconstruct', 'to_uint8_rgb',
-    'unpatchify_prediction'
+    'unpatchify_prediction', 'load_square_rgb'
 ]
 
 #: fill of the tokens the encoder never sees (primary mask)
@@ -148,6 +149,30 @@ def sample_strategy_masks(
     finally:
         np.random.set_state(state)
     return out
+
+
+def load_square_rgb(path: Optional[str], size: int) -> np.ndarray:
+    """An RGB uint8 image, centre-cropped to a square and resized.
+
+    Args:
+        path (str, optional): Image file; None takes scikit-image's
+            astronaut photo.
+        size (int): Output side in pixels.
+
+    Returns:
+        np.ndarray: ``(size, size, 3)``.
+    """
+    if path is None:
+        from skimage import data
+        img = Image.fromarray(data.astronaut())
+    else:
+        if not os.path.isfile(path):
+            raise ValueError(f'image {path!r} does not exist')
+        img = Image.open(path).convert('RGB')
+    side = min(img.size)
+    left, top = (img.size[0] - side) // 2, (img.size[1] - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    return np.asarray(img.resize((size, size), Image.BICUBIC))
 
 
 def to_uint8_rgb(x: Tensor, mean: Tensor, std: Tensor) -> List[np.ndarray]:

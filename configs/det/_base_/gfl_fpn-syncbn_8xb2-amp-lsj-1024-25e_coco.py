@@ -9,7 +9,9 @@ custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # model
 image_size = (1024, 1024)
-norm_cfg = dict(type='MMSyncBN', requires_grad=True)
+# the official recipe's MMSyncBN, as torch's SyncBN (builds without a
+# process group, so configs can be checked on one CPU)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     # every training image is padded to 1024 x 1024
     data_preprocessor=dict(
@@ -48,8 +50,8 @@ optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
     loss_scale=dict(init_scale=512.),
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05),
+    optimizer=dict(
+        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(
         norm_decay_mult=0.,
         bias_decay_mult=0.,
@@ -59,10 +61,7 @@ optim_wrapper = dict(
         }))
 param_scheduler = [
     dict(
-        type='LinearLR',
-        start_factor=0.001,
-        by_epoch=False,
-        begin=0,
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
         end=2000),
     dict(
         type='CosineAnnealingLR',

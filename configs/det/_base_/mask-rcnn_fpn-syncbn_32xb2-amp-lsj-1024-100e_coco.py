@@ -12,7 +12,15 @@ _base_ = 'mmdet::strong_baselines/' \
 custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # model
-model = dict(backbone=dict(_delete_=True))  # set by the model configs
+# torch's SyncBN also in the heads: mmdet's base uses mmcv's MMSyncBN there
+# (for empty RoI batches, which torch's SyncBN handles now), and that one
+# cannot even be built without a process group
+head_norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    backbone=dict(_delete_=True),  # set by the model configs
+    roi_head=dict(
+        bbox_head=dict(norm_cfg=head_norm_cfg),
+        mask_head=dict(norm_cfg=head_norm_cfg)))
 
 # data: test images are resized to 1024 (longer side) and padded to 1024
 backend_args = None
@@ -54,8 +62,8 @@ max_epochs = 25  # of the 4x repeated dataset
 # warm-up: 0.25 COCO epoch = 0.25 x 117266 images / 64 = 458 iterations;
 # then a half-period cosine to 0
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=458),
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=458),
     dict(
         type='CosineAnnealingLR',
         eta_min=0.,

@@ -26,8 +26,8 @@ model = dict(
             prefix='backbone.')),
     neck=dict(in_channels=[192, 384, 768, 1536]),
     test_cfg=dict(
-        rcnn=dict(nms=dict(type='soft_nms', iou_threshold=0.5,
-                           min_score=0.05))))
+        rcnn=dict(
+            nms=dict(type='soft_nms', iou_threshold=0.5, min_score=0.05))))
 
 # data: 16 GPUs x 1 image = 16 (the base's batch)
 

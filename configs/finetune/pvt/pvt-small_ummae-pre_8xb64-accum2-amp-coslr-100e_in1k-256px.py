@@ -5,6 +5,9 @@ _base_ = [
     '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
 ]
 
+pretrained = ('work_dirs/ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-'
+              '256px/epoch_200.pth')
+
 # model: the position table is learned from the pre-trained sin-cos one
 model = dict(
     backbone=dict(
@@ -12,6 +15,5 @@ model = dict(
         arch='small',
         img_size=256,
         learnable_pos_embed=True,
-        init_cfg=dict(checkpoint='work_dirs/ummae_pvt-small_8xb128-accum4-'
-                      'amp-coslr-200e_in1k-256px/epoch_200.pth')),
+        init_cfg=dict(checkpoint=pretrained)),
     head=dict(in_channels=512))

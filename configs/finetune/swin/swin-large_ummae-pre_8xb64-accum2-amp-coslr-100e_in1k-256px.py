@@ -2,13 +2,14 @@
 # the Swin-T recipe with drop path 0.2 and layer-wise lr decay 0.7.
 _base_ = ['./swin-tiny_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-256px.py']
 
+pretrained = ('work_dirs/ummae_swin-large_8xb64-accum8-amp-coslr-800e_in1k-'
+              '256px/epoch_800.pth')
+
 # model
 model = dict(
     backbone=dict(
-        arch='large',
-        drop_path_rate=0.2,
-        init_cfg=dict(checkpoint='work_dirs/ummae_swin-large_8xb64-accum8-'
-                      'amp-coslr-800e_in1k-256px/epoch_800.pth')),
+        arch='large', drop_path_rate=0.2,
+        init_cfg=dict(checkpoint=pretrained)),
     head=dict(in_channels=1536))
 
 # schedule

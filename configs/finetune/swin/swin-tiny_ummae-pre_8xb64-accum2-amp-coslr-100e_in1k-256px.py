@@ -6,12 +6,14 @@ _base_ = [
     '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
 ]
 
+pretrained = ('work_dirs/ummae_swin-tiny_8xb128-accum4-amp-coslr-200e_in1k-'
+              '256px/epoch_200.pth')
+
 # model
 model = dict(
     backbone=dict(
         type='UMSwinTransformer',
         arch='tiny',
         window_size=16,
-        init_cfg=dict(checkpoint='work_dirs/ummae_swin-tiny_8xb128-accum4-'
-                      'amp-coslr-200e_in1k-256px/epoch_200.pth')),
+        init_cfg=dict(checkpoint=pretrained)),
     head=dict(in_channels=768))

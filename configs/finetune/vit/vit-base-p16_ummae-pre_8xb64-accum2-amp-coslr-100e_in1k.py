@@ -6,9 +6,15 @@ _base_ = [
     '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
 ]
 
+pretrained = ('work_dirs/ummae_vit-base-p16_8xb512-amp-coslr-200e_in1k/'
+              'epoch_200.pth')
+
 # model: mmpretrain's ViT, of which the pre-training UMViT is a subclass
 # (same keys), with a learnable position table; no final norm before the
-# pooling, a norm after it (ln2), as the official global-pool model
+# pooling, a norm after it (ln2), as the official global-pool model.
+# mmengine's plain 'Pretrained' loader: VisionTransformer re-draws its
+# position table after any other initializer (convert official UM-MAE ViT
+# checkpoints with tools/model_converters/ummae_official_to_ours.py first)
 model = dict(
     backbone=dict(
         type='VisionTransformer',
@@ -16,8 +22,7 @@ model = dict(
         img_size=224,
         patch_size=16,
         final_norm=False,
-        init_cfg=dict(checkpoint='work_dirs/ummae_vit-base-p16_8xb512-amp-'
-                      'coslr-200e_in1k/epoch_200.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     head=dict(in_channels=768))
 
 # schedule

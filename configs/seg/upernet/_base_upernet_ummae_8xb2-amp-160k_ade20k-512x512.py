@@ -24,8 +24,8 @@ model = dict(
         _delete_=True,
         drop_path_rate=0.1,
         out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=None,
-                      prefix='backbone.')),
+        init_cfg=dict(
+            type='CheckedPretrained', checkpoint=None, prefix='backbone.')),
     decode_head=dict(channels=768, num_classes=150),
     auxiliary_head=dict(num_classes=150),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
@@ -45,8 +45,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=1.0))
 param_scheduler = [
     dict(
-        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-        end=1500),
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(
         type='PolyLR',
         eta_min=0.0,

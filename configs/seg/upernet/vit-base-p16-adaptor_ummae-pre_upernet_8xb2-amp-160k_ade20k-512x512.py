@@ -3,14 +3,16 @@
 # through the ViTDet-style adaptor; layer-wise lr decay 0.65.
 _base_ = ['./_base_upernet_ummae_8xb2-amp-160k_ade20k-512x512.py']
 
+pretrained = ('work_dirs/ummae_vit-base-p16_8xb512-amp-coslr-200e_in1k/'
+              'epoch_200.pth')
+
 # model: the 224-px position table is resized to every input
 model = dict(
     backbone=dict(
         type='mmpretrain.ViTDetBackbone',
         arch='base',
         img_size=224,
-        init_cfg=dict(checkpoint='work_dirs/ummae_vit-base-p16_8xb512-amp-'
-                      'coslr-200e_in1k/epoch_200.pth')),
+        init_cfg=dict(checkpoint=pretrained)),
     decode_head=dict(in_channels=[768, 768, 768, 768]),
     auxiliary_head=dict(in_channels=768))
 

@@ -14,8 +14,8 @@ import um_mae  # noqa: F401
 from um_mae.engine.optimizers import (UMLayerDecayOptimWrapperConstructor,
                                       backbone_layer_depth, layer_depths)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONSTRUCTOR = 'mmpretrain.UMLayerDecayOptimWrapperConstructor'
 
 
@@ -28,8 +28,7 @@ def _classifier(backbone: dict) -> nn.Module:
             type='ImageClassifier',
             backbone=dict(out_type='avg_featmap', **backbone),
             head=dict(
-                type='LinearClsHead', num_classes=5,
-                in_channels=channels)))
+                type='LinearClsHead', num_classes=5, in_channels=channels)))
 
 
 def _build(model, rate, lr=1e-3, wd=0.05, **paramwise):
@@ -45,7 +44,10 @@ def _build(model, rate, lr=1e-3, wd=0.05, **paramwise):
 # at a stage start belongs to its first block) i + 1, the rest on top
 PVT_DEMO = dict(
     backbone=dict(
-        type='UMPVT', arch='demo', img_size=64, learnable_pos_embed=True,
+        type='UMPVT',
+        arch='demo',
+        img_size=64,
+        learnable_pos_embed=True,
         _channels=128),  # depths 1, 1, 2, 1
     expected={
         'backbone.pos_embed': 0,
@@ -80,7 +82,10 @@ SWIN_DEMO = dict(
     num_depths=10)
 VIT_TINY = dict(
     backbone=dict(
-        type='UMViT', arch='deit-tiny', img_size=32, patch_size=16,
+        type='UMViT',
+        arch='deit-tiny',
+        img_size=32,
+        patch_size=16,
         _channels=192),  # 12 layers
     expected={
         'backbone.cls_token': 0,
@@ -120,15 +125,15 @@ def test_classifier_depths_and_lr_scales(case):
 
 
 def _group_of(wrapper, param):
-    return next(g for g in wrapper.optimizer.param_groups
-                if any(p is param for p in g['params']))
+    return next(
+        g for g in wrapper.optimizer.param_groups
+        if any(p is param for p in g['params']))
 
 
 def test_no_weight_decay_for_norms_biases_embeddings_tokens():
     # mmpretrain's ViT as fine-tuned (learnable position embedding)
     model = _classifier(
-        dict(VIT_TINY['backbone'], type='VisionTransformer',
-             final_norm=False))
+        dict(VIT_TINY['backbone'], type='VisionTransformer', final_norm=False))
     wrapper = _build(model, 0.75, wd=0.05)
     params = dict(model.named_parameters())
     assert params['backbone.pos_embed'].requires_grad
@@ -141,8 +146,11 @@ def test_no_weight_decay_for_norms_biases_embeddings_tokens():
         assert _group_of(wrapper, params[name])['weight_decay'] == 0.05, name
 
     pvt = MODELS.build(
-        dict(type='UMPVT', arch='demo', with_vis_mask_token=True,
-             learnable_pos_embed=True))
+        dict(
+            type='UMPVT',
+            arch='demo',
+            with_vis_mask_token=True,
+            learnable_pos_embed=True))
     wrapper = _build(pvt, 0.75)
     assert _group_of(wrapper, pvt.vis_mask_token)['weight_decay'] == 0
     assert _group_of(wrapper, pvt.pos_embed)['layer_id'] == 0
@@ -166,8 +174,8 @@ def test_name_rule_agrees_with_backbone_methods(backbone):
 
 
 def test_vitdet_adaptor_is_on_top():
-    model = MODELS.build(dict(type='ViTDetBackbone', arch='demo',
-                              img_size=64))  # 8 layers
+    model = MODELS.build(
+        dict(type='ViTDetBackbone', arch='demo', img_size=64))  # 8 layers
     depths = layer_depths(model)
     assert depths['pos_embed'] == (0, 10)
     assert depths['layers.7.attn.qkv.weight'] == (8, 10)
@@ -186,12 +194,13 @@ def test_decay_one_is_plain_adamw():
     # torch's AdamW with the official no-decay split (0/1-D + pos_embed)
     decay, no_decay = [], []
     for name, p in reference.named_parameters():
-        (no_decay if p.ndim <= 1 or name.endswith('pos_embed') else
-         decay).append(p)
-    adamw = torch.optim.AdamW([
-        dict(params=decay),
-        dict(params=no_decay, weight_decay=0.)
-    ], lr=1e-2, weight_decay=0.05)
+        (no_decay
+         if p.ndim <= 1 or name.endswith('pos_embed') else decay).append(p)
+    adamw = torch.optim.AdamW(
+        [dict(params=decay),
+         dict(params=no_decay, weight_decay=0.)],
+        lr=1e-2,
+        weight_decay=0.05)
 
     x = torch.randn(2, 3, 64, 64)
     for _ in range(2):
@@ -199,13 +208,12 @@ def test_decay_one_is_plain_adamw():
             opt.zero_grad()
             net.head.loss_module(net(x), torch.tensor([1, 3])).backward()
             opt.step()
-    for (name, p), q in zip(model.named_parameters(),
-                            reference.parameters()):
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
     # the step moved the weights
-    assert not torch.equal(model.head.fc.weight,
-                           _classifier(dict(PVT_DEMO['backbone'])).head.fc
-                           .weight)
+    assert not torch.equal(
+        model.head.fc.weight,
+        _classifier(dict(PVT_DEMO['backbone'])).head.fc.weight)
 
 
 def test_scheduler_keeps_layer_ratios():
@@ -245,8 +253,10 @@ def test_dense_models_cross_scope(path):
             assert depth == 5
         elif not name.startswith('backbone.'):
             assert depth == 6, name
-    scales = {g['layer_id']: g['lr_scale']
-              for g in wrapper.optimizer.param_groups}
+    scales = {
+        g['layer_id']: g['lr_scale']
+        for g in wrapper.optimizer.param_groups
+    }
     assert scales[6] == 1 and scales[0] == pytest.approx(0.65**6)
 
 

@@ -22,7 +22,9 @@ PVT_FIXTURE_ARCH = dict(
     mlp_ratios=[8, 8, 4, 4],
     sr_ratios=[8, 4, 2, 1])
 SWIN_FIXTURE_ARCH = dict(
-    embed_dims=12, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8],
+    embed_dims=12,
+    depths=[2, 2, 2, 2],
+    num_heads=[1, 2, 4, 8],
     pos_mlp_dims=16)
 # a 4-block ViT on 64-px images (4x4 tokens of 16 px)
 VIT_ARCH = dict(
@@ -71,10 +73,11 @@ def test_own_ummae_pretraining_checkpoint(tmp_path):
 
     backbone = _checked(UMPVT, path, **_dense_pvt_demo())
     keys = [k for k in backbone.state_dict()]
-    _assert_loaded(backbone, {
-        k[len('backbone.'):]: v
-        for k, v in sd.items() if k.startswith('backbone.')
-    }, keys)
+    _assert_loaded(
+        backbone, {
+            k[len('backbone.'):]: v
+            for k, v in sd.items() if k.startswith('backbone.')
+        }, keys)
 
     report = load_pretrained(
         UMPVT(**_dense_pvt_demo()), path, prefix='backbone')
@@ -88,8 +91,10 @@ def test_official_init_does_not_overwrite_loaded_weights(tmp_path):
     with torch.no_grad():
         for p in src.parameters():
             p.fill_(0.5)  # no initializer draws a constant 0.5
-    path = _save(tmp_path, {'backbone.' + k: v
-                            for k, v in src.state_dict().items()})
+    path = _save(tmp_path, {
+        'backbone.' + k: v
+        for k, v in src.state_dict().items()
+    })
     model = _checked(UMPVT, path, **_dense_pvt_demo())
     for name, p in model.named_parameters():
         assert torch.all(p == 0.5), name
@@ -105,8 +110,7 @@ def test_own_classifier_checkpoint(tmp_path):
                 img_size=128,
                 out_type='avg_featmap',
                 learnable_pos_embed=True),
-            head=dict(
-                type='LinearClsHead', num_classes=5, in_channels=128)))
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=128)))
     sd = classifier.state_dict()
     path = _save(tmp_path, dict(state_dict=sd))
     report = load_pretrained(
@@ -116,9 +120,8 @@ def test_own_classifier_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize('name,cls,kwargs,converter', [
-    ('ft_pvt.pt', UMPVT,
-     dict(arch=PVT_FIXTURE_ARCH, learnable_pos_embed=True),
-     convert_official_pvt),
+    ('ft_pvt.pt', UMPVT, dict(arch=PVT_FIXTURE_ARCH,
+                              learnable_pos_embed=True), convert_official_pvt),
     ('ft_swin.pt', UMSwinTransformer,
      dict(arch=SWIN_FIXTURE_ARCH, window_size=16), convert_official_swin),
 ])
@@ -163,7 +166,8 @@ def test_official_pretraining_checkpoint(reference, tmp_path, name, arch, cls,
     converted = {
         'pvt': convert_official_pvt,
         'swin': convert_official_swin
-    }[arch](ref['state_dict'])
+    }[arch](
+        ref['state_dict'])
     _assert_loaded(model, converted, report['matched'])
 
 
@@ -247,16 +251,20 @@ def test_vitdet_from_official_ummae_vit(reference, tmp_path):
     path = _save(tmp_path, dict(model=ref['state_dict']))
     arch = dict(VIT_ARCH, num_heads=4)
     report = load_pretrained(ViTDetBackbone(arch=arch, img_size=64), path)
-    assert {'patch_embed.projection.weight', 'pos_embed',
-            'layers.1.attn.qkv.weight'} <= set(report['matched'])
+    assert {
+        'patch_embed.projection.weight', 'pos_embed',
+        'layers.1.attn.qkv.weight'
+    } <= set(report['matched'])
     assert 'layers.2.attn.qkv.weight' in report['missing']
     assert 'vis_mask_token' in report['unexpected']
 
 
 def test_report_is_logged(tmp_path, capsys):
     src = UMPVT(**_dense_pvt_demo())
-    path = _save(tmp_path, {'backbone.' + k: v
-                            for k, v in src.state_dict().items()})
+    path = _save(tmp_path, {
+        'backbone.' + k: v
+        for k, v in src.state_dict().items()
+    })
     logger = MMLogger.get_instance(f'ckpt-{uuid.uuid4().hex}')
     load_pretrained(
         UMPVT(**_dense_pvt_demo(with_vis_mask_token=True)),
@@ -272,8 +280,10 @@ def test_report_is_logged(tmp_path, capsys):
 
 def test_wrong_prefix(tmp_path):
     path = _save(tmp_path, dict(state_dict={'backbone.x': torch.zeros(1)}))
-    with pytest.raises(ValueError, match=r"no checkpoint key starts with "
-                       r"prefix 'encoder\.'.*\['backbone\.'\]"):
+    with pytest.raises(
+            ValueError,
+            match=r"no checkpoint key starts with "
+            r"prefix 'encoder\.'.*\['backbone\.'\]"):
         load_pretrained(UMPVT(arch='demo'), path, prefix='encoder.')
 
 
@@ -286,8 +296,10 @@ def test_nothing_matched(tmp_path):
 
 def test_shape_mismatch_names_the_fitting_arch(tmp_path):
     demo = UMPVT(**_dense_pvt_demo())
-    path = _save(tmp_path, {'backbone.' + k: v
-                            for k, v in demo.state_dict().items()})
+    path = _save(tmp_path, {
+        'backbone.' + k: v
+        for k, v in demo.state_dict().items()
+    })
     with pytest.raises(ValueError) as info:
         load_pretrained(
             UMPVT(arch='small', out_indices=(0, 1, 2, 3)), path, 'backbone.')
@@ -300,16 +312,17 @@ def test_shape_mismatch_names_the_fitting_arch(tmp_path):
 def test_shape_mismatch_without_a_fitting_arch(reference, tmp_path):
     ref = reference('ft_swin.pt')
     path = _save(tmp_path, dict(model=ref['state_dict']))
-    with pytest.raises(ValueError, match='none of the archs of '
-                       r'UMSwinTransformer fits; pass arch=dict\(\.\.\.\)'):
+    with pytest.raises(
+            ValueError,
+            match='none of the archs of '
+            r'UMSwinTransformer fits; pass arch=dict\(\.\.\.\)'):
         load_pretrained(UMSwinTransformer(arch='demo'), path)
 
 
 def test_unwrap_and_detect():
     sd = {'module.blocks.0.attn.qkv.weight': torch.zeros(1), 'step': 3}
-    assert list(unwrap_state_dict(dict(model=sd))) == [
-        'blocks.0.attn.qkv.weight'
-    ]
+    assert list(unwrap_state_dict(
+        dict(model=sd))) == ['blocks.0.attn.qkv.weight']
     # our own keys are never taken for official ones
     assert detect_official_arch(
         {'stages.0.blocks.0.attn.sr.weight': torch.zeros(1)}) is None

@@ -12,9 +12,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
-from torch import nn
-
 from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from torch import nn
 
 #: Parameters (last name component) that never get weight decay, besides
 #: every parameter with fewer than two dimensions (norms, biases).
@@ -225,10 +224,9 @@ class UMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         logger.info(f'layer-wise lr decay: {len(groups)} param groups; '
                     f'lr scale per depth {{{summary}}}')
         for key, group in groups.items():
-            logger.debug(
-                f'depth {key[0]} lr={group["lr"]:.3g} weight_decay='
-                f'{group.get("weight_decay", "default")}: '
-                + ', '.join(names[key]))
+            logger.debug(f'depth {key[0]} lr={group["lr"]:.3g} weight_decay='
+                         f'{group.get("weight_decay", "default")}: ' +
+                         ', '.join(names[key]))
 
 
 def layer_depths(model: nn.Module,

@@ -458,10 +458,25 @@ class UMPVT(BaseBackbone):
             self, x: Tensor, pos: Tensor, hw_shape: Tuple[int, int],
             mask: Tensor, secondary_mask: Optional[Tensor]
     ) -> Tuple[Tensor, Tuple[int, int]]:
-        """Re-pack the kept tokens (UM-MAE) into a half-size map."""
+        """Finish the compact (UM-MAE) input from packed patch tokens.
+
+        Args:
+            x (Tensor): Embedded patches of the packed image
+                ``(N, H*W/4, C)``, ``hw_shape = (H, W)`` being the full
+                patch grid.
+            pos (Tensor): Position table of the full grid ``(1, H*W, C)``;
+                its kept entries are packed and added.
+            hw_shape (tuple[int, int]): Full patch grid.
+            mask (Tensor): Uniform mask ``(N, h, w)``, checked.
+            secondary_mask (Tensor, optional): Superset of ``mask``; the
+                kept tokens it covers become ``vis_mask_token``.
+
+        Returns:
+            tuple: Tokens ``(N, H*W/4, C)`` and the compact grid.
+        """
         N, _, C = x.shape
-        check_uniform_mask(mask)
-        x = x.transpose(1, 2).reshape(N, C, *hw_shape)
+        compact = (hw_shape[0] // 2, hw_shape[1] // 2)
+        x = x.transpose(1, 2).reshape(N, C, *compact)
         if secondary_mask is not None:
             if self.vis_mask_token is None:
                 raise ValueError('secondary_mask given but the backbone has '
@@ -473,14 +488,14 @@ class UMPVT(BaseBackbone):
                 raise ValueError('secondary_mask must have the shape of mask '
                                  'and contain every token of mask')
             extra = self._upsample(secondary_mask & ~mask, hw_shape)
+            extra = uniform_pack(extra.unsqueeze(1), mask)  # (N, 1, H/2, W/2)
             token = self.vis_mask_token.reshape(1, C, 1, 1).to(x.dtype)
-            x = torch.where(extra.unsqueeze(1), token, x)
+            x = torch.where(extra, token, x)
         pos = pos.transpose(1, 2).reshape(1, C,
                                           *hw_shape).expand(N, -1, -1, -1)
         # position of a secondary-masked token is kept (primary mask)
-        x = uniform_pack(x, mask) + uniform_pack(pos, mask)
-        hw_shape = (hw_shape[0] // 2, hw_shape[1] // 2)
-        return x.flatten(2).transpose(1, 2), hw_shape  # (N, H*W/4, C)
+        x = x + uniform_pack(pos, mask)
+        return x.flatten(2).transpose(1, 2), compact  # (N, H*W/4, C)
 
     def forward(self,
                 x: Tensor,
@@ -505,9 +520,18 @@ class UMPVT(BaseBackbone):
                 f'input size {H}x{W} is not divisible by 32 (4 stages, '
                 f'total stride 32); resize or pad to '
                 f'{-(-H // 32) * 32}x{-(-W // 32) * 32}')
-        x, hw_shape = self.patch_embed(x)  # (N, H/4*W/4, C0)
-        pos = self._pos_embed(hw_shape).to(x.dtype)
         compact = mask is not None and self.mask_mode == 'compact'
+        if compact:
+            # a 4-px patch never crosses a 16-px token: embedding the packed
+            # pixels of the kept tokens equals packing the embedded patches,
+            # at a quarter of the cost
+            mask = mask.bool()
+            check_uniform_mask(mask)
+            x, hw_shape = self.patch_embed(uniform_pack(x, mask))
+            hw_shape = (2 * hw_shape[0], 2 * hw_shape[1])  # full grid
+        else:
+            x, hw_shape = self.patch_embed(x)  # (N, H/4*W/4, C0)
+        pos = self._pos_embed(hw_shape).to(x.dtype)
         if mask is None:
             if secondary_mask is not None:
                 raise ValueError('secondary_mask needs mask')
@@ -518,8 +542,7 @@ class UMPVT(BaseBackbone):
             x = x * (1. - weight) + self.mask_token.to(x.dtype) * weight
             x = x + pos
         else:
-            x, hw_shape = self._compact(x, pos, hw_shape, mask.bool(),
-                                        secondary_mask)
+            x, hw_shape = self._compact(x, pos, hw_shape, mask, secondary_mask)
 
         outs = []
         for i, stage in enumerate(self.stages):

@@ -206,8 +206,8 @@ class ContinuousWindowMSA(BaseModule):
             return None
         idx = (fine / step).round().long() + R  # (M, q, k, 2)
         idx = idx[..., 0] * side + idx[..., 1]
-        grid = torch.arange(-R, R + 1, device=offset.device,
-                            dtype=offset.dtype) * (step / 8)
+        grid = torch.arange(-R, R + 1, device=offset.device)
+        grid = grid.to(offset.dtype) * (step / 8)  # the offsets, exactly
         grid = torch.stack(torch.meshgrid(grid, grid, indexing='ij'))
         grid = torch.sign(grid) * torch.log1p(grid.abs())  # (2, side, side)
         table = self.rel_pos_mlp(grid[None]).flatten(2)[0]  # (nH, side^2)
@@ -832,22 +832,24 @@ class UMSwinTransformer(BaseBackbone):
                 f'{tuple(mask.shape)}; reshape raster masks to (N, h, w)')
         check_uniform_mask(mask)
         self.check_compact_size(tuple(x.shape[-2:]))
-        tokens = self._embed(x)  # (N, Hp, Wp, C)
-        N, Hp, Wp, C = tokens.shape
+        N = x.shape[0]
+        Hp, Wp = (s // self.patch_size for s in x.shape[-2:])
         h, w = mask.shape[-2:]
         if Hp % h or Wp % w or mask.shape[0] != N:
             raise ValueError(
                 f'mask grid {tuple(mask.shape)} does not tile the {Hp}x{Wp} '
                 f'patch grid of {N} images; pass one mask per image with '
                 'sides dividing the patch grid (16-px tokens: H/16 x W/16)')
-        packed = uniform_pack(tokens.permute(0, 3, 1, 2), mask)
+        # a patch never crosses a token: embedding the packed pixels of the
+        # kept tokens equals packing the embedded patches, at 1/4 the cost
+        packed = self._embed(uniform_pack(x, mask))  # (N, Hc, Wc, C)
+        C = packed.shape[-1]
         grid = torch.stack(
             torch.meshgrid(
-                torch.arange(Hp, device=x.device, dtype=tokens.dtype),
-                torch.arange(Wp, device=x.device, dtype=tokens.dtype),
+                torch.arange(Hp, device=x.device, dtype=packed.dtype),
+                torch.arange(Wp, device=x.device, dtype=packed.dtype),
                 indexing='ij'))  # (2, Hp, Wp)
         coords = uniform_pack(grid.expand(N, -1, -1, -1), mask)
-        packed = packed.permute(0, 2, 3, 1)  # (N, Hc, Wc, C)
         coords = coords.permute(0, 2, 3, 1)  # (N, Hc, Wc, 2)
 
         if secondary_mask is not None:
@@ -863,7 +865,7 @@ class UMSwinTransformer(BaseBackbone):
             if bool((mask & ~secondary_mask).any()):
                 raise ValueError('secondary_mask must be a superset of mask '
                                  '(True wherever mask is True)')
-            replaced = (secondary_mask & ~mask).to(tokens.dtype)
+            replaced = (secondary_mask & ~mask).to(packed.dtype)
             replaced = uniform_pack(replaced[:, None].repeat_interleave(
                 Hp // h, 2).repeat_interleave(Wp // w, 3),
                                     mask)  # (N, 1, Hc, Wc)

@@ -82,8 +82,7 @@ def unwrap_state_dict(checkpoint: dict) -> 'OrderedDict[str, Tensor]':
             checkpoint = checkpoint[key]
             break
     return OrderedDict((re.sub(r'^module\.', '', k), v)
-                       for k, v in checkpoint.items()
-                       if isinstance(v, Tensor))
+                       for k, v in checkpoint.items() if isinstance(v, Tensor))
 
 
 def detect_official_arch(state_dict: Dict[str, Tensor]) -> Optional[str]:
@@ -115,8 +114,7 @@ def _convert_official(state_dict: Dict[str, Tensor],
 
 def _select_prefix(state_dict: Dict[str, Tensor],
                    prefix: str) -> 'OrderedDict[str, Tensor]':
-    selected = OrderedDict((k[len(prefix):], v)
-                           for k, v in state_dict.items()
+    selected = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
                            if k.startswith(prefix))
     if not selected:
         found = sorted({k.split('.')[0] + '.' for k in state_dict})
@@ -133,12 +131,12 @@ def _listing(keys: List[str]) -> str:
     return shown + (f', ... ({more} more)' if more > 0 else '')
 
 
-def _shape_mismatches(model_sd: Dict[str, Tensor],
-                      ckpt_sd: Dict[str, Tensor]) -> List[Tuple[str, tuple,
-                                                                tuple]]:
+def _shape_mismatches(
+        model_sd: Dict[str, Tensor],
+        ckpt_sd: Dict[str, Tensor]) -> List[Tuple[str, tuple, tuple]]:
     return [(k, tuple(v.shape), tuple(model_sd[k].shape))
-            for k, v in ckpt_sd.items() if k in model_sd
-            and k.split('.')[-1] not in _RESIZED_ON_LOAD
+            for k, v in ckpt_sd.items()
+            if k in model_sd and k.split('.')[-1] not in _RESIZED_ON_LOAD
             and tuple(v.shape) != tuple(model_sd[k].shape)]
 
 
