@@ -26,7 +26,6 @@ Configs use it through the initializer::
         init_cfg=dict(type='CheckedPretrained', checkpoint=pretrained,
                       prefix='backbone.')))
 """
-import importlib
 import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple, Union
@@ -40,49 +39,18 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from mmengine.runner import CheckpointLoader
 from torch import Tensor
 
+from .official_convert import BACKBONE_CONVERTERS, detect_arch, load_function
+from .official_convert import unwrap as unwrap_state_dict
+
 __all__ = [
     'CheckedPretrainedInit', 'detect_official_arch', 'load_pretrained',
     'unwrap_state_dict'
 ]
 
-# (arch, predicate on the official key set), checked in order; the same
-# rules as tools/model_converters/ummae_official_to_ours.py
-_OFFICIAL_ARCH_RULES = [
-    ('swin', lambda keys: any('.attn.posmlp.' in k for k in keys)),
-    ('pvt', lambda keys: any('.attn.sr.' in k for k in keys)),
-    ('vit', lambda keys: any('.attn.qkv.' in k for k in keys)),
-]
-_OFFICIAL_CONVERTERS = {
-    'pvt': 'um_mae.models.backbones.pvt:convert_official_pvt',
-    'swin': 'um_mae.models.backbones.swin:convert_official_swin',
-    'vit': 'um_mae.models.backbones.vit:convert_official_vit',
-}
 # parameters the backbones resize in a load_state_dict pre-hook, so a
 # checkpoint of another input size is not a shape mismatch
 _RESIZED_ON_LOAD = ('pos_embed', )
 _MAX_LISTED = 12
-
-
-def unwrap_state_dict(checkpoint: dict) -> 'OrderedDict[str, Tensor]':
-    """The state dict of a checkpoint, without ``module.`` prefixes.
-
-    Args:
-        checkpoint (dict): A runner checkpoint (``'state_dict'``), an
-            official one (``'model'``) or a bare state dict.
-
-    Returns:
-        OrderedDict: Key -> tensor.
-    """
-    if not isinstance(checkpoint, dict):
-        raise TypeError(f'a checkpoint must hold a dict, got '
-                        f'{type(checkpoint).__name__}; save the model with '
-                        'torch.save(model.state_dict(), path)')
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    return OrderedDict((re.sub(r'^module\.', '', k), v)
-                       for k, v in checkpoint.items() if isinstance(v, Tensor))
 
 
 def detect_official_arch(state_dict: Dict[str, Tensor]) -> Optional[str]:
@@ -97,19 +65,17 @@ def detect_official_arch(state_dict: Dict[str, Tensor]) -> Optional[str]:
     Returns:
         str | None: The official architecture, None for other layouts.
     """
-    keys = set(state_dict)
-    if not any(re.match(r'blocks\.\d+\.', k) for k in keys):
+    if not any(re.match(r'blocks\.\d+\.', k) for k in state_dict):
         return None
-    for arch, rule in _OFFICIAL_ARCH_RULES:
-        if rule(keys):
-            return arch
-    return None
+    try:
+        return detect_arch(state_dict)
+    except ValueError:
+        return None
 
 
 def _convert_official(state_dict: Dict[str, Tensor],
                       arch: str) -> 'OrderedDict[str, Tensor]':
-    module, name = _OFFICIAL_CONVERTERS[arch].split(':')
-    return getattr(importlib.import_module(module), name)(state_dict)
+    return load_function(BACKBONE_CONVERTERS[arch])(state_dict)
 
 
 def _select_prefix(state_dict: Dict[str, Tensor],
