@@ -149,8 +149,8 @@ def test_unknown_launcher():
 
 def test_missing_data_root(tmp_path):
     rc, out = run_tool(TRAIN, MAE_DEMO, '--work-dir', str(tmp_path),
-                       '--cfg-options',
-                       'train_dataloader.dataset.dataset.data_root=/no/such/dir')
+                       '--cfg-options', 'train_dataloader.dataset.dataset.'
+                       'data_root=/no/such/dir')
     assert rc != 0
     assert "data root '/no/such/dir'" in out
     assert 'train_dataloader.dataset.dataset.data_root' in out
