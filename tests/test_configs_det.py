@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 import um_mae  # noqa: F401
 from um_mae.models.backbones import UMPVT, UMSwinTransformer, ViTDetBackbone
@@ -33,8 +33,14 @@ BACKBONES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """Build in mmdet's scope without leaking it into other test files."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+
 def _mmdet_models():
-    init_default_scope('mmdet')
     from mmdet.registry import MODELS
     return MODELS
 

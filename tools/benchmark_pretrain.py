@@ -88,10 +88,16 @@ def _cuda():
 
 def main(argv=None):
     args = parse_args(argv)
-    from um_mae.utils.benchmark import (format_markdown, plot_results,
-                                        resolve_baselines, run_benchmark,
-                                        write_csv)
+    from um_mae.utils.benchmark import (BenchmarkResult, format_markdown,
+                                        plot_results, resolve_baselines,
+                                        run_benchmark, write_csv)
     try:
+        # a wrong --baseline fails before the long run
+        resolve_baselines([
+            BenchmarkResult(
+                config=c, method='', backbone='', batch=0, input=0)
+            for c in args.configs
+        ], args.baseline)
         results = run_benchmark(
             args.configs,
             batch_size=args.batch_size,

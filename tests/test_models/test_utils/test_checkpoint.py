@@ -6,6 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
@@ -30,6 +31,12 @@ SWIN_FIXTURE_ARCH = dict(
 VIT_ARCH = dict(
     embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=128)
 UMMAE_PVT_DEMO = 'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py'
+
+
+def _build(cfg):
+    """Build in mmpretrain's scope, whatever scope another test left."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg)
 
 
 def _save(tmp_path, checkpoint):
@@ -66,7 +73,7 @@ def _dense_pvt_demo(**kwargs):
 
 def test_own_ummae_pretraining_checkpoint(tmp_path):
     cfg = Config.fromfile(UMMAE_PVT_DEMO)
-    ummae = MODELS.build(cfg.model)
+    ummae = _build(cfg.model)
     sd = ummae.state_dict()
     assert any(k.startswith('neck.') for k in sd)
     path = _save(tmp_path, dict(state_dict=sd, meta=dict(epoch=10)))
@@ -101,7 +108,7 @@ def test_official_init_does_not_overwrite_loaded_weights(tmp_path):
 
 
 def test_own_classifier_checkpoint(tmp_path):
-    classifier = MODELS.build(
+    classifier = _build(
         dict(
             type='ImageClassifier',
             backbone=dict(
@@ -220,7 +227,7 @@ def _mmpretrain_vit(kind):
 
 @pytest.mark.parametrize('kind', ['mae', 'mocov3', 'supervised'])
 def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
-    model = MODELS.build(_mmpretrain_vit(kind))
+    model = _build(_mmpretrain_vit(kind))
     sd = model.state_dict()
     if kind == 'mocov3':  # the momentum encoder is not the one transferred
         assert any(k.startswith('momentum_encoder.') for k in sd)
@@ -328,3 +335,32 @@ def test_unwrap_and_detect():
         {'stages.0.blocks.0.attn.sr.weight': torch.zeros(1)}) is None
     with pytest.raises(TypeError, match='must hold a dict'):
         unwrap_state_dict([1])
+
+
+def test_umvit_keeps_loaded_weights(tmp_path):
+    """MAEViT re-draws pos_embed / cls_token in init_weights; UMViT must not
+    after loading a checkpoint."""
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    cfg = dict(
+        type='UMViT',
+        arch=dict(
+            embed_dims=32, num_layers=2, num_heads=4,
+            feedforward_channels=64),
+        img_size=64,
+        patch_size=16,
+        with_vis_mask_token=True)
+    src = PRETRAIN_MODELS.build(cfg)
+    src.init_weights()
+    path = str(tmp_path / 'umvit.pth')
+    torch.save(
+        {'state_dict': {'backbone.' + k: v
+                        for k, v in src.state_dict().items()}}, path)
+    dst = PRETRAIN_MODELS.build(
+        dict(
+            cfg,
+            init_cfg=dict(
+                type='CheckedPretrained', checkpoint=path,
+                prefix='backbone.')))
+    dst.init_weights()
+    for key, value in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[key], value), key

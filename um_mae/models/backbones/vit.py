@@ -12,6 +12,7 @@ from collections import OrderedDict
 from typing import Dict, Optional, Tuple, Union
 
 import torch
+from mmengine.model import BaseModule
 import torch.nn as nn
 from mmpretrain.models import MAEViT
 from mmpretrain.models.utils import resize_pos_embed
@@ -102,12 +103,18 @@ class UMViT(MAEViT):
             self.vis_mask_token = None
 
     def init_weights(self) -> None:
-        """MAEViT's init, plus a small normal init of ``vis_mask_token``."""
+        """MAEViT's init, plus a small normal init of ``vis_mask_token``.
+
+        With a pre-trained ``init_cfg`` only the checkpoint is loaded:
+        ``MAEViT.init_weights`` would re-draw the position embedding, the
+        patch embedding and the class token after loading.
+        """
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get(
+                'type') in ('Pretrained', 'CheckedPretrained'):
+            BaseModule.init_weights(self)
+            return
         super().init_weights()
-        if self.vis_mask_token is not None and not (
-                isinstance(self.init_cfg, dict)
-                and self.init_cfg.get('type') in ('Pretrained',
-                                                  'CheckedPretrained')):
+        if self.vis_mask_token is not None:
             nn.init.normal_(self.vis_mask_token, std=.02)
 
     def _flat_mask(self, mask: Tensor, name: str, num_tokens: int) -> Tensor:
