@@ -29,3 +29,20 @@ def load_reference(name):
 @pytest.fixture
 def reference():
     return load_reference
+
+
+@pytest.fixture(autouse=True)
+def _isolate_default_scope():
+    """Undo ``init_default_scope`` calls of a test.
+
+    mmengine's current default scope is the most recently created one and
+    decides which toolbox registry ``MODELS.build`` searches first; a test
+    that sets ``mmdet`` must not make the next test's mmpretrain builds
+    fail.
+    """
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in list(DefaultScope._instance_dict):
+        if name not in before:
+            DefaultScope._instance_dict.pop(name)

@@ -36,13 +36,13 @@ optim_wrapper = dict(
     constructor='mmpretrain.UMLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.9))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=100),
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=40),
     dict(
         type='PolyLR',
         eta_min=0.0,
         power=1.0,
         by_epoch=False,
-        begin=100,
+        begin=40,
         end=1600)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=1600, val_interval=800)
