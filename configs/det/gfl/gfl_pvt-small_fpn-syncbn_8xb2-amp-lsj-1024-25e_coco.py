@@ -4,7 +4,8 @@
 # `blocks.*`, converted on load) both work.
 _base_ = '../_base_/gfl_fpn-syncbn_8xb2-amp-lsj-1024-25e_coco.py'
 
-pretrained = 'work_dirs/ummae_pvt-small_ft-100e_in1k-256px/epoch_100.pth'
+pretrained = ('work_dirs/pvt-small_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-'
+              '256px/epoch_100.pth')
 
 # model
 model = dict(
