@@ -27,9 +27,10 @@ import argparse
 
 import torch
 
-from um_mae.models.utils.official_convert import (  # noqa: F401
-    ARCH_RULES, BACKBONE_CONVERTERS, NECK_CONVERTERS, convert, detect_arch,
-    unwrap)
+from um_mae.models.utils.official_convert import (ARCH_RULES,  # noqa: F401
+                                                  BACKBONE_CONVERTERS,
+                                                  NECK_CONVERTERS, convert,
+                                                  detect_arch, unwrap)
 
 
 def main() -> None:

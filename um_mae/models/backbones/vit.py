@@ -12,8 +12,8 @@ from collections import OrderedDict
 from typing import Dict, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule
 import torch.nn as nn
+from mmengine.model import BaseModule
 from mmpretrain.models import MAEViT
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
