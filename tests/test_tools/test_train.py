@@ -86,9 +86,12 @@ def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
     assert state['meta']['epoch'] == 2 and state['meta']['iter'] == 4
 
 
-def test_resume_from_explicit_checkpoint_requires_file(tmp_path):
+def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
+                                                       tmp_path):
     rc, out = run_tool(TRAIN, MAE_DEMO, '--work-dir', str(tmp_path),
-                       '--resume', str(tmp_path / 'nope.pth'))
+                       '--resume', str(tmp_path / 'nope.pth'),
+                       '--cfg-options', 'train_dataloader.dataset.dataset.'
+                       f'data_root={pretrain_root}')
     assert rc != 0
     assert 'nope.pth' in out and 'does not exist' in out
     assert 'Traceback' not in out
@@ -245,7 +248,9 @@ def test_corrupt_image_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
-def test_amp_without_gpu_is_one_clear_error(tmp_path):
-    rc, out = run_tool(TRAIN, MAE_DEMO, '--amp', '--work-dir', str(tmp_path))
+def test_amp_without_gpu_is_one_clear_error(pretrain_root, tmp_path):
+    rc, out = run_tool(TRAIN, MAE_DEMO, '--amp', '--work-dir', str(tmp_path),
+                       '--cfg-options', 'train_dataloader.dataset.dataset.'
+                       f'data_root={pretrain_root}')
     assert rc != 0
     assert '--amp needs a CUDA GPU' in out and 'Traceback' not in out
