@@ -27,6 +27,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..utils import check_uniform_mask, sincos_pos_embed_2d, uniform_pack
+from ..utils.weight_init import loads_checkpoint, official_init_
 
 __all__ = ['UMPVT', 'convert_official_pvt']
 
@@ -384,23 +385,9 @@ class UMPVT(BaseBackbone):
     def init_weights(self) -> None:
         """Initialize as the official model unless a checkpoint is given."""
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get(
-                'type') in ('Pretrained', 'CheckedPretrained'):
+        if loads_checkpoint(self.init_cfg):
             return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * \
-                    m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0, (2. / fan_out)**0.5)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        official_init_(self)
         # the patch embedding is initialized like a linear layer
         w = self.patch_embed.projection.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))

@@ -38,6 +38,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..utils.uniform_packing import check_uniform_mask, uniform_pack
+from ..utils.weight_init import loads_checkpoint, official_init_
 
 __all__ = ['UMSwinTransformer', 'convert_official_swin', 'window_layout']
 
@@ -663,24 +664,9 @@ class UMSwinTransformer(BaseBackbone):
     def init_weights(self) -> None:
         """Official UM-MAE initialization unless a checkpoint is loaded."""
         super().init_weights()
-        if (isinstance(self.init_cfg, dict)
-                and self.init_cfg.get('type') in ('Pretrained',
-                                                  'CheckedPretrained')):
+        if loads_checkpoint(self.init_cfg):
             return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * \
-                    m.out_channels // m.groups
-                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        official_init_(self)
         # the patch embedding is initialised like a linear layer
         w = self.patch_embed.projection.weight
         nn.init.xavier_uniform_(w.data.view(w.shape[0], -1))

@@ -19,6 +19,8 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ..utils.weight_init import loads_checkpoint
+
 __all__ = ['UMViT', 'convert_official_vit', 'convert_official_vit_decoder']
 
 
@@ -109,8 +111,7 @@ class UMViT(MAEViT):
         ``MAEViT.init_weights`` would re-draw the position embedding, the
         patch embedding and the class token after loading.
         """
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get(
-                'type') in ('Pretrained', 'CheckedPretrained'):
+        if loads_checkpoint(self.init_cfg):
             BaseModule.init_weights(self)
             return
         super().init_weights()

@@ -25,6 +25,8 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ..utils.weight_init import loads_checkpoint
+
 __all__ = ['ViTDetBackbone']
 
 
@@ -441,8 +443,7 @@ class ViTDetBackbone(BaseModule):
     def init_weights(self) -> None:
         """Random init unless a ``Pretrained`` init_cfg loads weights."""
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get(
-                'type') in ('Pretrained', 'CheckedPretrained'):
+        if loads_checkpoint(self.init_cfg):
             return
         trunc_normal_(self.pos_embed, std=.02)
         for m in self.layers.modules():

@@ -21,6 +21,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..utils import sincos_pos_embed_2d, visible_block_order
+from ..utils.weight_init import loads_checkpoint, official_init_
 
 __all__ = ['MAEPyramidDecoder', 'convert_official_mae_decoder']
 
@@ -107,17 +108,9 @@ class MAEPyramidDecoder(BaseModule):
     def init_weights(self) -> None:
         """Xavier linear layers, unit norms and a N(0, 0.02) mask token."""
         super().init_weights()
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg.get('type') == 'Pretrained':
+        if loads_checkpoint(self.init_cfg):
             return
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        official_init_(self)
         nn.init.normal_(self.mask_token, std=.02)
 
     def _pos_embed(self, grid: Tuple[int, int]) -> Tensor:
