@@ -30,6 +30,20 @@ def stack_masks(data_samples: List[DataSample], key: str,
     ]).bool()
 
 
+def pipeline_masks(data_samples: List[DataSample], device: torch.device,
+                   algorithm: str) -> Tuple[Tensor, Optional[Tensor]]:
+    """The ``mask`` and optional ``secondary_mask`` of the data pipeline.
+
+    Raises:
+        ValueError: If the samples carry no ``mask``.
+    """
+    mask = stack_masks(data_samples, 'mask', device)
+    if mask is None:
+        raise ValueError(f'{algorithm} needs data_samples with a "mask"; '
+                         'add UniformMaskGenerator to the train pipeline')
+    return mask, stack_masks(data_samples, 'secondary_mask', device)
+
+
 @MODELS.register_module()
 class UMMAE(BaseSelfSupervisor):
     """UM-MAE pre-training: uniform masking, compact encoder, MAE decoder.
@@ -63,12 +77,8 @@ class UMMAE(BaseSelfSupervisor):
         Returns:
             dict[str, Tensor]: ``{'loss': ...}``.
         """
-        mask = stack_masks(data_samples, 'mask', inputs.device)
-        if mask is None:
-            raise ValueError('UMMAE needs data_samples with a "mask"; add '
-                             'UniformMaskGenerator to the train pipeline')
-        secondary_mask = stack_masks(data_samples, 'secondary_mask',
-                                     inputs.device)
+        mask, secondary_mask = pipeline_masks(data_samples, inputs.device,
+                                              'UMMAE')
         feats = self.backbone(inputs, mask, secondary_mask)
         pred = self.neck(feats[-1], mask)  # (N, L, p*p*3), raster order
         loss = self.head.loss(pred, inputs, mask.flatten(1))

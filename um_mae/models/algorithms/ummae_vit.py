@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
-from .ummae import stack_masks
+from .ummae import pipeline_masks
 
 __all__ = ['UMMAEViT']
 
@@ -38,12 +38,8 @@ class UMMAEViT(MAE):
         Returns:
             dict[str, Tensor]: ``{'loss': ...}``.
         """
-        mask = stack_masks(data_samples, 'mask', inputs.device)
-        if mask is None:
-            raise ValueError('UMMAEViT needs data_samples with a "mask"; add '
-                             'UniformMaskGenerator to the train pipeline')
-        secondary_mask = stack_masks(data_samples, 'secondary_mask',
-                                     inputs.device)
+        mask, secondary_mask = pipeline_masks(data_samples, inputs.device,
+                                              'UMMAEViT')
         latent, mask, ids_restore = self.backbone(inputs, mask, secondary_mask)
         pred = self.neck(latent, ids_restore)  # (N, L, p*p*3), raster order
         loss = self.head.loss(pred, inputs, mask)
