@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from um_mae.utils.benchmark import (TABLE_COLUMNS, BenchmarkResult,
-                                    EncoderTokenCounter,
+                                    EncoderInputs, EncoderTokenCounter,
                                     build_model_and_optimizer,
-                                    build_synthetic_batch, format_markdown,
-                                    load_benchmark_config, model_state_bytes,
-                                    quiet_logger, resolve_baselines,
-                                    train_step)
+                                    build_synthetic_batch, encoder_step,
+                                    format_markdown, load_benchmark_config,
+                                    model_state_bytes, quiet_logger,
+                                    resolve_baselines, train_step)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark_pretrain.py')
@@ -79,6 +79,8 @@ def test_tool_token_ratio_is_a_quarter(tool_run):
     for row in (ummae, simmim):
         assert int(row['batch']) == 2 and int(row['input']) == 64
         assert float(row['sec_per_step']) > 0
+        assert float(row['enc_sec_per_step']) > 0
+        assert len(row['enc_step_times'].split()) == 1
         assert float(row['peak_mem_mib']) > 0
         assert float(row['gflops']) > float(row['enc_gflops']) > 0
         assert len(row['step_times'].split()) == 1
@@ -158,6 +160,7 @@ def _result(name, backbone, sec, mem, tokens):
         batch=8,
         input=256,
         step_times=[sec],
+        enc_step_times=[sec / 2],
         peak_mem_mib=mem,
         state_mem_mib=mem / 2,
         encoder_tokens=tokens,
@@ -182,6 +185,32 @@ def test_baselines_follow_the_backbone():
     cells = dict(
         zip(TABLE_COLUMNS, (c.strip() for c in md[4].strip('|').split('|'))))
     assert cells['time_ratio'] == '0.25'
+    assert cells['enc_time_ratio'] == '0.25'
     assert cells['mem_ratio'] == '0.50'
     assert cells['token_ratio'] == '0.25'
     assert cells['baseline'] == 'simmim_swin'
+
+
+def test_encoder_step_runs_the_backbone_on_captured_inputs():
+    quiet_logger()
+    torch.set_num_threads(1)
+    cfg = load_benchmark_config(UMMAE_PVT, 64)
+    model, optim_wrapper = build_model_and_optimizer(cfg)
+    inputs = EncoderInputs(model.backbone)
+    with pytest.raises(ValueError, match='no backbone inputs were captured'):
+        encoder_step(model, inputs)
+    train_step(model, optim_wrapper, build_synthetic_batch(cfg, 2, 64))
+    inputs.remove()
+    img, mask, secondary = inputs.args
+    assert img.shape == (2, 3, 64, 64) and img.is_floating_point()
+    assert mask.shape == secondary.shape == (2, 4, 4)
+    calls = []
+    handle = model.neck.register_forward_hook(lambda *a: calls.append(1))
+    grads = []
+    model.backbone.vis_mask_token.register_hook(lambda g: grads.append(g))
+    assert encoder_step(model, inputs) > 0
+    handle.remove()
+    assert not calls  # the decoder does not run
+    assert grads and grads[0].abs().sum() > 0  # the backward reached it
+    # the gradients do not leak into the next training step
+    assert all(p.grad is None for p in model.backbone.parameters())

@@ -14,6 +14,12 @@ How each number is measured:
   slow phase of a shared machine hits all of them alike. The median over
   all timed steps of a config is reported. CUDA is synchronised around
   every step.
+* **encoder seconds per step**: in the same rounds, the backbone alone runs
+  forward and backward on the inputs it received in a real step (captured
+  by a hook), with the sum of its outputs as the loss: the encoder's part of
+  a step, without decoder, loss and optimizer. The ratio of two configs'
+  encoder times shows what the compact encoder saves, apart from the cost
+  of each recipe's decoder.
 * **peak memory**: measured for each config in a fresh child process, so
   that models, allocator caches and library imports of the other configs
   do not count. On CUDA it is ``torch.cuda.max_memory_allocated`` over
@@ -63,11 +69,13 @@ from mmengine.config import Config
 from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
+from torch import Tensor
 
 __all__ = [
     'BenchmarkResult', 'load_benchmark_config', 'pack_images',
     'build_synthetic_batch', 'config_input_size', 'build_model_and_optimizer',
-    'EncoderTokenCounter', 'train_step', 'time_interleaved',
+    'EncoderTokenCounter', 'EncoderInputs', 'train_step', 'encoder_step',
+    'time_interleaved',
     'measure_peak_memory', 'run_benchmark', 'resolve_baselines',
     'format_markdown', 'write_csv', 'plot_results', 'quiet_logger',
     'flop_counter', 'model_state_bytes', 'TABLE_COLUMNS'
@@ -75,10 +83,10 @@ __all__ = [
 
 #: columns of the markdown / CSV table, in order
 TABLE_COLUMNS = ('config', 'method', 'backbone', 'batch', 'input',
-                 'sec_per_step', 'images_per_s', 'peak_mem_mib', 'act_mem_mib',
-                 'encoder_tokens', 'gflops', 'enc_gflops', 'time_ratio',
-                 'mem_ratio', 'act_mem_ratio', 'token_ratio', 'flops_ratio',
-                 'baseline')
+                 'sec_per_step', 'enc_sec_per_step', 'images_per_s',
+                 'peak_mem_mib', 'act_mem_mib', 'encoder_tokens', 'gflops',
+                 'enc_gflops', 'time_ratio', 'enc_time_ratio', 'mem_ratio',
+                 'act_mem_ratio', 'token_ratio', 'flops_ratio', 'baseline')
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -94,6 +102,8 @@ class BenchmarkResult:
         batch (int): Images per step.
         input (int): Input side in pixels.
         step_times (list[float]): Every timed step, in seconds.
+        enc_step_times (list[float]): Every timed encoder-only forward and
+            backward, in seconds.
         peak_mem_mib (float): Peak memory in MiB (see the module doc).
         state_mem_mib (float): Parameters, gradients and optimizer state,
             MiB.
@@ -108,6 +118,7 @@ class BenchmarkResult:
     batch: int
     input: int
     step_times: List[float] = field(default_factory=list)
+    enc_step_times: List[float] = field(default_factory=list)
     peak_mem_mib: float = float('nan')
     state_mem_mib: float = float('nan')
     encoder_tokens: int = 0
@@ -119,6 +130,12 @@ class BenchmarkResult:
         """Median seconds per training step."""
         return statistics.median(self.step_times) if self.step_times \
             else float('nan')
+
+    @property
+    def enc_sec_per_step(self) -> float:
+        """Median seconds of the encoder's forward and backward."""
+        return statistics.median(self.enc_step_times) \
+            if self.enc_step_times else float('nan')
 
     @property
     def images_per_s(self) -> float:
@@ -364,6 +381,77 @@ def train_step(model: nn.Module,
     return time.perf_counter() - start
 
 
+class EncoderInputs:
+    """Capture the inputs of the backbone's first call (a forward hook).
+
+    Args:
+        backbone (nn.Module): The encoder.
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        self.args: Optional[tuple] = None
+        self.kwargs: Optional[dict] = None
+        self._handle = backbone.register_forward_pre_hook(
+            self._hook, with_kwargs=True)
+
+    def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if self.args is None:
+            detach = (lambda v: v.detach() if torch.is_tensor(v) else v)
+            self.args = tuple(detach(a) for a in args)
+            self.kwargs = {k: detach(v) for k, v in kwargs.items()}
+
+    def remove(self) -> None:
+        """Remove the hook."""
+        self._handle.remove()
+
+
+def _float_tensors(out) -> List[Tensor]:
+    if torch.is_tensor(out):
+        return [out] if out.is_floating_point() and out.requires_grad else []
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _float_tensors(o)]
+    if isinstance(out, dict):
+        return [t for o in out.values() for t in _float_tensors(o)]
+    return []
+
+
+def encoder_step(model: nn.Module,
+                 inputs: EncoderInputs,
+                 amp: Optional[str] = None) -> float:
+    """Forward and backward of the backbone alone, timed.
+
+    The backbone runs on the inputs captured by ``inputs``; the sum of its
+    floating-point outputs is back-propagated; the gradients are dropped
+    afterwards (set to None) so that training steps are not affected.
+
+    Args:
+        model (nn.Module): From :func:`build_model_and_optimizer`.
+        inputs (EncoderInputs): Inputs of a real step of ``model``.
+        amp (str, optional): See :func:`train_step`. Defaults to None.
+
+    Returns:
+        float: Wall-clock seconds.
+    """
+    if inputs.args is None:
+        raise ValueError('no backbone inputs were captured; run a training '
+                         'step with EncoderInputs attached first')
+    device = next(model.parameters()).device
+    dtype = _amp_dtype(amp)
+    ctx = torch.autocast(device.type, dtype=dtype) \
+        if dtype is not None else nullcontext()
+    _sync(device)
+    start = time.perf_counter()
+    with ctx:
+        out = model.backbone(*inputs.args, **inputs.kwargs)
+        loss = sum(t.float().sum() for t in _float_tensors(out))
+    loss.backward()
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    for p in model.backbone.parameters():
+        p.grad = None
+    return elapsed
+
+
 class EncoderTokenCounter:
     """Count the tokens entering the backbone's first attention block.
 
@@ -442,12 +530,15 @@ def time_interleaved(entries: Sequence[dict],
                      rounds: int = 5,
                      steps_per_round: int = 1,
                      amp: Optional[str] = None,
-                     log=None) -> Dict[int, List[float]]:
+                     log=None) -> Tuple[Dict[int, List[float]], Dict[
+                         int, List[float]]]:
     """Warm up every entry, then time them round-robin.
 
     Args:
         entries (Sequence[dict]): Each with ``model``, ``optim_wrapper``
-            and ``batches`` (a list of batches used in turn).
+            and ``batches`` (a list of batches used in turn); optionally
+            ``encoder_inputs`` (:class:`EncoderInputs`): then every round
+            also times :func:`encoder_step` once per entry.
         warmup (int): Untimed steps per entry first. Defaults to 2.
         rounds (int): Round-robin rounds. Defaults to 5.
         steps_per_round (int): Timed steps per entry and round.
@@ -456,7 +547,8 @@ def time_interleaved(entries: Sequence[dict],
         log (callable, optional): Progress printer. Defaults to None.
 
     Returns:
-        dict[int, list[float]]: Step times per entry index.
+        tuple[dict, dict]: Training-step and encoder-step times, each
+        ``{entry index: [seconds, ...]}``.
     """
     counters = [0] * len(entries)
 
@@ -466,18 +558,28 @@ def time_interleaved(entries: Sequence[dict],
         counters[i] += 1
         return train_step(e['model'], e['optim_wrapper'], data, amp)
 
+    def enc_step(i):
+        return encoder_step(entries[i]['model'], entries[i]['encoder_inputs'],
+                            amp)
+
+    with_enc = [e.get('encoder_inputs') is not None for e in entries]
     for i in range(len(entries)):
         for _ in range(warmup):
             step(i)
+        if with_enc[i] and warmup:
+            enc_step(i)
     times = {i: [] for i in range(len(entries))}
+    enc_times = {i: [] for i in range(len(entries))}
     for r in range(rounds):
         for i in range(len(entries)):
             for _ in range(steps_per_round):
                 times[i].append(step(i))
+            if with_enc[i]:
+                enc_times[i].append(enc_step(i))
         if log is not None:
             log(f'round {r + 1}/{rounds}: ' +
                 ', '.join(f'{times[i][-1]:.3f}s' for i in range(len(entries))))
-    return times
+    return times, enc_times
 
 
 # ----------------------------------------------------------------------
@@ -642,14 +744,20 @@ def run_benchmark(configs: Sequence[str],
         ]
         # tokens and FLOPs are read in a first (untimed) step
         counter = EncoderTokenCounter(model.backbone)
+        enc_inputs = EncoderInputs(model.backbone)
         with flop_counter() as flops:
             train_step(model, optim_wrapper, batches[0], amp)
         counter.remove()
+        enc_inputs.remove()
         per_module = flops.get_flop_counts()
         enc_key = f'{type(model).__name__}.backbone'
         enc_flops = sum(per_module.get(enc_key, {}).values())
         entries.append(
-            dict(model=model, optim_wrapper=optim_wrapper, batches=batches))
+            dict(
+                model=model,
+                optim_wrapper=optim_wrapper,
+                batches=batches,
+                encoder_inputs=enc_inputs))
         results.append(
             BenchmarkResult(
                 config=path,
@@ -662,10 +770,11 @@ def run_benchmark(configs: Sequence[str],
                 enc_gflops=enc_flops / batch_size / 1e9))
         log(f'built {results[-1].name}: {counter.tokens} encoder tokens, '
             f'{results[-1].gflops:.2f} GFLOPs per image')
-    times = time_interleaved(entries, warmup, rounds, steps_per_round, amp,
-                             log)
+    times, enc_times = time_interleaved(entries, warmup, rounds,
+                                        steps_per_round, amp, log)
     for i, res in enumerate(results):
         res.step_times = times[i]
+        res.enc_step_times = enc_times[i]
     del entries
     if measure_memory:
         for res in results:
@@ -727,6 +836,7 @@ def _rows(results: Sequence[BenchmarkResult],
                 batch=res.batch,
                 input=res.input,
                 sec_per_step=res.sec_per_step,
+                enc_sec_per_step=res.enc_sec_per_step,
                 images_per_s=res.images_per_s,
                 peak_mem_mib=res.peak_mem_mib,
                 act_mem_mib=res.act_mem_mib,
@@ -734,6 +844,7 @@ def _rows(results: Sequence[BenchmarkResult],
                 gflops=res.gflops,
                 enc_gflops=res.enc_gflops,
                 time_ratio=res.sec_per_step / base.sec_per_step,
+                enc_time_ratio=res.enc_sec_per_step / base.enc_sec_per_step,
                 mem_ratio=res.peak_mem_mib / base.peak_mem_mib,
                 act_mem_ratio=res.act_mem_mib / base.act_mem_mib,
                 token_ratio=res.encoder_tokens / base.encoder_tokens,
@@ -744,12 +855,14 @@ def _rows(results: Sequence[BenchmarkResult],
 
 _FORMATS = dict(
     sec_per_step='{:.3f}',
+    enc_sec_per_step='{:.3f}',
     images_per_s='{:.1f}',
     peak_mem_mib='{:.0f}',
     act_mem_mib='{:.0f}',
     gflops='{:.2f}',
     enc_gflops='{:.2f}',
     time_ratio='{:.2f}',
+    enc_time_ratio='{:.2f}',
     mem_ratio='{:.2f}',
     act_mem_ratio='{:.2f}',
     token_ratio='{:.2f}',
@@ -785,20 +898,23 @@ def write_csv(results: Sequence[BenchmarkResult],
     rows = _rows(results, baseline)
     with open(path, 'w', newline='') as f:
         writer = csv.DictWriter(
-            f, fieldnames=list(TABLE_COLUMNS) + ['step_times'])
+            f,
+            fieldnames=list(TABLE_COLUMNS) + ['step_times', 'enc_step_times'])
         writer.writeheader()
         for row, res in zip(rows, results):
             writer.writerow(
                 dict(
                     row,
-                    step_times=' '.join(f'{t:.4f}' for t in res.step_times)))
+                    step_times=' '.join(f'{t:.4f}' for t in res.step_times),
+                    enc_step_times=' '.join(f'{t:.4f}'
+                                            for t in res.enc_step_times)))
 
 
 def plot_results(results: Sequence[BenchmarkResult],
                  path: str,
                  baseline: Union[int, str, None] = 0,
                  title: str = '') -> None:
-    """Bar charts of step time, peak memory and encoder tokens (PNG)."""
+    """Bar charts of step and encoder time, memory and tokens (PNG)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -807,11 +923,14 @@ def plot_results(results: Sequence[BenchmarkResult],
         '\n'.join([r['method'], *r['backbone'].split('-', 1)]) for r in rows
     ]
     panels = [('sec_per_step', 'time_ratio', 'seconds / step'),
+              ('enc_sec_per_step', 'enc_time_ratio',
+               'encoder fwd + bwd seconds / step'),
+              ('encoder_tokens', 'token_ratio', 'encoder tokens / image'),
               ('peak_mem_mib', 'mem_ratio', 'peak memory (MiB)'),
-              ('act_mem_mib', 'act_mem_ratio', 'peak - model state (MiB)'),
-              ('encoder_tokens', 'token_ratio', 'encoder tokens / image')]
+              ('act_mem_mib', 'act_mem_ratio', 'peak - model state (MiB)')]
     fig, axes = plt.subplots(
-        2, 2, figsize=(1.5 + 2.4 * len(rows), 7), squeeze=False)
+        2, 3, figsize=(2 + 3.4 * len(rows), 7), squeeze=False)
+    axes.flat[-1].axis('off')
     colors = plt.get_cmap('tab10').colors
     for ax, (key, ratio, label) in zip(axes.flat, panels):
         values = [float(r[key]) for r in rows]

@@ -117,3 +117,44 @@ def test_simmim_decoder_reconstructs_full_image():
     x = torch.randn(1, 32, 2, 2)
     shifted = x + torch.randn(1, 1, 2, 2)
     torch.testing.assert_close(neck(x), neck(shifted), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('depth', [1, 2])
+def test_dropped_only_prediction_gives_the_same_loss_and_grads(depth):
+    torch.manual_seed(0)
+    neck = MAEPyramidDecoder(
+        in_channels=32, embed_dims=32, depth=depth, num_heads=4).double()
+    neck.init_weights()
+    nn_init = torch.nn.init
+    for p in neck.parameters():  # break the zero/one init symmetries
+        if p.requires_grad:
+            nn_init.normal_(p, std=0.1)
+    head = _head()
+    keep = torch.randint(0, 4, (2, 64))  # one kept token per 2x2 block
+    mask = torch.ones(2, 64, 4, dtype=torch.bool)
+    mask.scatter_(2, keep.unsqueeze(-1), False)
+    mask = mask.reshape(2, 8, 8, 2, 2).permute(0, 1, 3, 2, 4).reshape(2, 16, 16)
+    img = torch.randn(2, 3, 256, 256, dtype=torch.float64)
+    x = torch.randn(2, 32, 4, 4, dtype=torch.float64)
+
+    def loss_and_grads(predict_visible):
+        neck.zero_grad()
+        xi = x.clone().requires_grad_()
+        pred = neck(xi, mask, predict_visible=predict_visible)
+        loss = head.loss(pred, img, mask.flatten(1))
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in neck.named_parameters()
+                 if p.grad is not None}
+        return pred, loss, xi.grad, grads
+
+    pred_all, loss_all, gx_all, grads_all = loss_and_grads(True)
+    pred_drop, loss_drop, gx_drop, grads_drop = loss_and_grads(False)
+    dropped = mask.flatten(1)
+    torch.testing.assert_close(pred_drop[dropped], pred_all[dropped])
+    assert pred_drop[~dropped].abs().max() == 0
+    assert pred_all[~dropped].abs().max() > 0
+    torch.testing.assert_close(loss_drop, loss_all, rtol=1e-12, atol=0)
+    torch.testing.assert_close(gx_drop, gx_all)
+    assert set(grads_drop) == set(grads_all)
+    for name, grad in grads_all.items():
+        torch.testing.assert_close(grads_drop[name], grad, msg=name)

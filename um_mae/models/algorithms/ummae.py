@@ -56,8 +56,8 @@ class UMMAE(BaseSelfSupervisor):
     Expected components: a backbone with
     ``forward(img, mask, secondary_mask) -> tuple of compact maps`` (e.g.
     ``UMPVT(with_vis_mask_token=True)``), a neck with
-    ``forward(last_map, mask) -> (N, L, p*p*3)`` in raster order (e.g.
-    ``MAEPyramidDecoder``) and a head with ``loss(pred, img, mask)`` (e.g.
+    ``forward(last_map, mask, predict_visible) -> (N, L, p*p*3)`` in raster
+    order (e.g. ``MAEPyramidDecoder``) and a head with ``loss(pred, img, mask)`` (e.g.
     mmpretrain's ``MAEPretrainHead``).
     """
 
@@ -80,6 +80,8 @@ class UMMAE(BaseSelfSupervisor):
         mask, secondary_mask = pipeline_masks(data_samples, inputs.device,
                                               'UMMAE')
         feats = self.backbone(inputs, mask, secondary_mask)
-        pred = self.neck(feats[-1], mask)  # (N, L, p*p*3), raster order
+        # (N, L, p*p*3) in raster order; the rows of visible tokens, which
+        # the loss does not read, are not computed (zeros)
+        pred = self.neck(feats[-1], mask, predict_visible=False)
         loss = self.head.loss(pred, inputs, mask.flatten(1))
         return dict(loss=loss)

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule, ModuleList
 from mmpretrain.models.backbones.vision_transformer import \
@@ -41,6 +42,13 @@ class MAEPyramidDecoder(BaseModule):
     token in block order -> sequence ``[visible, mask tokens]`` plus the fixed
     sin-cos decoder positions -> transformer layers -> ``decoder_norm`` ->
     ``decoder_pred``.
+
+    The loss reads only the dropped tokens, so ``forward(...,
+    predict_visible=False)`` (what :class:`UMMAE` uses for training) runs the
+    last layer's queries, MLP and prediction for the dropped tokens only
+    (their keys and values still come from every token): the same loss and
+    gradients for a quarter less work in that layer; the rows of the visible
+    tokens are then zeros.
 
     Position pairing: by default each visible feature gets the position of
     its own token. The official code adds the positions of the visible
@@ -123,13 +131,20 @@ class MAEPyramidDecoder(BaseModule):
         """Final encoder norm over an NCHW map -> ``(N, H*W, C)``."""
         return self.in_norm(x.flatten(2).transpose(1, 2))
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Predict the pixels of every token.
+    def forward(self,
+                x: Tensor,
+                mask: Tensor,
+                predict_visible: bool = True) -> Tensor:
+        """Predict the pixels of every token (or of the dropped ones).
 
         Args:
             x (Tensor): Last compact encoder map ``(N, C, h/4, w/4)``.
             mask (Tensor): Primary uniform mask ``(N, h, w)``, True =
                 dropped.
+            predict_visible (bool): Also predict the visible tokens. False
+                skips their outputs in the last layer and leaves their rows
+                zero (enough for a loss on the dropped tokens).
+                Defaults to True.
 
         Returns:
             Tensor: ``(N, h*w, patch_size**2 * in_chans)``, raster order.
@@ -163,14 +178,41 @@ class MAEPyramidDecoder(BaseModule):
             N, flat.shape[1] - num_vis, -1)
         x = torch.cat([x_vis, mask_tokens], dim=1) + pos
 
-        for block in self.decoder_blocks:
-            x = block(x)
-        x = self.decoder_pred(self.decoder_norm(x))  # (N, L, p*p*c)
+        if predict_visible:
+            for block in self.decoder_blocks:
+                x = block(x)
+        else:
+            for block in self.decoder_blocks[:-1]:
+                x = block(x)
+            x = _layer_outputs_from(self.decoder_blocks[-1], x, num_vis)
+            ids = ids[:, num_vis:]
+        x = self.decoder_pred(self.decoder_norm(x))  # (N, L or L_drop, P)
 
         # sequence position k predicts the token whose position it carries
-        out = torch.empty_like(x)
-        out.scatter_(1, ids.unsqueeze(-1).expand_as(x), x)
-        return out
+        out = x.new_zeros(N, flat.shape[1], x.shape[-1])
+        return out.scatter(1, ids.unsqueeze(-1).expand_as(x), x)
+
+
+def _layer_outputs_from(layer: nn.Module, x: Tensor, start: int) -> Tensor:
+    """``layer(x)[:, start:]`` of an mmpretrain ``TransformerEncoderLayer``.
+
+    Queries, attention output, residuals and MLP are computed for the rows
+    from ``start`` on only; keys and values for every row.
+    """
+    attn = layer.attn
+    N, L, _ = x.shape
+    C, heads = attn.embed_dims, attn.num_heads
+    h = layer.ln1(x)
+    weight, bias = attn.qkv.weight, attn.qkv.bias
+    q = F.linear(h[:, start:], weight[:C], None if bias is None else bias[:C])
+    kv = F.linear(h, weight[C:], None if bias is None else bias[C:])
+    q = q.reshape(N, L - start, heads, C // heads).transpose(1, 2)
+    k, v = kv.reshape(N, L, 2, heads, C // heads).permute(2, 0, 3, 1, 4)
+    y = attn.scaled_dot_product_attention(
+        q, k, v, dropout_p=attn.attn_drop if attn.training else 0.)
+    y = attn.proj(y.transpose(1, 2).reshape(N, L - start, C))
+    x = x[:, start:] + attn.out_drop(attn.gamma1(attn.proj_drop(y)))
+    return layer.ffn(layer.ln2(x), identity=x)
 
 
 def convert_official_mae_decoder(
