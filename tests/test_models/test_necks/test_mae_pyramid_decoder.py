@@ -125,15 +125,15 @@ def test_dropped_only_prediction_gives_the_same_loss_and_grads(depth):
     neck = MAEPyramidDecoder(
         in_channels=32, embed_dims=32, depth=depth, num_heads=4).double()
     neck.init_weights()
-    nn_init = torch.nn.init
     for p in neck.parameters():  # break the zero/one init symmetries
         if p.requires_grad:
-            nn_init.normal_(p, std=0.1)
+            torch.nn.init.normal_(p, std=0.1)
     head = _head()
     keep = torch.randint(0, 4, (2, 64))  # one kept token per 2x2 block
     mask = torch.ones(2, 64, 4, dtype=torch.bool)
     mask.scatter_(2, keep.unsqueeze(-1), False)
-    mask = mask.reshape(2, 8, 8, 2, 2).permute(0, 1, 3, 2, 4).reshape(2, 16, 16)
+    mask = mask.reshape(2, 8, 8, 2, 2).permute(0, 1, 3, 2, 4)
+    mask = mask.reshape(2, 16, 16)
     img = torch.randn(2, 3, 256, 256, dtype=torch.float64)
     x = torch.randn(2, 32, 4, 4, dtype=torch.float64)
 

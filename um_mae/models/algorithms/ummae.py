@@ -57,8 +57,8 @@ class UMMAE(BaseSelfSupervisor):
     ``forward(img, mask, secondary_mask) -> tuple of compact maps`` (e.g.
     ``UMPVT(with_vis_mask_token=True)``), a neck with
     ``forward(last_map, mask, predict_visible) -> (N, L, p*p*3)`` in raster
-    order (e.g. ``MAEPyramidDecoder``) and a head with ``loss(pred, img, mask)`` (e.g.
-    mmpretrain's ``MAEPretrainHead``).
+    order (e.g. ``MAEPyramidDecoder``) and a head with
+    ``loss(pred, img, mask)`` (e.g. mmpretrain's ``MAEPretrainHead``).
     """
 
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor]:
