@@ -214,3 +214,38 @@ def test_encoder_step_runs_the_backbone_on_captured_inputs():
     assert grads and grads[0].abs().sum() > 0  # the backward reached it
     # the gradients do not leak into the next training step
     assert all(p.grad is None for p in model.backbone.parameters())
+
+
+@pytest.mark.parametrize('amp, dtype', [('bf16', torch.bfloat16),
+                                        ('fp16', torch.float16)])
+def test_amp_steps_run_in_low_precision_on_cpu(amp, dtype):
+    quiet_logger()
+    torch.set_num_threads(1)
+    cfg = load_benchmark_config(UMMAE_PVT, 64)
+    model, optim_wrapper = build_model_and_optimizer(cfg, amp=amp)
+    seen = []
+    linear = next(m for m in model.backbone.modules()
+                  if isinstance(m, torch.nn.Linear))
+    handles = [
+        m.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+        for m in (model.neck.decoder_pred, linear)
+    ]
+    inputs = EncoderInputs(model.backbone)
+    before = model.neck.decoder_pred.weight.detach().clone()
+    train_step(model, optim_wrapper, build_synthetic_batch(cfg, 2, 64), amp)
+    inputs.remove()
+    assert set(seen) == {dtype}
+    weight = model.neck.decoder_pred.weight
+    assert weight.dtype == torch.float32  # master weights stay fp32
+    assert torch.isfinite(weight).all() and not torch.equal(weight, before)
+    seen.clear()
+    encoder_step(model, inputs, amp)
+    assert seen == [dtype]  # only the backbone ran, in low precision
+    for h in handles:
+        h.remove()
+
+
+def test_unknown_amp_is_refused():
+    cfg = load_benchmark_config(UMMAE_PVT, 64)
+    with pytest.raises(ValueError, match="amp 'fp8' is not supported"):
+        build_model_and_optimizer(cfg, amp='fp8')
