@@ -13,8 +13,8 @@ child process: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the
 growth of the resident set (its kernel high-water mark) over building the
 model and training it. Encoder tokens are counted at the input of the
 backbone's first attention block. Ratios are taken to ``--baseline`` (a row
-index, or a config-name substring; with several matches each row is compared
-with the match on its own backbone). Details: ``um_mae/utils/benchmark.py``.
+index, or the start of config names, else a part of them; with several
+matches each row is compared with the match on its own backbone). Details: ``um_mae/utils/benchmark.py``.
 
 Writes ``benchmark.md``, ``benchmark.csv`` and ``benchmark.png`` to
 ``--out-dir`` and prints the markdown table.
@@ -59,7 +59,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--baseline',
         default='0',
-        help='row index or config-name substring to compare with')
+        help='row index, or start (else part) of the config names to '
+        'compare with')
     parser.add_argument(
         '--threads',
         type=int,

@@ -180,6 +180,14 @@ def test_baselines_follow_the_backbone():
     assert resolve_baselines(results, '-1') == [3] * 4
     with pytest.raises(ValueError, match='out of range'):
         resolve_baselines(results, 4)
+    # a name that starts with the pattern wins over one that contains it
+    vit = [
+        _result('ummae_vit', 'UMViT-base', 1., 100., 50),
+        _result('mae_vit', 'MAEViT-base', 1., 100., 50),
+    ]
+    assert resolve_baselines(vit, 'mae') == [1, 1]
+    assert resolve_baselines(vit, 'mae_vit') == [1, 1]
+    assert resolve_baselines(vit, 'vit') == [0, 1]  # contained, own backbone
     md = format_markdown(results, 'simmim').splitlines()
     assert len(md) == 2 + len(results)
     cells = dict(

@@ -792,10 +792,11 @@ def resolve_baselines(results: Sequence[BenchmarkResult],
 
     Args:
         results (Sequence[BenchmarkResult]): The rows.
-        baseline (int | str | None): A row index, or a substring of config
-            names (e.g. ``'simmim'``). When several rows match, each row is
-            compared with the matching row of the same backbone (the first
-            match if none has it). None means row 0. Defaults to 0.
+        baseline (int | str | None): A row index, or a part of config
+            names (e.g. ``'simmim'``): the rows whose name starts with it,
+            else those containing it, match. When several rows match, each
+            row is compared with the matching row of the same backbone (the
+            first match if none has it). None means row 0. Defaults to 0.
 
     Returns:
         list[int]: Baseline row index per row.
@@ -809,9 +810,11 @@ def resolve_baselines(results: Sequence[BenchmarkResult],
             raise ValueError(f'baseline index {baseline} is out of range '
                              f'for {len(results)} configs')
         return [baseline % len(results)] * len(results)
+    # names starting with it first: 'mae' is the MAE config, not ummae_*
+    key = baseline.lower()
     matches = [
-        i for i, r in enumerate(results) if baseline.lower() in r.name.lower()
-    ]
+        i for i, r in enumerate(results) if r.name.lower().startswith(key)
+    ] or [i for i, r in enumerate(results) if key in r.name.lower()]
     if not matches:
         raise ValueError(f'no config name contains {baseline!r}; pass a '
                          'row index or a substring of one of '
