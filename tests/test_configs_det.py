@@ -73,6 +73,13 @@ def _few_rois(cfg):
     return cfg
 
 
+def _first_neck(cfg):
+    """The neck module that receives the backbone maps (a neck list is
+    built as nn.Sequential)."""
+    neck = cfg.model.neck
+    return neck[0] if isinstance(neck, list) else neck
+
+
 def _backbone_kwargs(cfg):
     kwargs = copy.deepcopy(cfg.model.backbone.to_dict())
     cls = BACKBONES[kwargs.pop('type')]
@@ -93,7 +100,7 @@ def test_neck_matches_full_size_backbone(path):
     cls, kwargs = _backbone_kwargs(cfg)
     with torch.device('meta'):
         backbone = cls(**kwargs)
-    assert list(cfg.model.neck.in_channels) == _out_channels(backbone)
+    assert list(_first_neck(cfg).in_channels) == _out_channels(backbone)
     if 'demo' not in path:
         # the checkpoint is one config field, loaded with the checks
         init = cfg.model.backbone.init_cfg
@@ -114,7 +121,7 @@ def test_loss_step_with_tiny_backbone(path):
     cfg.model.backbone = backbone_cfg
     with torch.device('meta'):
         tiny = cls(**kwargs)
-    cfg.model.neck.in_channels = _out_channels(tiny)
+    _first_neck(cfg).in_channels = _out_channels(tiny)
     preprocessor = cfg.model.data_preprocessor
     for aug in preprocessor.get('batch_augments') or []:
         aug.size = (96, 96)  # instead of 1024
@@ -198,6 +205,13 @@ def test_gfl_recipe():
         assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
         assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0
         assert cfg.optim_wrapper.paramwise_cfg.bias_decay_mult == 0
+        neck = cfg.model.neck
+        if arch == 'vit-base-p16':  # the adaptor's maps go to the FPN
+            assert neck.type == 'FPN' and neck.in_channels == [768] * 3
+        else:  # the official per-stage LayerNorm + Linear(768) first
+            assert neck[0].type == 'mmpretrain.StageNormProjection'
+            assert neck[0].out_channels == 768
+            assert neck[1].type == 'FPN' and neck[1].in_channels == [768] * 3
         assert 'pos_embed' in cfg.optim_wrapper.paramwise_cfg.custom_keys
         warmup, cosine = cfg.param_scheduler
         assert (warmup.type, warmup.end) == ('LinearLR', 2000)
@@ -229,3 +243,19 @@ def test_mask_rcnn_recipe():
             t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'Pad'
         ]
         assert pad and pad[0].size == (1024, 1024)
+
+
+def test_channel_check_reads_the_first_module_of_a_neck_list():
+    from um_mae.utils.cli import UsageError, check_model_channels
+    cfg = _config('gfl/gfl_pvt-small_fpn-syncbn_8xb2-amp-lsj-1024-25e_'
+                  'coco.py')
+    cls, kwargs = _backbone_kwargs(cfg)
+    kwargs.update(arch='demo', img_size=64, drop_path_rate=0.)
+    model = torch.nn.Module()
+    model.backbone = cls(**kwargs)  # 32/64/128 channels for stages 1-3
+    with pytest.raises(UsageError) as err:
+        check_model_channels(model, cfg, size=64)
+    assert 'model.neck[0].in_channels=[128, 320, 512]' in str(err.value)
+    assert 'model.neck[0].in_channels=[32, 64, 128]' in str(err.value)
+    cfg.model.neck[0].in_channels = [32, 64, 128]
+    check_model_channels(model, cfg, size=64)

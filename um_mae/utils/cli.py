@@ -207,6 +207,11 @@ def user_errors():
 
 def _model_cfg_channels(cfg: Config) -> Optional[Tuple[str, list]]:
     neck = cfg.model.get('neck')
+    if isinstance(neck, (list, tuple)) and neck and isinstance(
+            neck[0], dict) and isinstance(neck[0].get('in_channels'),
+                                          (list, tuple)):
+        # a neck list is built as nn.Sequential: its first module gets them
+        return 'model.neck[0].in_channels', list(neck[0].in_channels)
     if isinstance(neck, dict) and isinstance(
             neck.get('in_channels'), (list, tuple)):
         return 'model.neck.in_channels', list(neck.in_channels)

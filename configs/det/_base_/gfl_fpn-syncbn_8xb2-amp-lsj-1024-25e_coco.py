@@ -19,6 +19,18 @@ model = dict(
     backbone=dict(_delete_=True),  # set by the model configs
     # the backbones return strides 8, 16 and 32; two extra levels on top
     neck=dict(start_level=0, num_outs=5, norm_cfg=norm_cfg))
+# the PVT and Swin configs, as the official detector, first layer-normalise
+# each stage map and project it to 768 channels:
+#   neck=[dict(type='mmpretrain.StageNormProjection', in_channels=[...],
+#              out_channels=768), {{_base_.fpn_after_projection}}]
+fpn_after_projection = dict(
+    type='FPN',
+    in_channels=[768, 768, 768],
+    out_channels=256,
+    start_level=0,
+    add_extra_convs='on_output',
+    num_outs=5,
+    norm_cfg=norm_cfg)
 
 # data: large-scale jitter (scale 0.1 - 2.0 of 1024, crop 1024)
 backend_args = None

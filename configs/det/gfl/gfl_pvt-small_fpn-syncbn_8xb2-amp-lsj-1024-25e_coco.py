@@ -20,4 +20,10 @@ model = dict(
             type='CheckedPretrained',
             checkpoint=pretrained,
             prefix='backbone.')),
-    neck=dict(in_channels=[128, 320, 512]))
+    # per-stage LayerNorm + Linear to 768 channels, then the FPN
+    neck=[
+        dict(
+            type='mmpretrain.StageNormProjection',
+            in_channels=[128, 320, 512],
+            out_channels=768), {{_base_.fpn_after_projection}}
+    ])

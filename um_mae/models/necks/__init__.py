@@ -2,8 +2,9 @@
 from .mae_pyramid_decoder import (MAEPyramidDecoder,
                                   convert_official_mae_decoder)
 from .simmim_norm_linear_decoder import SimMIMNormLinearDecoder
+from .stage_norm_projection import StageNormProjection
 
 __all__ = [
-    'MAEPyramidDecoder', 'SimMIMNormLinearDecoder',
+    'MAEPyramidDecoder', 'SimMIMNormLinearDecoder', 'StageNormProjection',
     'convert_official_mae_decoder'
 ]
