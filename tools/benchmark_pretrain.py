@@ -14,7 +14,8 @@ growth of the resident set (its kernel high-water mark) over building the
 model and training it. Encoder tokens are counted at the input of the
 backbone's first attention block. Ratios are taken to ``--baseline`` (a row
 index, or the start of config names, else a part of them; with several
-matches each row is compared with the match on its own backbone). Details: ``um_mae/utils/benchmark.py``.
+matches each row is compared with the match on its own backbone). Details:
+``um_mae/utils/benchmark.py``.
 
 Writes ``benchmark.md``, ``benchmark.csv`` and ``benchmark.png`` to
 ``--out-dir`` and prints the markdown table.
