@@ -43,12 +43,14 @@ class MAEPyramidDecoder(BaseModule):
     sin-cos decoder positions -> transformer layers -> ``decoder_norm`` ->
     ``decoder_pred``.
 
-    The loss reads only the dropped tokens, so ``forward(...,
-    predict_visible=False)`` (what :class:`UMMAE` uses for training) runs the
-    last layer's queries, MLP and prediction for the dropped tokens only
-    (their keys and values still come from every token): the same loss and
-    gradients for a quarter less work in that layer; the rows of the visible
-    tokens are then zeros.
+    Work that does not change the result is skipped: a mask row entering
+    the first layer is the mask token plus a position, so that layer's norm
+    and qkv projection of mask rows run once per grid position instead of
+    once per image; and as the loss reads only the dropped tokens,
+    ``forward(..., predict_visible=False)`` (what :class:`UMMAE` uses for
+    training) runs the last layer's queries, MLP and prediction for the
+    dropped tokens only (their keys and values still come from every
+    token), leaving the rows of the visible tokens zero.
 
     Position pairing: by default each visible feature gets the position of
     its own token. The official code adds the positions of the visible
@@ -172,20 +174,25 @@ class MAEPyramidDecoder(BaseModule):
             x_vis = x_vis.gather(
                 1,
                 torch.argsort(block_ids, dim=1).unsqueeze(-1).expand_as(x_vis))
-        pos = self._pos_embed((h, w)).to(x.dtype).expand(N, -1, -1)
-        pos = pos.gather(1, ids.unsqueeze(-1).expand(-1, -1, pos.shape[-1]))
-        mask_tokens = self.mask_token.to(x.dtype).expand(
-            N, flat.shape[1] - num_vis, -1)
-        x = torch.cat([x_vis, mask_tokens], dim=1) + pos
+        pos = self._pos_embed((h, w)).to(x.dtype)  # (1, L, D)
+        drop_ids = ids[:, num_vis:]
+        x_vis = x_vis + _rows(pos, ids[:, :num_vis])
+        # a mask row depends on its position only: mask token + position
+        mask_rows = self.mask_token.to(x.dtype) + pos  # (1, L, D)
+        x = torch.cat([x_vis, _rows(mask_rows, drop_ids)], dim=1)
 
-        if predict_visible:
-            for block in self.decoder_blocks:
-                x = block(x)
-        else:
-            for block in self.decoder_blocks[:-1]:
-                x = block(x)
-            x = _layer_outputs_from(self.decoder_blocks[-1], x, num_vis)
-            ids = ids[:, num_vis:]
+        # so do the first layer's norm and qkv projection of those rows:
+        # computed once per position of the grid, not once per image
+        first = self.decoder_blocks[0]
+        qkv_vis = first.attn.qkv(first.ln1(x_vis))
+        qkv_mask = _rows(first.attn.qkv(first.ln1(mask_rows)), drop_ids)
+        qkv = torch.cat([qkv_vis, qkv_mask], dim=1)
+        last = len(self.decoder_blocks) - 1
+        for i, block in enumerate(self.decoder_blocks):
+            start = num_vis if i == last and not predict_visible else 0
+            x = _layer_forward(block, x, start, qkv if i == 0 else None)
+        if not predict_visible:
+            ids = drop_ids
         x = self.decoder_pred(self.decoder_norm(x))  # (N, L or L_drop, P)
 
         # sequence position k predicts the token whose position it carries
@@ -193,19 +200,37 @@ class MAEPyramidDecoder(BaseModule):
         return out.scatter(1, ids.unsqueeze(-1).expand_as(x), x)
 
 
-def _layer_outputs_from(layer: nn.Module, x: Tensor, start: int) -> Tensor:
+def _rows(table: Tensor, index: Tensor) -> Tensor:
+    """``table[b, index[n, k]]`` -> ``(N, K, C)``; ``table`` is
+    ``(1 or N, L, C)``."""
+    return table.expand(index.shape[0], -1, -1).gather(
+        1,
+        index.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+
+
+def _layer_forward(layer: nn.Module,
+                   x: Tensor,
+                   start: int = 0,
+                   qkv: Optional[Tensor] = None) -> Tensor:
     """``layer(x)[:, start:]`` of an mmpretrain ``TransformerEncoderLayer``.
 
     Queries, attention output, residuals and MLP are computed for the rows
-    from ``start`` on only; keys and values for every row.
+    from ``start`` on only; keys and values for every row. ``qkv``, when
+    given, is ``layer.attn.qkv(layer.ln1(x))`` computed by the caller.
     """
     attn = layer.attn
     N, L, _ = x.shape
     C, heads = attn.embed_dims, attn.num_heads
-    h = layer.ln1(x)
-    weight, bias = attn.qkv.weight, attn.qkv.bias
-    q = F.linear(h[:, start:], weight[:C], None if bias is None else bias[:C])
-    kv = F.linear(h, weight[C:], None if bias is None else bias[C:])
+    if qkv is None and start == 0:
+        qkv = attn.qkv(layer.ln1(x))
+    if qkv is None:
+        h = layer.ln1(x)
+        weight, bias = attn.qkv.weight, attn.qkv.bias
+        q = F.linear(h[:, start:], weight[:C],
+                     None if bias is None else bias[:C])
+        kv = F.linear(h, weight[C:], None if bias is None else bias[C:])
+    else:
+        q, kv = qkv[:, start:, :C], qkv[..., C:]
     q = q.reshape(N, L - start, heads, C // heads).transpose(1, 2)
     k, v = kv.reshape(N, L, 2, heads, C // heads).permute(2, 0, 3, 1, 4)
     y = attn.scaled_dot_product_attention(
