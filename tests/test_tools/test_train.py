@@ -143,6 +143,25 @@ def test_missing_config():
     assert 'Traceback' not in out
 
 
+def test_dist_test_launches_test_py(tmp_path):
+    script = osp.join(REPO, 'tools', 'dist_test.sh')
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore',
+               PORT='29531')
+    proc = subprocess.run(['bash', script, 'a.py', 'b.pth'],
+                          cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 2
+    assert 'usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS' in \
+        proc.stderr
+    # one process through torchrun reaches test.py with the config
+    proc = subprocess.run(['bash', script, 'no_such_config.py', 'b.pth', '1'],
+                          cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "config file 'no_such_config.py' does not exist" in \
+        proc.stdout + proc.stderr
+
+
 def test_unknown_launcher():
     rc, out = run_tool(TRAIN, MAE_DEMO, '--launcher', 'foo')
     assert rc != 0
