@@ -308,6 +308,13 @@ def _amp_dtype(amp: Optional[str]) -> Optional[torch.dtype]:
     return _AMP_DTYPES[amp]
 
 
+def _autocast(device: torch.device, amp: Optional[str]):
+    """``torch.autocast`` for ``amp`` on ``device``; no-op for fp32."""
+    dtype = _amp_dtype(amp)
+    return nullcontext() if dtype is None else torch.autocast(
+        device.type, dtype=dtype)
+
+
 def build_model_and_optimizer(cfg: Config,
                               device: Union[str, torch.device] = 'cpu',
                               amp: Optional[str] = None):
@@ -369,10 +376,8 @@ def train_step(model: nn.Module,
         float: Wall-clock seconds of the step.
     """
     device = next(model.parameters()).device
-    dtype = _amp_dtype(amp)
     # the CUDA AmpOptimWrapper autocasts by itself
-    ctx = torch.autocast('cpu', dtype=dtype) \
-        if dtype is not None and device.type == 'cpu' else nullcontext()
+    ctx = _autocast(device, amp) if device.type == 'cpu' else nullcontext()
     _sync(device)
     start = time.perf_counter()
     with ctx:
@@ -436,19 +441,15 @@ def encoder_step(model: nn.Module,
         raise ValueError('no backbone inputs were captured; run a training '
                          'step with EncoderInputs attached first')
     device = next(model.parameters()).device
-    dtype = _amp_dtype(amp)
-    ctx = torch.autocast(device.type, dtype=dtype) \
-        if dtype is not None else nullcontext()
     _sync(device)
     start = time.perf_counter()
-    with ctx:
+    with _autocast(device, amp):
         out = model.backbone(*inputs.args, **inputs.kwargs)
         loss = sum(t.float().sum() for t in _float_tensors(out))
     loss.backward()
     _sync(device)
     elapsed = time.perf_counter() - start
-    for p in model.backbone.parameters():
-        p.grad = None
+    model.backbone.zero_grad(set_to_none=True)
     return elapsed
 
 
