@@ -15,7 +15,6 @@ Conventions used across um_mae:
   i.e. the order of the tokens in the compact map.
 * raster id of token ``(r, c)`` is ``r * w + c``.
 """
-from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -104,8 +103,3 @@ def visible_block_order(mask: Tensor) -> Tensor:
     rows = 2 * a + slot // 2
     cols = 2 * b + slot % 2
     return (rows * w + cols).reshape(N, -1)
-
-
-def compact_grid(height: int, width: int) -> Tuple[int, int]:
-    """Size of the compact map for a full map of ``height x width``."""
-    return height // 2, width // 2
