@@ -2,13 +2,15 @@
 from .atomic_save import atomic_write, remove_stale_temporaries
 from .checkpoint import load_local_checkpoint
 from .checkpoint_hook import AtomicCheckpointHook
-from .hooks import (UM_MAE_HOOKS, FiniteLossHook, NonFiniteLossError,
-                    PretrainedHook, RankMeanLossHook, RNGStateHook)
+from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
+                    NonFiniteLossError, PretrainedHook, RankMeanLossHook,
+                    RNGStateHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
 
 __all__ = [
     'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
-    'AtomicCheckpointHook', 'UM_MAE_HOOKS', 'FiniteLossHook',
+    'AtomicCheckpointHook', 'UM_MAE_HOOKS', 'DataSummaryHook',
+    'FiniteLossHook',
     'NonFiniteLossError', 'PretrainedHook', 'RankMeanLossHook',
     'RNGStateHook', 'UMLayerDecayOptimWrapperConstructor'
 ]
