@@ -11,8 +11,8 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones.vit import (convert_official_vit,
-                                         convert_official_vit_decoder)
+from um_mae.models.converters import (convert_official_vit,
+                                      convert_official_vit_decoder)
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))

@@ -3,7 +3,8 @@ import pytest
 import torch
 from mmpretrain.models import ImageClassifier
 
-from um_mae.models.backbones import UMSwinTransformer, convert_official_swin
+from um_mae.models.backbones import UMSwinTransformer
+from um_mae.models.converters import convert_official_swin
 from um_mae.models.backbones.swin import window_layout
 from um_mae.models.utils import visible_block_order
 

@@ -1,5 +1,6 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""Checked loading of pre-trained backbones (``CheckedPretrained``)."""
+"""Checked loading of pre-trained backbones (``CheckedPretrained``): our
+own and the official UM-MAE checkpoints, partial loads, wrong files."""
 import uuid
 
 import pytest
@@ -10,11 +11,10 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import (UMPVT, UMSwinTransformer, ViTDetBackbone,
-                                     convert_official_pvt,
-                                     convert_official_swin)
-from um_mae.models.utils import (detect_official_arch, load_pretrained,
-                                 unwrap_state_dict)
+from um_mae.models.backbones import UMPVT, UMSwinTransformer, ViTDetBackbone
+from um_mae.models.converters import (convert_official_pvt,
+                                      convert_official_swin, detect_format,
+                                      load_pretrained, unwrap)
 
 PVT_FIXTURE_ARCH = dict(
     embed_dims=[16, 32, 40, 64],
@@ -147,7 +147,8 @@ def test_official_finetuned_checkpoint_parity(reference, tmp_path, name, cls,
 
     report = load_pretrained(
         cls(out_indices=(0, 1, 2, 3), **kwargs), path, prefix='backbone.')
-    assert report['source'].startswith('official UM-MAE')
+    assert report['source'].startswith('UM-MAE') and \
+        report['source'].endswith('(official)')
     assert report['missing'] == []
     # fc_norm belongs to the classifier mode; the head is left out
     assert sorted(report['unexpected']) == ['fc_norm.bias', 'fc_norm.weight']
@@ -162,7 +163,7 @@ def test_official_finetuned_checkpoint_parity(reference, tmp_path, name, cls,
 def test_official_pretraining_checkpoint(reference, tmp_path, name, arch, cls,
                                          kwargs):
     ref = reference(name)
-    assert detect_official_arch(ref['state_dict']) == arch
+    assert detect_format(ref['state_dict']).official_arch == arch
     path = _save(tmp_path, dict(model=ref['state_dict']))
     model = cls(out_indices=(0, 1, 2, 3), **kwargs)
     report = load_pretrained(model, path)
@@ -252,18 +253,35 @@ def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
     _assert_loaded(vitdet, backbone_sd, report['matched'])
 
 
-def test_vitdet_from_official_ummae_vit(reference, tmp_path):
+def test_partial_load_is_refused(reference, tmp_path, capsys):
     ref = reference('mae_vit.pt')  # 2 blocks, 32 channels, 4 heads, 64 px
-    assert detect_official_arch(ref['state_dict']) == 'vit'
+    assert detect_format(ref['state_dict']).name == 'UM-MAE ViT (official)'
     path = _save(tmp_path, dict(model=ref['state_dict']))
-    arch = dict(VIT_ARCH, num_heads=4)
-    report = load_pretrained(ViTDetBackbone(arch=arch, img_size=64), path)
-    assert {
-        'patch_embed.projection.weight', 'pos_embed',
-        'layers.1.attn.qkv.weight'
-    } <= set(report['matched'])
-    assert 'layers.2.attn.qkv.weight' in report['missing']
-    assert 'vis_mask_token' in report['unexpected']
+    arch = dict(VIT_ARCH, num_heads=4)  # 4 blocks
+    with pytest.raises(ValueError) as info:
+        load_pretrained(ViTDetBackbone(arch=arch, img_size=64), path)
+    msg = str(info.value)
+    assert '\n' not in msg
+    assert f'{path} (UM-MAE ViT (official)) does not fit ViTDetBackbone' \
+        in msg
+    assert '24 of 51 trunk tensors of ViTDetBackbone would stay unfilled ' \
+        '(layers.2.ln1.weight' in msg
+    assert 'the checkpoint has 2 blocks, ViTDetBackbone 4' in msg
+    assert msg.endswith('pass allow_partial=True to load it anyway')
+
+    # the opt-out loads, warns, and leaves the rest randomly initialized
+    MMLogger.get_instance(f'ckpt-{uuid.uuid4().hex}')  # current, on capsys
+    model = ViTDetBackbone(
+        arch=arch,
+        img_size=64,
+        init_cfg=dict(
+            type='CheckedPretrained', checkpoint=path, allow_partial=True))
+    model.init_weights()
+    assert 'loaded anyway: allow_partial=True' in capsys.readouterr().out
+    assert torch.equal(model.layers[1].attn.qkv.weight,
+                       ref['state_dict']['blocks.1.attn.qkv.weight'])
+    assert model.layers[2].attn.qkv.weight.std() < 0.05  # trunc-normal .02
+    assert model.layers[2].attn.qkv.bias.abs().sum() == 0
 
 
 def test_report_is_logged(tmp_path, capsys):
@@ -280,24 +298,28 @@ def test_report_is_logged(tmp_path, capsys):
         logger=logger)
     out = capsys.readouterr().out
     n = len(src.state_dict())
-    assert f'matched {n}/{n + 1} keys' in out
-    assert 'missing in the checkpoint (1, left as initialized): ' \
-        'vis_mask_token' in out
+    assert 'um_mae / mmpretrain layout (a UMPVT (PVT) backbone), keys ' \
+        "under 'backbone.'" in out
+    assert f'filled {n}/{n + 1} tensors' in out
+    assert 'new in UMPVT, initialized by it (1): vis_mask_token' in out
 
 
 def test_wrong_prefix(tmp_path):
     path = _save(tmp_path, dict(state_dict={'backbone.x': torch.zeros(1)}))
     with pytest.raises(
             ValueError,
-            match=r"no checkpoint key starts with "
-            r"prefix 'encoder\.'.*\['backbone\.'\]"):
+            match=r"starts with prefix 'encoder\.' \(its keys start with "
+            r"backbone\.\).*under no prefix does it fill the trunk of UMPVT"):
         load_pretrained(UMPVT(arch='demo'), path, prefix='encoder.')
 
 
 def test_nothing_matched(tmp_path):
     neck_only = {'neck.decoder_embed.weight': torch.zeros(2, 2)}
     path = _save(tmp_path, neck_only)
-    with pytest.raises(ValueError, match='wrong file or the wrong prefix'):
+    with pytest.raises(
+            ValueError,
+            match=r'\(um_mae / mmpretrain layout, keys under \'neck\.\': '
+            r'decoder_embed\.weight\) is a key of UMPVT'):
         load_pretrained(UMPVT(arch='demo'), path, prefix='neck.')
 
 
@@ -328,13 +350,12 @@ def test_shape_mismatch_without_a_fitting_arch(reference, tmp_path):
 
 def test_unwrap_and_detect():
     sd = {'module.blocks.0.attn.qkv.weight': torch.zeros(1), 'step': 3}
-    assert list(unwrap_state_dict(
-        dict(model=sd))) == ['blocks.0.attn.qkv.weight']
+    assert list(unwrap(dict(model=sd))) == ['blocks.0.attn.qkv.weight']
     # our own keys are never taken for official ones
-    assert detect_official_arch(
+    assert detect_format(
         {'stages.0.blocks.0.attn.sr.weight': torch.zeros(1)}) is None
     with pytest.raises(TypeError, match='must hold a dict'):
-        unwrap_state_dict([1])
+        unwrap([1])
 
 
 def test_umvit_keeps_loaded_weights(tmp_path):
