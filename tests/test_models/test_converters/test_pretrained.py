@@ -6,7 +6,6 @@ import uuid
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
@@ -253,7 +252,7 @@ def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
     _assert_loaded(vitdet, backbone_sd, report['matched'])
 
 
-def test_partial_load_is_refused(reference, tmp_path, capsys):
+def test_partial_load_is_refused(reference, tmp_path, mm_log):
     ref = reference('mae_vit.pt')  # 2 blocks, 32 channels, 4 heads, 64 px
     assert detect_format(ref['state_dict']).name == 'UM-MAE ViT (official)'
     path = _save(tmp_path, dict(model=ref['state_dict']))
@@ -270,33 +269,30 @@ def test_partial_load_is_refused(reference, tmp_path, capsys):
     assert msg.endswith('pass allow_partial=True to load it anyway')
 
     # the opt-out loads, warns, and leaves the rest randomly initialized
-    MMLogger.get_instance(f'ckpt-{uuid.uuid4().hex}')  # current, on capsys
     model = ViTDetBackbone(
         arch=arch,
         img_size=64,
         init_cfg=dict(
             type='CheckedPretrained', checkpoint=path, allow_partial=True))
     model.init_weights()
-    assert 'loaded anyway: allow_partial=True' in capsys.readouterr().out
+    assert 'loaded anyway: allow_partial=True' in mm_log()
     assert torch.equal(model.layers[1].attn.qkv.weight,
                        ref['state_dict']['blocks.1.attn.qkv.weight'])
     assert model.layers[2].attn.qkv.weight.std() < 0.05  # trunc-normal .02
     assert model.layers[2].attn.qkv.bias.abs().sum() == 0
 
 
-def test_report_is_logged(tmp_path, capsys):
+def test_report_is_logged(tmp_path, mm_log):
     src = UMPVT(**_dense_pvt_demo())
     path = _save(tmp_path, {
         'backbone.' + k: v
         for k, v in src.state_dict().items()
     })
-    logger = MMLogger.get_instance(f'ckpt-{uuid.uuid4().hex}')
     load_pretrained(
         UMPVT(**_dense_pvt_demo(with_vis_mask_token=True)),
         path,
-        prefix='backbone.',
-        logger=logger)
-    out = capsys.readouterr().out
+        prefix='backbone.')
+    out = mm_log()
     n = len(src.state_dict())
     assert 'um_mae / mmpretrain layout (a UMPVT (PVT) backbone), keys ' \
         "under 'backbone.'" in out

@@ -147,7 +147,12 @@ def _weights_only_detail(error: Exception) -> str:
     text = str(error)
     if 'WeightsUnpickler error:' in text:
         text = text.split('WeightsUnpickler error:', 1)[1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    boilerplate = ('Weights only load failed', 'Check the documentation',
+                   'Please file an issue')
+    lines = [
+        line.strip() for line in text.splitlines()
+        if line.strip() and not line.strip().startswith(boilerplate)
+    ]
     return lines[0] if lines else type(error).__name__
 
 
@@ -176,16 +181,16 @@ def _read_torch(path: str, kind: str, map_location: Any) -> Any:
             raise ValueError(
                 f'{path} is a zip archive but not a PyTorch checkpoint (no '
                 f'data.pkl among {names[:5]}); pass the checkpoint file')
-    if os.environ.get(UNSAFE_PICKLE_ENV) == '1':
+    unsafe = os.environ.get(UNSAFE_PICKLE_ENV) == '1'
+    if unsafe:
         print_log(
             f'{UNSAFE_PICKLE_ENV}=1: unpickling {path} with full Python '
             'object support (runs code from the file)',
             logger='current')
-        return torch.load(path, map_location=map_location, weights_only=False)
     try:
         with torch.serialization.safe_globals(runner_checkpoint_globals()):
             return torch.load(
-                path, map_location=map_location, weights_only=True)
+                path, map_location=map_location, weights_only=not unsafe)
     except pickle.UnpicklingError as e:
         detail = _weights_only_detail(e)
         if not re.search(r'GLOBAL|global|reduce|build|refused|Can only',
