@@ -10,7 +10,8 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import UMPVT, UMSwinTransformer, ViTDetBackbone
+from um_mae.models.backbones import (UMPVT, UMSwinTransformer, UMViT,
+                                     ViTDetBackbone)
 from um_mae.models.converters import (convert_official_pvt,
                                       convert_official_swin, detect_format,
                                       load_pretrained, unwrap)
@@ -381,3 +382,56 @@ def test_umvit_keeps_loaded_weights(tmp_path):
     dst.init_weights()
     for key, value in src.state_dict().items():
         assert torch.equal(dst.state_dict()[key], value), key
+
+
+def test_swin_checkpoint_into_pvt_is_refused(tmp_path):
+    """The widths of the demo archs match; the load must still stop."""
+    swin = UMSwinTransformer(arch='demo')
+    path = _save(tmp_path, {
+        'backbone.' + k: v
+        for k, v in swin.state_dict().items()
+    })
+    with pytest.raises(ValueError) as info:
+        _checked(UMPVT, path, arch='demo')
+    msg = str(info.value)
+    assert '\n' not in msg
+    assert f'{path} (um_mae / mmpretrain layout (a UMSwinTransformer ' \
+        "(Swin) backbone), keys under 'backbone.')" in msg
+    assert 'UMPVT' in msg
+
+
+@pytest.mark.parametrize('cls,kwargs', [
+    (ViTDetBackbone, dict(arch=VIT_ARCH, img_size=64)),
+    (UMViT, dict(arch=VIT_ARCH, img_size=64)),
+])
+@pytest.mark.parametrize('init_cfg', [
+    None, dict(type='CheckedPretrained', checkpoint=None)
+])
+def test_random_arm_is_random(cls, kwargs, init_cfg):
+    """No checkpoint: the documented random init, never zeros."""
+    torch.manual_seed(0)
+    model = cls(init_cfg=init_cfg, **kwargs)
+    model.init_weights()
+    if cls is UMViT:  # MAE's fixed sin-cos table
+        from mmpretrain.models.utils import build_2d_sincos_position_embedding
+        expected = build_2d_sincos_position_embedding(
+            4, VIT_ARCH['embed_dims'], cls_token=True)
+        torch.testing.assert_close(model.pos_embed, expected)
+    else:  # truncated normal, std 0.02, also the blocks' linear layers
+        pos = model.pos_embed
+        assert pos.abs().min() > 0 and 0.01 < pos.std() < 0.03
+        qkv = model.layers[0].attn.qkv
+        assert 0.015 < qkv.weight.std() < 0.025 and not qkv.bias.any()
+        assert not model.layers[0].attn.relative_position_bias_table.any()
+
+
+@pytest.mark.parametrize('cls', [ViTDetBackbone, UMViT])
+def test_failed_load_raises(tmp_path, cls):
+    bad = tmp_path / 'model.pth'
+    bad.write_text('<html>404</html>')
+    model = cls(
+        arch=VIT_ARCH,
+        img_size=64,
+        init_cfg=dict(type='CheckedPretrained', checkpoint=str(bad)))
+    with pytest.raises(ValueError, match='is not a checkpoint'):
+        model.init_weights()
