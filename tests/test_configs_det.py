@@ -296,8 +296,10 @@ def test_five_arm_configs_state_only_their_differences(size, arm):
     cfg = _config(f'mask_rcnn/mask-rcnn_vit-{size}-p16_{arm}_fpn-syncbn_'
                   f'32xb2-amp-lsj-1024-{epochs}_coco.py')
     ours, theirs = _flat(cfg.to_dict()), _flat(base.to_dict())
-    changed = {k for k in ours.keys() | theirs.keys()
-               if ours.get(k) != theirs.get(k)}
+    changed = {
+        k
+        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+    }
     assert changed == ARMS[arm]
     assert cfg.model.backbone.drop_path_rate == \
         {'base': 0.1, 'large': 0.3}[size]

@@ -10,6 +10,7 @@ import torch
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
+from um_mae.models.converters import convert, detect_arch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURE_ARCH = dict(
@@ -71,7 +72,7 @@ def test_pretrain_checkpoint_to_ummae(tool, reference, tmp_path, monkeypatch,
 
 def test_classifier_checkpoint_to_image_classifier(tool, reference):
     official = reference('ft_pvt.pt')['state_dict']
-    state_dict, report = tool.convert({'model': official})
+    state_dict, report = convert({'model': official})
     assert report['kind'] == 'classifier' and report['unused'] == []
     assert len(report['mapped']) == len(official) == 103
     model = MODELS.build(
@@ -107,10 +108,10 @@ def test_unknown_keys_are_reported_and_strict_fails(tool, reference, tmp_path,
 
 
 def test_arch_detection(tool):
-    assert tool.detect_arch({'blocks.0.attn.sr.weight': 0}) == 'pvt'
-    assert tool.detect_arch({'blocks.0.attn.posmlp.0.weight': 0}) == 'swin'
+    assert detect_arch({'blocks.0.attn.sr.weight': 0}) == 'pvt'
+    assert detect_arch({'blocks.0.attn.posmlp.0.weight': 0}) == 'swin'
     with pytest.raises(ValueError, match='add a rule to ARCH_RULES'):
-        tool.detect_arch({'conv.weight': 0})
+        detect_arch({'conv.weight': 0})
 
 
 def test_other_release_becomes_a_backbone(tool, tmp_path, monkeypatch, capsys):
@@ -159,11 +160,12 @@ def test_other_release_becomes_a_backbone(tool, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize('keys,found', [
-    (['backbone.stages.0.blocks.0.attn.sr.weight', 'neck.in_norm.weight'],
-     'in um_mae / mmpretrain layout already'),
-    (['backbone.layers.0.attn.qkv.weight', 'neck.fpn_convs.0.conv.weight',
-      'rpn_head.rpn_conv.weight', 'roi_head.bbox_head.fc_cls.weight'],
-     'a detector / segmentor checkpoint'),
+    (['backbone.stages.0.blocks.0.attn.sr.weight', 'neck.in_norm.weight'
+      ], 'in um_mae / mmpretrain layout already'),
+    ([
+        'backbone.layers.0.attn.qkv.weight', 'neck.fpn_convs.0.conv.weight',
+        'rpn_head.rpn_conv.weight', 'roi_head.bbox_head.fc_cls.weight'
+    ], 'a detector / segmentor checkpoint'),
     (['conv1.weight', 'fc.weight'], 'cannot tell which release'),
 ])
 def test_files_that_are_not_releases_are_refused(tool, tmp_path, monkeypatch,

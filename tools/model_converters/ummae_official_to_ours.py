@@ -24,20 +24,13 @@ same files on the fly, so this tool is only needed to resume pre-training
 from an official checkpoint or to inspect a conversion.
 """
 import argparse
-import os.path as osp
-import sys
 from collections import Counter
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
-
-from um_mae.models.converters import (ARCH_RULES,  # noqa: E402,F401
-                                      BACKBONE_CONVERTERS, NECK_CONVERTERS,
-                                      convert, convert_checkpoint,
-                                      detect_arch, read_checkpoint, unwrap)
-from um_mae.utils.cli import user_errors  # noqa: E402
+from um_mae.models.converters import (convert_checkpoint, read_checkpoint,
+                                      unwrap)
+from um_mae.utils.cli import user_errors
 
 
 def main() -> None:

@@ -349,8 +349,8 @@ def test_unwrap_and_detect():
     sd = {'module.blocks.0.attn.qkv.weight': torch.zeros(1), 'step': 3}
     assert list(unwrap(dict(model=sd))) == ['blocks.0.attn.qkv.weight']
     # our own keys are never taken for official ones
-    assert detect_format(
-        {'stages.0.blocks.0.attn.sr.weight': torch.zeros(1)}) is None
+    assert detect_format({'stages.0.blocks.0.attn.sr.weight':
+                          torch.zeros(1)}) is None
     with pytest.raises(TypeError, match='must hold a dict'):
         unwrap([1])
 
@@ -362,8 +362,7 @@ def test_umvit_keeps_loaded_weights(tmp_path):
     cfg = dict(
         type='UMViT',
         arch=dict(
-            embed_dims=32, num_layers=2, num_heads=4,
-            feedforward_channels=64),
+            embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64),
         img_size=64,
         patch_size=16,
         with_vis_mask_token=True)
@@ -371,8 +370,12 @@ def test_umvit_keeps_loaded_weights(tmp_path):
     src.init_weights()
     path = str(tmp_path / 'umvit.pth')
     torch.save(
-        {'state_dict': {'backbone.' + k: v
-                        for k, v in src.state_dict().items()}}, path)
+        {
+            'state_dict': {
+                'backbone.' + k: v
+                for k, v in src.state_dict().items()
+            }
+        }, path)
     dst = PRETRAIN_MODELS.build(
         dict(
             cfg,
@@ -404,9 +407,8 @@ def test_swin_checkpoint_into_pvt_is_refused(tmp_path):
     (ViTDetBackbone, dict(arch=VIT_ARCH, img_size=64)),
     (UMViT, dict(arch=VIT_ARCH, img_size=64)),
 ])
-@pytest.mark.parametrize('init_cfg', [
-    None, dict(type='CheckedPretrained', checkpoint=None)
-])
+@pytest.mark.parametrize(
+    'init_cfg', [None, dict(type='CheckedPretrained', checkpoint=None)])
 def test_random_arm_is_random(cls, kwargs, init_cfg):
     """No checkpoint: the documented random init, never zeros."""
     torch.manual_seed(0)

@@ -62,8 +62,7 @@ def test_runner_checkpoint_round_trip(tmp_path):
     torch.save(ckpt, path)
     with torch.serialization.safe_globals(runner_checkpoint_globals()):
         # the allow-list covers every global such a checkpoint holds
-        assert torch.serialization.get_unsafe_globals_in_checkpoint(
-            path) == []
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
     loaded = read_checkpoint(path)
     buffer = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer)

@@ -316,8 +316,8 @@ def beit_finetuned():  # per-block tables, mean pooling head
 RELEASES = {
     # name: (builder, detected release, UMViT kwargs for an exact match)
     'mae-pretrain': (mae_pretrain, 'MAE (official, pre-train)', {}),
-    'mae-encoder': (mae_encoder, 'ViT encoder (MAE / timm layout, no head)',
-                    {}),
+    'mae-encoder':
+    (mae_encoder, 'MAE encoder (official) or headless timm ViT', {}),
     'mae-finetuned': (mae_finetuned, 'MAE (official, fine-tuned)',
                       dict(final_norm=False, out_type='avg_featmap')),
     'timm-bin': (timm_bin, 'timm ViT', {}),
@@ -335,8 +335,7 @@ def _write(tmp_path, name, checkpoint):
     if name.endswith('safetensors'):
         from safetensors.torch import save_file
         path = str(tmp_path / 'model.safetensors')
-        save_file({k: v.contiguous()
-                   for k, v in checkpoint.items()}, path)
+        save_file({k: v.contiguous() for k, v in checkpoint.items()}, path)
         return path
     suffix = {'mocov3': '.pth.tar', 'timm-bin': '.bin'}.get(name, '.pth')
     path = str(tmp_path / f'{name}{suffix}')

@@ -7,8 +7,8 @@ um_mae's own layout, which is mmpretrain's (``backbone.*``, ``neck.*``, ...
 as our runners and mmpretrain / mmdet / mmseg save them).
 """
 import re
-from dataclasses import dataclass
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from torch import Tensor
@@ -17,8 +17,8 @@ from .official import convert, convert_official_pvt, convert_official_swin
 from .vit import Conversion, map_vit_keys
 
 __all__ = [
-    'FORMATS', 'CheckpointFormat', 'convert_checkpoint',
-    'describe_own_layout', 'detect_format'
+    'FORMATS', 'CheckpointFormat', 'convert_checkpoint', 'describe_own_layout',
+    'detect_format'
 ]
 
 
@@ -77,10 +77,9 @@ _BEIT_NEEDS = (
     'ViTDetBackbone(layer_scale_init_value=0.1, use_abs_pos_embed=False)')
 
 FORMATS: List[CheckpointFormat] = [
-    CheckpointFormat(
-        'MoCo v3 (official, base encoder)',
-        lambda k: 'base_encoder.blocks.0.attn.qkv.weight' in k,
-        lambda sd: map_vit_keys(sd, prefix='base_encoder.')),
+    CheckpointFormat('MoCo v3 (official, base encoder)',
+                     lambda k: 'base_encoder.blocks.0.attn.qkv.weight' in k,
+                     lambda sd: map_vit_keys(sd, prefix='base_encoder.')),
     CheckpointFormat(
         'BEiT (unilm)',
         lambda k: 'rel_pos_bias.relative_position_bias_table' in k or _any(
@@ -117,10 +116,9 @@ FORMATS: List[CheckpointFormat] = [
         not in k,
         map_vit_keys,
         official_arch='vit'),
-    CheckpointFormat('timm ViT',
-                     lambda k: _timm_vit(k) and 'head.weight' in k,
+    CheckpointFormat('timm ViT', lambda k: _timm_vit(k) and 'head.weight' in k,
                      map_vit_keys),
-    CheckpointFormat('ViT encoder (MAE / timm layout, no head)', _timm_vit,
+    CheckpointFormat('MAE encoder (official) or headless timm ViT', _timm_vit,
                      map_vit_keys),
 ]
 

@@ -70,9 +70,9 @@ def rename_keys(
     return out
 
 
-def unwrap(checkpoint: dict,
-           containers: Iterable[str] = ('state_dict', 'model')
-           ) -> 'OrderedDict[str, Tensor]':
+def unwrap(
+    checkpoint: dict, containers: Iterable[str] = ('state_dict', 'model')
+) -> 'OrderedDict[str, Tensor]':
     """The state dict of a checkpoint, without ``module.`` prefixes.
 
     Args:

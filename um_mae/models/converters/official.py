@@ -35,7 +35,8 @@ def _block_ids(state_dict: Dict[str, Tensor],
                pattern: str = r'blocks\.(\d+)\.') -> List[int]:
     return sorted({
         int(m.group(1))
-        for k in state_dict for m in [re.match(pattern, k)] if m
+        for k in state_dict
+        for m in [re.match(pattern, k)] if m
     })
 
 
@@ -159,12 +160,13 @@ def convert_official_mae_decoder(
     Returns:
         OrderedDict: Our neck keys (without a ``neck.`` prefix).
     """
-    return rename_keys(unwrap(state_dict, containers=()), [
-        (r'^norm\.', 'in_norm.'),
-        (r'^(decoder_embed|decoder_norm|decoder_pred)\.', r'\1.'),
-        (r'^(mask_token|decoder_pos_embed)$', r'\1'),
-    ] + [(r'^decoder_blocks\.(\d+)\.' + p, r'decoder_blocks.\1.' + r)
-         for p, r in TIMM_BLOCK_RULES])
+    return rename_keys(
+        unwrap(state_dict, containers=()), [
+            (r'^norm\.', 'in_norm.'),
+            (r'^(decoder_embed|decoder_norm|decoder_pred)\.', r'\1.'),
+            (r'^(mask_token|decoder_pos_embed)$', r'\1'),
+        ] + [(r'^decoder_blocks\.(\d+)\.' + p, r'decoder_blocks.\1.' + r)
+             for p, r in TIMM_BLOCK_RULES])
 
 
 def convert_official_vit_decoder(
@@ -250,8 +252,7 @@ def convert(state_dict: Dict[str, Tensor]) -> Tuple[Dict[str, Tensor], dict]:
         parts.append(('neck.', NECK_CONVERTERS[arch](state_dict)))
     elif 'head.weight' in state_dict:
         kind = 'classifier'
-        parts.append(('head.', rename_keys(state_dict,
-                                           [(r'^head\.', 'fc.')])))
+        parts.append(('head.', rename_keys(state_dict, [(r'^head\.', 'fc.')])))
     else:
         kind = 'backbone'
 

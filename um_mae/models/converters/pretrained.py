@@ -126,8 +126,8 @@ def _fitting_archs(module: nn.Module, ckpt_sd: Dict[str, Tensor]) -> List[str]:
 
 
 def _select(
-    state_dict: Dict[str, Tensor], prefix: Optional[str], filename: str,
-    module: nn.Module
+        state_dict: Dict[str, Tensor], prefix: Optional[str], filename: str,
+        module: nn.Module
 ) -> Tuple[str, Conversion, Optional[CheckpointFormat]]:
     """(source description, backbone keys, detected release)."""
     where = ''
@@ -145,8 +145,8 @@ def _select(
             f'known releases; {_prefix_hint(state_dict, module)}')
     what = describe_own_layout(state_dict)
     source = 'um_mae / mmpretrain layout' + (f' ({what})' if what else '')
-    return source + (where or ', whole checkpoint'), Conversion(
-        state_dict), None
+    return source + (where
+                     or ', whole checkpoint'), Conversion(state_dict), None
 
 
 def _prefix_hint(state_dict: Dict[str, Tensor], module: nn.Module) -> str:
@@ -155,16 +155,16 @@ def _prefix_hint(state_dict: Dict[str, Tensor], module: nn.Module) -> str:
     trunk = _trunk(module, model_sd)
     candidates = sorted({
         '.'.join(k.split('.')[:depth]) + '.'
-        for k in state_dict for depth in (1, 2, 3)
-        if k.count('.') >= depth
+        for k in state_dict
+        for depth in (1, 2, 3) if k.count('.') >= depth
     })
     good = []
     for prefix in candidates:
         sub = strip_prefix(state_dict, prefix)
         fmt = detect_format(sub)
         ckpt_sd = fmt.convert(sub).state_dict if fmt else sub
-        if all(k in ckpt_sd for k in trunk) and not _shape_mismatches(
-                model_sd, ckpt_sd):
+        if all(k in ckpt_sd
+               for k in trunk) and not _shape_mismatches(model_sd, ckpt_sd):
             good.append(prefix)
     name = type(module).__name__
     if good:
@@ -200,9 +200,11 @@ def _partial_hints(name: str, fmt: Optional[CheckpointFormat],
         hints.append(f'{name} has no relative position biases for the '
                      "checkpoint's")
     depths = [
-        len({m.group(1)
-             for k in sd for m in [re.match(r'layers\.(\d+)\.', k)] if m})
-        for sd in (ckpt_sd, model_sd)
+        len({
+            m.group(1)
+            for k in sd
+            for m in [re.match(r'layers\.(\d+)\.', k)] if m
+        }) for sd in (ckpt_sd, model_sd)
     ]
     if depths[0] != depths[1] and all(depths):
         hints.append(f'the checkpoint has {depths[0]} blocks, {name} '

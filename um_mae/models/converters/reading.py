@@ -32,9 +32,7 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
 
-__all__ = [
-    'UNSAFE_PICKLE_ENV', 'read_checkpoint', 'runner_checkpoint_globals'
-]
+__all__ = ['UNSAFE_PICKLE_ENV', 'read_checkpoint', 'runner_checkpoint_globals']
 
 UNSAFE_PICKLE_ENV = 'UM_MAE_UNSAFE_PICKLE'
 
@@ -129,8 +127,8 @@ def _sniff(path: str) -> str:
         '.safetensors file')
 
 
-def _read_safetensors(path: str,
-                      map_location: Union[str, torch.device, None]) -> dict:
+def _read_safetensors(path: str, map_location: Union[str, torch.device,
+                                                     None]) -> dict:
     from safetensors.torch import load_file
     device = str(map_location) if isinstance(map_location,
                                              (str, torch.device)) else 'cpu'
@@ -222,9 +220,9 @@ def _download(url: str) -> str:
     return dst
 
 
-def read_checkpoint(path: Union[str, os.PathLike],
-                    map_location: Optional[Union[str, torch.device]] = 'cpu'
-                    ) -> Any:
+def read_checkpoint(
+        path: Union[str, os.PathLike],
+        map_location: Optional[Union[str, torch.device]] = 'cpu') -> Any:
     """Read a checkpoint file safely.
 
     Args:

@@ -137,8 +137,9 @@ def map_vit_keys(state_dict: Dict[str, Tensor],
     conv = Conversion(OrderedDict())
     kept = OrderedDict()
     for key, value in unwrap(state_dict, containers=()).items():
-        reason = next((why for pattern, why in _NOT_BACKBONE
-                       if re.search(pattern, key)), None)
+        reason = next(
+            (why for pattern, why in _NOT_BACKBONE if re.search(pattern, key)),
+            None)
         if reason is not None:
             conv.dropped[key] = reason
         elif key.startswith(prefix):
@@ -154,7 +155,8 @@ def map_vit_keys(state_dict: Dict[str, Tensor],
         out['pos_embed'] = torch.cat([pos[:, :1], pos[:, 2:]], dim=1)
     layers = sorted({
         int(m.group(1))
-        for k in out for m in [re.match(r'layers\.(\d+)\.', k)] if m
+        for k in out
+        for m in [re.match(r'layers\.(\d+)\.', k)] if m
     })
     shared = out.pop(_SHARED_TABLE, None)
     for i in layers:
