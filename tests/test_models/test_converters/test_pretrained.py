@@ -228,16 +228,23 @@ def _mmpretrain_vit(kind):
 
 @pytest.mark.parametrize('kind', ['mae', 'mocov3', 'supervised'])
 def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
+    """mmpretrain's ``{'state_dict': {'backbone.*'}}`` releases, exactly:
+    our blocks against mmpretrain's own layers (one window covers the
+    4 x 4 grid)."""
+    torch.manual_seed(0)
     model = _build(_mmpretrain_vit(kind))
+    with torch.no_grad():  # no zero / one tensors left
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
     sd = model.state_dict()
     if kind == 'mocov3':  # the momentum encoder is not the one transferred
         assert any(k.startswith('momentum_encoder.') for k in sd)
     path = _save(tmp_path, dict(state_dict=sd))
     vitdet = _checked(
-        ViTDetBackbone, path, arch=VIT_ARCH, img_size=64, window_size=2)
+        ViTDetBackbone, path, arch=VIT_ARCH, img_size=64, window_size=4)
 
     report = load_pretrained(
-        ViTDetBackbone(arch=VIT_ARCH, img_size=64, window_size=2), path,
+        ViTDetBackbone(arch=VIT_ARCH, img_size=64, window_size=4), path,
         'backbone.')
     # the ViT tensors load; the windowed-attention biases and the
     # resolution modules are new
@@ -246,11 +253,20 @@ def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
         for k in report['missing'])
     assert {'cls_token', 'ln1.weight'} <= set(report['unexpected'])
     assert 'layers.3.ffn.layers.1.weight' in report['matched']
-    backbone_sd = {
-        k[len('backbone.'):]: v
-        for k, v in sd.items() if k.startswith('backbone.')
-    }
-    _assert_loaded(vitdet, backbone_sd, report['matched'])
+
+    vitdet.double().eval()
+    vit = model.backbone.double()
+    vit.eval()
+    img = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        x, hw = vitdet.patch_embed(img)
+        ref, _ = vit.patch_embed(img)
+        torch.testing.assert_close(x, ref, rtol=1e-10, atol=1e-10)
+        x = x + vitdet.pos_embed[:, 1:]
+        ref = ref + vit.pos_embed[:, 1:]
+        for ours, theirs in zip(vitdet.layers, vit.layers):
+            x, ref = ours(x, hw), theirs(ref)
+            torch.testing.assert_close(x, ref, rtol=1e-10, atol=1e-10)
 
 
 def test_partial_load_is_refused(reference, tmp_path, mm_log):
@@ -437,3 +453,18 @@ def test_failed_load_raises(tmp_path, cls):
         init_cfg=dict(type='CheckedPretrained', checkpoint=str(bad)))
     with pytest.raises(ValueError, match='is not a checkpoint'):
         model.init_weights()
+
+
+def test_prefix_hint_names_a_prefix_that_fills_the_trunk(tmp_path):
+    src = UMPVT(arch='demo')
+    path = _save(tmp_path, {
+        'model.backbone.' + k: v
+        for k, v in src.state_dict().items()
+    })
+    with pytest.raises(
+            ValueError,
+            match="prefix='model.backbone.' fills every trunk tensor of "
+            'UMPVT'):
+        load_pretrained(UMPVT(arch='demo'), path, prefix='backbone.')
+    report = load_pretrained(UMPVT(arch='demo'), path, 'model.backbone.')
+    assert report['unfilled'] == [] and report['changes_math'] == []

@@ -2,19 +2,19 @@
 """Every initialization of the five-arm transfer protocol, loaded exactly.
 
 Each test writes a small random-weight checkpoint in the exact on-disk
-layout of a release (MAE, timm, DeiT, MoCo v3, BEiT, mmpretrain), loads it
+layout of a release (MAE, timm, DeiT, MoCo v3, BEiT), loads it
 by content with ``CheckedPretrained`` into ``ViTDetBackbone`` and ``UMViT``,
 and compares the patch embedding and every block's output with a plain
 torch forward of the source architecture (float64, one window covering the
 token grid). The reference models below name their parameters as the
 releases do, so their ``state_dict()`` is the release's layout.
+mmpretrain's own releases are checked against mmpretrain's layers in
+``test_pretrained.py``.
 """
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.registry import DefaultScope
-from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
 from um_mae.models.backbones import UMViT, ViTDetBackbone
@@ -348,7 +348,10 @@ def _vitdet(path, beit):
         arch=ARCH,
         img_size=IMG,
         window_size=GRID,  # one window covers the grid
-        init_cfg=dict(type='CheckedPretrained', checkpoint=path),
+        init_cfg=dict(  # as the configs: releases need no prefix
+            type='CheckedPretrained',
+            checkpoint=path,
+            prefix='backbone.'),
         **(BEIT_OPTIONS if beit else {}))
     model.init_weights()
     model.double().eval()
@@ -403,7 +406,10 @@ def test_umvit_equals_the_release(tmp_path, img, name):
         arch=ARCH,
         img_size=IMG,
         out_indices=list(range(DEPTH)),
-        init_cfg=dict(type='CheckedPretrained', checkpoint=path),
+        init_cfg=dict(  # as the configs: releases need no prefix
+            type='CheckedPretrained',
+            checkpoint=path,
+            prefix='backbone.'),
         **dict(dict(final_norm=False), **kwargs))
     model.init_weights()
     model.double().eval()
@@ -464,7 +470,10 @@ def test_beit_tables_are_resized_to_other_windows(tmp_path):
         img_size=IMG,
         window_size=2,
         global_indices=(DEPTH - 1, ),
-        init_cfg=dict(type='CheckedPretrained', checkpoint=path),
+        init_cfg=dict(  # as the configs: releases need no prefix
+            type='CheckedPretrained',
+            checkpoint=path,
+            prefix='backbone.'),
         **BEIT_OPTIONS)
     model.init_weights()
     shared = ref.rel_pos_bias.relative_position_bias_table[:-3]  # (49, h)
@@ -478,77 +487,3 @@ def test_beit_tables_are_resized_to_other_windows(tmp_path):
     ours = table.t().reshape(HEADS, 3, 3)
     torch.testing.assert_close(ours[:, 1, 1], grid[:, 3, 3])
     torch.testing.assert_close(ours[:, 0, 0], grid[:, 0, 0])
-
-
-def _mmpretrain_model(kind):
-    vit = dict(arch=ARCH, img_size=IMG, patch_size=16)
-    if kind == 'mae':
-        return dict(
-            type='MAE',
-            backbone=dict(type='MAEViT', mask_ratio=0.75, **vit),
-            neck=dict(
-                type='MAEPretrainDecoder',
-                num_patches=GRID * GRID,
-                patch_size=16,
-                embed_dim=DIMS,
-                decoder_embed_dim=16,
-                decoder_depth=1,
-                decoder_num_heads=2),
-            head=dict(
-                type='MAEPretrainHead',
-                norm_pix=True,
-                patch_size=16,
-                loss=dict(type='PixelReconstructionLoss', criterion='L2')))
-    mlp = dict(
-        type='NonLinearNeck',
-        hid_channels=64,
-        out_channels=16,
-        num_layers=2,
-        with_bias=False,
-        with_last_bn=True,
-        with_last_bn_affine=False,
-        with_last_bias=False,
-        with_avg_pool=False)
-    return dict(
-        type='MoCoV3',
-        base_momentum=0.01,
-        backbone=dict(type='MoCoV3ViT', stop_grad_conv1=True, **vit),
-        neck=dict(in_channels=DIMS, **mlp),
-        head=dict(
-            type='MoCoV3Head',
-            predictor=dict(in_channels=16, **mlp),
-            loss=dict(type='CrossEntropyLoss', loss_weight=0.4),
-            temperature=0.2))
-
-
-@pytest.mark.parametrize('kind', ['mae', 'mocov3'])
-def test_vitdet_equals_mmpretrain(tmp_path, img, kind):
-    """mmpretrain's ``{'state_dict': {'backbone.*'}}`` releases: our blocks
-    against mmpretrain's own layers."""
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        source = MODELS.build(_mmpretrain_model(kind))
-    source.init_weights()
-    with torch.no_grad():
-        for p in source.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    path = str(tmp_path / f'{kind}.pth')
-    torch.save(dict(state_dict=source.state_dict(), meta={}), path)
-    model = ViTDetBackbone(
-        arch=ARCH,
-        img_size=IMG,
-        window_size=GRID,
-        init_cfg=dict(
-            type='CheckedPretrained', checkpoint=path, prefix='backbone.'))
-    model.init_weights()
-    model.double().eval()
-    vit = source.backbone.double()
-    with torch.no_grad():
-        x, hw = model.patch_embed(img)
-        ref, _ = vit.patch_embed(img)
-        _assert_equal(x, ref)
-        x = x + model.pos_embed[:, 1:]
-        ref = ref + vit.pos_embed[:, 1:]
-        for ours, theirs in zip(model.layers, vit.layers):
-            x, ref = ours(x, hw), theirs(ref)
-            _assert_equal(x, ref)

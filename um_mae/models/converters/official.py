@@ -144,6 +144,12 @@ def convert_official_swin(
     return rename_keys(state_dict, rules)
 
 
+# the official decoders' timm blocks -> mmpretrain TransformerEncoderLayer
+_DECODER_BLOCK_RULES: List[Rule] = [(r'^decoder_blocks\.(\d+)\.' + p,
+                                     r'decoder_blocks.\1.' + r)
+                                    for p, r in TIMM_BLOCK_RULES]
+
+
 def convert_official_mae_decoder(
         state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """Map the decoder keys of an official UM-MAE PVT/Swin checkpoint.
@@ -165,8 +171,7 @@ def convert_official_mae_decoder(
             (r'^norm\.', 'in_norm.'),
             (r'^(decoder_embed|decoder_norm|decoder_pred)\.', r'\1.'),
             (r'^(mask_token|decoder_pos_embed)$', r'\1'),
-        ] + [(r'^decoder_blocks\.(\d+)\.' + p, r'decoder_blocks.\1.' + r)
-             for p, r in TIMM_BLOCK_RULES])
+        ] + _DECODER_BLOCK_RULES)
 
 
 def convert_official_vit_decoder(
@@ -189,8 +194,7 @@ def convert_official_vit_decoder(
             (r'^(mask_token|decoder_pos_embed)$', r'\1'),
             (r'^(decoder_embed|decoder_pred)\.', r'\1.'),
             (r'^decoder_norm\.', 'ln1.'),
-        ] + [(r'^decoder_blocks\.(\d+)\.' + p, r'decoder_blocks.\1.' + r)
-             for p, r in TIMM_BLOCK_RULES])
+        ] + _DECODER_BLOCK_RULES)
 
 
 # (arch, predicate on the key set), checked in order
