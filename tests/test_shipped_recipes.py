@@ -239,9 +239,9 @@ def test_readme_own_classes_config(tmp_path):
     from um_mae.datasets.demo_data import SHAPE_CLASSES, make_coco_layout
     text = _readme_block('# configs/my/')
     assert f'classes = {SHAPE_CLASSES!r}' in text
-    base = osp.join(REPO, 'configs', 'my', 'x.py')
+    # the block lives in configs/my/ (absent here): its `../` is configs/
     text = text.replace("_base_ = ['../",
-                        f"_base_ = ['{osp.dirname(base)}/../")
+                        f"_base_ = ['{osp.join(REPO, 'configs')}/")
     path = str(tmp_path / 'own_classes.py')
     with open(path, 'w') as f:
         f.write(text)

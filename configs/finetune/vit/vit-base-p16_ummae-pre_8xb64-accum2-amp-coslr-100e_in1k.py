@@ -9,20 +9,22 @@ _base_ = [
 pretrained = ('work_dirs/ummae_vit-base-p16_8xb512-amp-coslr-200e_in1k/'
               'epoch_200.pth')
 
-# model: mmpretrain's ViT, of which the pre-training UMViT is a subclass
-# (same keys), with a learnable position table; no final norm before the
-# pooling, a norm after it (ln2), as the official global-pool model.
-# mmengine's plain 'Pretrained' loader: VisionTransformer re-draws its
-# position table after any other initializer (convert official UM-MAE ViT
-# checkpoints with tools/model_converters/ummae_official_to_ours.py first)
+# model: the pre-training UMViT without a mask, i.e. mmpretrain's
+# VisionTransformer (same keys) with a learnable position table; no final
+# norm before the pooling, a norm after it (ln2), as the official
+# global-pool model. UMViT (not VisionTransformer, which re-draws its
+# position table after any initializer but mmengine's plain `Pretrained`)
+# keeps what `CheckedPretrained` loads: ours, official UM-MAE / MAE, timm,
+# DeiT, MoCo v3 and mmpretrain ViT releases, exactly or with an error.
 model = dict(
     backbone=dict(
-        type='VisionTransformer',
+        type='UMViT',
         arch='base',
         img_size=224,
         patch_size=16,
         final_norm=False,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+        learnable_pos_embed=True,
+        init_cfg=dict(checkpoint=pretrained)),
     head=dict(in_channels=768))
 
 # schedule

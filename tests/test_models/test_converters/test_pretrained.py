@@ -401,6 +401,22 @@ def test_umvit_keeps_loaded_weights(tmp_path):
     dst.init_weights()
     for key, value in src.state_dict().items():
         assert torch.equal(dst.state_dict()[key], value), key
+    assert not dst.pos_embed.requires_grad  # MAE's fixed sin-cos table
+
+    # fine-tuning (the shipped ViT fine-tune config) learns the loaded table
+    tuned = PRETRAIN_MODELS.build(
+        dict(
+            cfg,
+            learnable_pos_embed=True,
+            out_type='avg_featmap',
+            init_cfg=dict(
+                type='CheckedPretrained', checkpoint=path,
+                prefix='backbone.')))
+    tuned.init_weights()
+    assert tuned.pos_embed.requires_grad
+    assert torch.equal(tuned.pos_embed, src.pos_embed)
+    tuned(torch.rand(1, 3, 64, 64))[0].pow(2).sum().backward()
+    assert tuned.pos_embed.grad is not None and tuned.pos_embed.grad.any()
 
 
 def test_swin_checkpoint_into_pvt_is_refused(tmp_path):

@@ -67,6 +67,9 @@ class UMViT(MAEViT):
         layer_cfgs (dict): Extra layer options. Defaults to ``dict()``.
         with_vis_mask_token (bool): Create the learnable ``vis_mask_token``
             used for secondary masking. Defaults to False.
+        learnable_pos_embed (bool): Train the position table, as MAE's
+            fine-tuning does; pre-training keeps MAE's fixed sin-cos table.
+            Defaults to False.
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -88,6 +91,7 @@ class UMViT(MAEViT):
                  patch_cfg: dict = dict(),
                  layer_cfgs: dict = dict(),
                  with_vis_mask_token: bool = False,
+                 learnable_pos_embed: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
         super().__init__(
             arch=arch,
@@ -108,6 +112,7 @@ class UMViT(MAEViT):
                 torch.zeros(1, 1, self.embed_dims))
         else:
             self.vis_mask_token = None
+        self.pos_embed.requires_grad = learnable_pos_embed
 
     def init_weights(self) -> None:
         """MAEViT's random init, then the checkpoint of ``init_cfg``.
