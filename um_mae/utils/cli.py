@@ -19,7 +19,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 __all__ = [
     'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
     'check_toolbox', 'check_data_roots', 'check_model_channels',
-    'setup_distributed', 'user_errors', 'DictAction'
+    'setup_distributed', 'user_errors', 'DictAction', 'mmcv_ops_error',
+    'check_mmcv_ops'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -28,6 +29,8 @@ TOOLBOXES = {
     'mmdet': 'mmdet==3.3.0',
     'mmseg': 'mmsegmentation==1.2.2',
 }
+#: toolboxes whose models need mmcv's compiled ops (``mmcv.ops``)
+OPS_TOOLBOXES = ('mmdet', 'mmseg')
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 _DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -72,6 +75,7 @@ def load_config(path: str,
     try:
         cfg = Config.fromfile(path)
     except ModuleNotFoundError as e:
+        check_mmcv_ops((e.name or '').split('.')[0])
         raise UsageError(
             f'config {path!r} imports {e.name!r}, which is not installed; '
             'run `bash tools/install.sh`') from e
@@ -89,6 +93,28 @@ def load_config(path: str,
     return cfg
 
 
+def mmcv_ops_error() -> Optional[str]:
+    """Why mmcv's compiled ops are unusable, with the fix; None if usable."""
+    try:
+        import mmcv.ops  # noqa: F401
+    except ImportError as e:
+        return (f"mmcv's compiled ops are missing (`import mmcv.ops`: {e}); "
+                'add them, mmdet and mmseg with '
+                '`bash tools/install.sh --with-ops`')
+    return None
+
+
+def check_mmcv_ops(scope: str) -> None:
+    """Raise :class:`UsageError` if ``scope`` needs ops that are missing.
+
+    A pre-training-only install (``tools/install.sh --pretrain-only``) has
+    mmcv without its compiled ops and neither mmdet nor mmseg.
+    """
+    error = mmcv_ops_error() if scope in OPS_TOOLBOXES else None
+    if error:
+        raise UsageError(f'{scope} configs cannot run here: {error}')
+
+
 def check_toolbox(cfg: Config) -> str:
     """Import the toolbox named by ``default_scope`` and return its name."""
     scope = cfg.get('default_scope')
@@ -98,6 +124,7 @@ def check_toolbox(cfg: Config) -> str:
             f'{", ".join(TOOLBOXES)}; inherit a base of the toolbox the '
             "config is for (e.g. _base_ = ['mmdet::_base_/default_runtime.py'"
             "]) or set default_scope")
+    check_mmcv_ops(scope)
     try:
         importlib.import_module(scope)
     except ImportError as e:
