@@ -140,6 +140,7 @@ def test_seg_configs_found():
         assert model in names
 
 
+@pytest.mark.dense
 @pytest.mark.parametrize('path', SEG, ids=SEG_IDS)
 def test_seg_recipe(path):
     cfg = Config.fromfile(path)
@@ -184,6 +185,7 @@ def test_seg_recipe(path):
     assert init.prefix == 'backbone.'
 
 
+@pytest.mark.dense
 @pytest.mark.parametrize('path', SEG, ids=SEG_IDS)
 def test_seg_loss_and_slide_inference_with_tiny_backbone(path):
     cfg = Config.fromfile(path)
@@ -378,6 +380,7 @@ def _seg_config(kind):
     return next(p for p in SEG if kind in p and 'demo' not in p)
 
 
+@pytest.mark.dense
 @pytest.mark.parametrize('kind,backbone', [
     ('pvt-small', 'UMPVT'),
     ('swin-tiny', 'UMSwinTransformer'),

@@ -75,26 +75,34 @@ say "1/6 build tools, torch 2.12.1 and torchvision 0.27.1"
 "${PIP[@]}" -r "$REQ/build.txt" -c "$REQ/constraints.txt"
 INDEX=()
 [ -z "${TORCH_INDEX_URL:-}" ] || INDEX=(--index-url "$TORCH_INDEX_URL")
-torch=$(pkg_version torch)
-vision=$(pkg_version torchvision)
+dist_version() {  # what pip installed, e.g. 2.12.1 (PyPI) or 2.12.1+cu126
+  "$PY" -c "import importlib.metadata as m; print(m.version('$1'))" \
+    2>/dev/null || true
+}
+label() { case $1 in *+*) echo "${1#*+}" ;; esac; }  # 2.12.1+cu130 -> cu130
+torch=$(dist_version torch)
 if [ "${torch%%+*}" = 2.12.1 ]; then
-  # A local label (+cu126, +cpu) names the variant; a torchvision of another
-  # one fails at its first operator, so it must come from the same index.
-  echo "keeping the installed torch $torch"
-  if [ -z "$vision" ]; then
-    [ "$torch" = 2.12.1 ] || [ -n "${TORCH_INDEX_URL:-}" ] || die "torch \
-$torch is installed without torchvision: set TORCH_INDEX_URL to the index \
-torch came from so that torchvision 0.27.1 of the same variant is installed"
+  echo "keeping the installed torch $(pkg_version torch)"
+  if [ "$(dist_version torchvision | cut -d+ -f1)" != 0.27.1 ]; then
+    # a torch from another index than PyPI (+cu126, +cpu) needs the
+    # torchvision of that index
+    [ -z "$(label "$torch")" ] || [ -n "${TORCH_INDEX_URL:-}" ] || die "torch \
+$torch is installed without torchvision 0.27.1: set TORCH_INDEX_URL to the \
+index torch came from so that torchvision of the same variant is installed"
     "${PIP[@]}" "${INDEX[@]}" torchvision==0.27.1 -c "$REQ/constraints.txt"
-  elif [ "${vision%%+*}" != 0.27.1 ] || [ "${vision#"${vision%%+*}"}" != "${torch#2.12.1}" ]; then
-    die "torchvision $vision does not match torch $torch: install \
-torchvision 0.27.1 of the same variant (pip install torchvision==0.27.1 \
---index-url <the index torch came from>)"
   fi
 else
-  [ -z "$torch" ] || echo "replacing torch $torch with 2.12.1 (mmcv is built against it)"
+  [ -z "$torch" ] || echo "replacing torch $torch with 2.12.1 (the version mmcv is built against here)"
   "${PIP[@]}" "${INDEX[@]}" -r "$REQ/torch.txt" -c "$REQ/constraints.txt"
 fi
+# Both report their build (2.12.1+cu130, 0.27.1+cu130): a torchvision of
+# another variant fails at its first operator.
+torch=$(pkg_version torch)
+vision=$(pkg_version torchvision)
+[ "${vision%%+*}" = 0.27.1 ] && [ "$(label "$torch")" = "$(label "$vision")" ] \
+  || die "torchvision $vision does not match torch $torch: install \
+torchvision 0.27.1 of the same variant (pip install torchvision==0.27.1 \
+--index-url <the index torch came from>)"
 
 say "2/6 $(grep -v '^#' "$STACK_REQ/pretrain.txt" | tr '\n' ' ')"
 # mmpretrain does not declare mmcv; mmcv imports mmengine at run time. Its
