@@ -22,7 +22,8 @@ setup(
     version=read_version(),
     description='Uniform Masking MAE pre-training and transfer for pyramid '
     'vision transformers, as an OpenMMLab 2.0 plugin',
-    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description=open('README.md').read()
+    if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     python_requires='>=3.8',

@@ -68,8 +68,8 @@ def env_without_mmcv_ops(tmp_path):
     """
     folder = tmp_path / 'no_mmcv_ops'
     folder.mkdir()
-    (folder / 'sitecustomize.py').write_text(
-        "import sys\nsys.modules['mmcv.ops'] = None\n")
+    (folder / 'sitecustomize.py'
+     ).write_text("import sys\nsys.modules['mmcv.ops'] = None\n")
     path = os.pathsep.join(
         p for p in (str(folder), os.environ.get('PYTHONPATH')) if p)
     return dict(PYTHONPATH=path)

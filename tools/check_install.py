@@ -51,8 +51,10 @@ def before_build() -> List[str]:
     """What mmcv's build will compile; problems raise ``SystemExit``."""
     import torch
     if not (_force_cuda() or torch.cuda.is_available()):
-        return [f'mmcv build: CPU ops only for torch {torch.__version__} '
-                '(no CUDA device visible; FORCE_CUDA=1 adds the CUDA ops)']
+        return [
+            f'mmcv build: CPU ops only for torch {torch.__version__} '
+            '(no CUDA device visible; FORCE_CUDA=1 adds the CUDA ops)'
+        ]
     if torch.version.cuda is None:
         raise SystemExit(
             f'mmcv build: the CUDA ops need a CUDA build of torch, but torch '
@@ -75,9 +77,11 @@ def before_build() -> List[str]:
             'set CUDA_HOME to a CUDA toolkit of the same major version, or '
             'install the torch 2.12.1 of your toolkit (TORCH_INDEX_URL)')
     arch = os.environ.get('TORCH_CUDA_ARCH_LIST') or 'the visible GPUs'
-    return [f'mmcv build: CPU and CUDA ops with {nvcc} (CUDA {release}) for '
-            f'torch {torch.__version__} (CUDA {torch.version.cuda}), '
-            f'architectures: {arch}']
+    return [
+        f'mmcv build: CPU and CUDA ops with {nvcc} (CUDA {release}) for '
+        f'torch {torch.__version__} (CUDA {torch.version.cuda}), '
+        f'architectures: {arch}'
+    ]
 
 
 def run_ops(device: str) -> None:
@@ -92,17 +96,16 @@ def run_ops(device: str) -> None:
     from mmcv.ops import nms, roi_align
     gen = torch.Generator().manual_seed(0)
     corner = torch.rand(64, 2, generator=gen) * 48
-    boxes = torch.cat([corner, corner + 4 + 12 * torch.rand(64, 2,
-                                                              generator=gen)],
-                      dim=1)
+    boxes = torch.cat(
+        [corner, corner + 4 + 12 * torch.rand(64, 2, generator=gen)], dim=1)
     scores = torch.rand(64, generator=gen)
     _, keep = nms(boxes.to(device), scores.to(device), iou_threshold=0.5)
     expected = torchvision.ops.nms(boxes, scores, 0.5)
     assert keep.cpu().tolist() == expected.tolist(), 'nms differs'
     feats = torch.rand(2, 3, 16, 16, generator=gen)
     rois = torch.tensor([[0, 1.0, 1.0, 9.0, 9.0], [1, 2.5, 3.0, 14.0, 12.5]])
-    out = roi_align(feats.to(device), rois.to(device), (4, 4), 1.0, 2, 'avg',
-                    True)
+    out = roi_align(
+        feats.to(device), rois.to(device), (4, 4), 1.0, 2, 'avg', True)
     expected = torchvision.ops.roi_align(feats, rois, (4, 4), 1.0, 2, True)
     torch.testing.assert_close(out.cpu(), expected, msg='roi_align differs')
 
@@ -118,9 +121,12 @@ def _run(device: str) -> Optional[str]:
 def after_install() -> List[str]:
     """Report versions and where the ops run; failures raise SystemExit."""
     import torch
+
     from um_mae.utils.cli import mmcv_ops_error
-    lines = [f'torch {torch.__version__} (CUDA build: '
-             f'{torch.version.cuda or "none"})']
+    lines = [
+        f'torch {torch.__version__} (CUDA build: '
+        f'{torch.version.cuda or "none"})'
+    ]
     for name in ('mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmseg'):
         try:
             module = __import__(name)

@@ -205,9 +205,9 @@ def test_toolbox_not_installed(tmp_path):
     assert 'Traceback' not in out
 
 
-@pytest.mark.parametrize('tool,config', [(TRAIN, DET_TINY),
-                                          (TEST, SEG_TINY)],
-                         ids=['train-mmdet', 'test-mmseg'])
+@pytest.mark.parametrize(
+    'tool,config', [(TRAIN, DET_TINY), (TEST, SEG_TINY)],
+    ids=['train-mmdet', 'test-mmseg'])
 def test_dense_config_without_mmcv_ops(tool, config, env_without_mmcv_ops,
                                        tmp_path):
     args = [config] + (['ckpt.pth'] if tool == TEST else [])

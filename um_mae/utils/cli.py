@@ -75,9 +75,12 @@ def load_config(path: str,
     try:
         cfg = Config.fromfile(path)
     except ModuleNotFoundError as e:
-        check_mmcv_ops((e.name or '').split('.')[0])
+        # a 'mmdet::' base of an uninstalled mmdet raises without e.name:
+        # "mmdet is not installed, please install mmdet manually"
+        name = e.name or str(e).split(' ', 1)[0]
+        check_mmcv_ops(name.split('.')[0])
         raise UsageError(
-            f'config {path!r} imports {e.name!r}, which is not installed; '
+            f'config {path!r} imports {name!r}, which is not installed; '
             'run `bash tools/install.sh`') from e
     except Exception as e:
         raise UsageError(f'config {path!r} could not be loaded: '
