@@ -15,6 +15,7 @@ import sys
 from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config.utils import MODULE2PACKAGE
 
 __all__ = [
     'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
@@ -75,10 +76,11 @@ def load_config(path: str,
     try:
         cfg = Config.fromfile(path)
     except ModuleNotFoundError as e:
-        # a 'mmdet::' base of an uninstalled mmdet raises without e.name:
-        # "mmdet is not installed, please install mmdet manually"
+        # a 'mmseg::' base of an uninstalled mmseg raises without e.name:
+        # "mmsegmentation is not installed, please install ... manually"
         name = e.name or str(e).split(' ', 1)[0]
-        check_mmcv_ops(name.split('.')[0])
+        module = {v: k for k, v in MODULE2PACKAGE.items()}.get(name, name)
+        check_mmcv_ops(module.split('.')[0])
         raise UsageError(
             f'config {path!r} imports {name!r}, which is not installed; '
             'run `bash tools/install.sh`') from e
