@@ -82,7 +82,7 @@ dist_version() {  # what pip installed, e.g. 2.12.1 (PyPI) or 2.12.1+cu126
 label() { case $1 in *+*) echo "${1#*+}" ;; esac; }  # 2.12.1+cu130 -> cu130
 torch=$(dist_version torch)
 if [ "${torch%%+*}" = 2.12.1 ]; then
-  echo "keeping the installed torch $(pkg_version torch)"
+  echo "keeping the installed torch $torch"
   if [ "$(dist_version torchvision | cut -d+ -f1)" != 0.27.1 ]; then
     # a torch from another index than PyPI (+cu126, +cpu) needs the
     # torchvision of that index
