@@ -1,12 +1,15 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-from .atomic_save import AtomicLocalBackend, atomic_write
+from .atomic_save import atomic_write, remove_stale_temporaries
 from .checkpoint import load_local_checkpoint
+from .checkpoint_hook import AtomicCheckpointHook
 from .config_bases import find_renamed_packages
-from .hooks import FiniteLossHook, NonFiniteLossError, RNGStateHook
+from .hooks import (UM_MAE_HOOKS, FiniteLossHook, NonFiniteLossError,
+                    PretrainedHook, RankMeanLossHook, RNGStateHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
 
 __all__ = [
-    'AtomicLocalBackend', 'atomic_write', 'load_local_checkpoint',
-    'find_renamed_packages', 'FiniteLossHook', 'NonFiniteLossError',
-    'RNGStateHook', 'UMLayerDecayOptimWrapperConstructor'
+    'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
+    'AtomicCheckpointHook', 'find_renamed_packages', 'UM_MAE_HOOKS',
+    'FiniteLossHook', 'NonFiniteLossError', 'PretrainedHook',
+    'RankMeanLossHook', 'RNGStateHook', 'UMLayerDecayOptimWrapperConstructor'
 ]

@@ -12,7 +12,7 @@ import importlib
 import os
 import os.path as osp
 import sys
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.config.utils import MODULE2PACKAGE
@@ -20,8 +20,9 @@ from mmengine.config.utils import MODULE2PACKAGE
 __all__ = [
     'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
     'check_toolbox', 'check_data_roots', 'check_model_channels',
-    'setup_distributed', 'user_errors', 'DictAction', 'mmcv_ops_error',
-    'check_mmcv_ops'
+    'check_runtime_hooks', 'to_fp32', 'setup_distributed', 'user_errors',
+    'translate_upstream_error', 'UPSTREAM_ERRORS', 'DictAction',
+    'mmcv_ops_error', 'check_mmcv_ops'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -176,6 +177,72 @@ def check_data_roots(cfg: Config,
                 f'{where}.data_root=/path/to/data')
 
 
+def check_runtime_hooks(cfg: Config) -> List[str]:
+    """Warn when a config lacks the hooks of ``um_mae_runtime.py``.
+
+    The guarantees of the README (NaN stop, exact resume, logged loss of all
+    processes, ``pretrained`` override, checkpoints that survive a kill) are
+    declared in ``configs/_base_/um_mae_runtime.py`` and the checkpoint hook
+    of the runtime bases; a config that replaces ``custom_hooks`` or the
+    checkpoint hook loses them. Nothing is added: the config stays the truth.
+
+    Returns:
+        list[str]: The missing hook types (empty when all are declared).
+    """
+    from um_mae.engine.hooks import UM_MAE_HOOKS
+    declared = ' '.join(
+        str(h.get('type')) for h in cfg.get('custom_hooks') or []
+        if isinstance(h, dict))
+    missing = [h for h in UM_MAE_HOOKS if h not in declared]
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and 'AtomicCheckpointHook' not in str(
+            checkpoint.get('type')):
+        missing.append('AtomicCheckpointHook')
+    if missing:
+        print(
+            f'warning: the config does not declare {", ".join(missing)}; '
+            'the NaN stop, exact resume, rank-mean loss logging, the '
+            '`pretrained` override or kill-safe checkpoints may not apply. '
+            "Inherit configs/_base_/um_mae_runtime.py (and use type="
+            "'mmpretrain.AtomicCheckpointHook' for default_hooks.checkpoint)"
+            ', or list them again where the config sets its own',
+            file=sys.stderr)
+    return missing
+
+
+def to_fp32(cfg: Config) -> None:
+    """Train an AMP config in float32 (``--fp32``; AMP needs CUDA).
+
+    ``AmpOptimWrapper`` becomes ``OptimWrapper`` and the options only AMP
+    knows (``loss_scale``, ``dtype``, ``use_fsdp``) are dropped; every other
+    option (accumulation, clipping, constructor, paramwise settings) stays.
+    """
+    wrapper = cfg.optim_wrapper
+    if 'AmpOptimWrapper' not in str(wrapper.get('type')):
+        return
+    wrapper.type = 'OptimWrapper'
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        wrapper.pop(key, None)
+
+
+_SYNC_BN = ('SyncBN', 'MMSyncBN', 'NaiveSyncBN')
+
+
+def _sync_bn_to_bn(cfg) -> int:
+    """Replace SyncBN norm layers by BN in a config tree; count them."""
+    count = 0
+    if isinstance(cfg, dict):
+        if cfg.get('type') in _SYNC_BN:
+            cfg['type'] = 'BN'
+            count += 1
+        for value in cfg.values():
+            count += _sync_bn_to_bn(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            count += _sync_bn_to_bn(value)
+    return count
+
+
 def setup_distributed(cfg: Config) -> None:
     """Use gloo on machines without CUDA (mmengine assumes a GPU)."""
     if cfg.launcher == 'none':
@@ -198,6 +265,14 @@ def setup_distributed(cfg: Config) -> None:
             f'--launcher pytorch without {", ".join(missing)} in the '
             'environment; start it with `bash tools/dist_train.sh CONFIG N`')
     dist.init_process_group(backend='gloo')
+    # torch's SyncBatchNorm needs CUDA tensors once a process group exists
+    # (DDP refuses to wrap it on CPU): CPU processes normalise per process
+    if _sync_bn_to_bn(cfg.model):
+        print(
+            'warning: no CUDA: the SyncBN layers of the config run as '
+            'per-process BN on CPU (gloo); statistics are not synchronised '
+            'across processes. Use GPUs for the recipe itself',
+            file=sys.stderr)
     # mmengine passes device_ids=[LOCAL_RANK] to DDP, which CPU modules reject
     cfg.setdefault(
         'model_wrapper_cfg',
@@ -206,6 +281,26 @@ def setup_distributed(cfg: Config) -> None:
             device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False)))
+
+
+#: upstream messages (torch, mmengine, mmdet, mmseg) that name neither the
+#: cause in the user's terms nor the fix: (pattern, what we print instead)
+UPSTREAM_ERRORS = [
+    (r'Expected more than 1 value per channel when training',
+     'a BatchNorm layer got one value per channel: one image per process '
+     'reached a 1 x 1 map (e.g. the pooling module of UperNet at batch 1); '
+     'use train_dataloader.batch_size >= 2 per process, or SyncBN over '
+     'several GPU processes (bash tools/dist_train.sh CONFIG N)'),
+]
+
+
+def translate_upstream_error(msg: str) -> str:
+    """Our one-line text for an upstream message, or ``msg`` unchanged."""
+    import re
+    for pattern, ours in UPSTREAM_ERRORS:
+        if re.search(pattern, msg):
+            return f'{ours} ({msg.splitlines()[0]})'
+    return msg
 
 
 @contextlib.contextmanager
@@ -232,6 +327,7 @@ def user_errors():
                       if line.startswith(head)]
             if starts:
                 msg = '\n'.join(msg.splitlines()[starts[-1]:])[len(head):]
+        msg = translate_upstream_error(msg)
         print(f'error: {msg}\n(set UM_MAE_DEBUG=1 for the traceback)',
               file=sys.stderr)
         sys.exit(1)

@@ -5,9 +5,10 @@ from typing import Optional, Union
 
 import torch.nn as nn
 
-__all__ = ['loads_checkpoint', 'official_init_']
+__all__ = ['CHECKPOINT_INITS', 'loads_checkpoint', 'official_init_']
 
-_CHECKPOINT_INITS = ('Pretrained', 'CheckedPretrained')
+#: initializer types that load a checkpoint
+CHECKPOINT_INITS = ('Pretrained', 'CheckedPretrained')
 
 
 def loads_checkpoint(init_cfg: Optional[Union[dict, list]]) -> bool:
@@ -18,7 +19,7 @@ def loads_checkpoint(init_cfg: Optional[Union[dict, list]]) -> bool:
     """
     cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
     return any(
-        isinstance(cfg, dict) and cfg.get('type') in _CHECKPOINT_INITS
+        isinstance(cfg, dict) and cfg.get('type') in CHECKPOINT_INITS
         for cfg in cfgs)
 
 
