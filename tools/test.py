@@ -11,8 +11,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
-                              check_data_roots, check_toolbox, load_config,
-                              setup_distributed, user_errors)
+                              check_data_roots, check_out_file, check_toolbox,
+                              check_writable_dir, load_config,
+                              setup_distributed, user_errors, write_out_file)
 
 
 def parse_args(argv=None):
@@ -20,7 +21,9 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--out', help='dump the metrics to this file (.json / .yaml / .pkl)')
+        '--out',
+        help='write the metrics to this file (.json / .yaml / .pkl); '
+        'checked before the evaluation runs')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -29,9 +32,12 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.cfg_options, args.launcher,
-                          args.work_dir)
+                          args.work_dir, args.data_root)
         check_toolbox(cfg)
         check_data_roots(cfg, ['test_dataloader'])
+        check_writable_dir(cfg.work_dir)
+        if args.out:
+            check_out_file(args.out)
         if not osp.isfile(args.checkpoint):
             raise UsageError(f'checkpoint {args.checkpoint!r} does not exist')
         if not cfg.get('test_dataloader'):
@@ -50,8 +56,8 @@ def main(argv=None):
             cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
         metrics = runner.test()
     if args.out:
-        import mmengine
-        mmengine.dump(metrics, args.out)
+        with user_errors():
+            write_out_file(metrics, args.out)
     return metrics
 
 

@@ -13,7 +13,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
                               check_data_roots, check_model_channels,
-                              check_runtime_hooks, check_toolbox, load_config,
+                              check_runtime_hooks, check_toolbox,
+                              check_writable_dir, load_config,
                               setup_distributed, to_fp32, user_errors)
 
 
@@ -50,9 +51,10 @@ def parse_args(argv=None):
 
 def build_config(args):
     cfg = load_config(args.config, args.cfg_options, args.launcher,
-                      args.work_dir)
+                      args.work_dir, args.data_root)
     check_toolbox(cfg)
     check_data_roots(cfg, ['train_dataloader'])
+    check_writable_dir(cfg.work_dir)
     import torch
     if args.amp:
         if not torch.cuda.is_available():

@@ -49,7 +49,9 @@ def main(argv=None):
                                             paint_masks, reconstruct,
                                             to_uint8_rgb)
     quiet_logger()
+    from um_mae.utils.cli import FIGURE_FORMATS, UsageError, check_out_file
     try:
+        check_out_file(args.out, FIGURE_FORMATS)
         cfg = load_benchmark_config(args.config, args.size)
         size = args.size or config_input_size(cfg)
         if not osp.isfile(args.checkpoint):
@@ -59,7 +61,7 @@ def main(argv=None):
         images = [
             load_square_rgb(p, size)[..., ::-1].copy() for p in args.images
         ]
-    except ValueError as e:
+    except (ValueError, UsageError) as e:
         sys.exit(f'error: {e}')
 
     model = MODELS.build(cfg.model)

@@ -14,4 +14,6 @@ custom_hooks = [
     dict(type='mmpretrain.RNGStateHook'),
     # the top-level `pretrained` field is the checkpoint that is loaded
     dict(type='mmpretrain.PretrainedHook'),
+    # COCO annotations the toolbox drops in silence are counted in the log
+    dict(type='mmpretrain.DataSummaryHook'),
 ]

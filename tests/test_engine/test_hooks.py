@@ -134,6 +134,6 @@ def test_launcher_warns_when_hooks_are_replaced(tmp_path):
     missing = check_runtime_hooks(Config.fromfile(str(derived)))
     assert missing == [
         'FiniteLossHook', 'RNGStateHook', 'PretrainedHook',
-        'RankMeanLossHook', 'AtomicCheckpointHook'
+        'RankMeanLossHook', 'DataSummaryHook', 'AtomicCheckpointHook'
     ]
     assert check_runtime_hooks(Config.fromfile(UMMAE_DEMO)) == []

@@ -3,13 +3,15 @@ from .atomic_save import atomic_write, remove_stale_temporaries
 from .checkpoint import load_local_checkpoint
 from .checkpoint_hook import AtomicCheckpointHook
 from .config_bases import find_renamed_packages
-from .hooks import (UM_MAE_HOOKS, FiniteLossHook, NonFiniteLossError,
-                    PretrainedHook, RankMeanLossHook, RNGStateHook)
+from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
+                    NonFiniteLossError, PretrainedHook, RankMeanLossHook,
+                    RNGStateHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
 
 __all__ = [
     'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
     'AtomicCheckpointHook', 'find_renamed_packages', 'UM_MAE_HOOKS',
-    'FiniteLossHook', 'NonFiniteLossError', 'PretrainedHook',
-    'RankMeanLossHook', 'RNGStateHook', 'UMLayerDecayOptimWrapperConstructor'
+    'DataSummaryHook', 'FiniteLossHook', 'NonFiniteLossError',
+    'PretrainedHook', 'RankMeanLossHook', 'RNGStateHook',
+    'UMLayerDecayOptimWrapperConstructor'
 ]

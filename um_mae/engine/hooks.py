@@ -19,13 +19,13 @@ from ..models.utils.weight_init import CHECKPOINT_INITS
 
 __all__ = [
     'NonFiniteLossError', 'FiniteLossHook', 'RNGStateHook',
-    'PretrainedHook', 'RankMeanLossHook', 'UM_MAE_HOOKS'
+    'PretrainedHook', 'RankMeanLossHook', 'DataSummaryHook', 'UM_MAE_HOOKS'
 ]
 
 #: the hooks configs/_base_/um_mae_runtime.py declares (the launcher warns
 #: when a config lacks one of them)
 UM_MAE_HOOKS = ('FiniteLossHook', 'RNGStateHook', 'PretrainedHook',
-                'RankMeanLossHook')
+                'RankMeanLossHook', 'DataSummaryHook')
 
 
 class NonFiniteLossError(RuntimeError):
@@ -235,3 +235,61 @@ class RankMeanLossHook(Hook):
         all_reduce(values, op='mean')
         for key, value in zip(keys, values):
             outputs[key] = value
+
+
+def _leaf_datasets(dataset):
+    """The datasets inside dataset wrappers (Repeat, Concat, ours...)."""
+    inner = getattr(dataset, 'datasets', None)
+    if isinstance(inner, (list, tuple)):
+        return [d for sub in inner for d in _leaf_datasets(sub)]
+    if getattr(dataset, 'dataset', None) is not None:
+        return _leaf_datasets(dataset.dataset)
+    return [dataset]
+
+
+@HOOKS.register_module()
+class DataSummaryHook(Hook):
+    """Say at the start of training what a COCO dataset silently dropped.
+
+    mmdet skips annotations whose box is empty, outside the image or not
+    finite, or whose category is not trained, and (with
+    ``filter_empty_gt``) the images left without one, without a word. A
+    dataset of only such boxes trains on background. This hook re-reads the
+    annotation file once (main process) and logs one line with the counts
+    by reason when anything was dropped; ``tools/check_dataset.py CONFIG``
+    lists them.
+    """
+
+    priority = 'LOW'
+
+    def before_train(self, runner) -> None:
+        import json
+
+        from mmengine.dist import is_main_process
+
+        from ..datasets.checks import coco_drop_reasons
+        if not is_main_process():
+            return
+        for dataset in _leaf_datasets(runner.train_dataloader.dataset):
+            ann_file = getattr(dataset, 'ann_file', None)
+            if not (isinstance(ann_file, str) and ann_file.endswith('.json')
+                    and hasattr(dataset, 'cat_ids')):
+                continue
+            with open(ann_file) as f:
+                coco = json.load(f)
+            classes = dataset.metainfo.get('classes')
+            reasons = coco_drop_reasons(coco, classes)
+            skipped = len(coco.get('images', [])) - len(dataset)
+            if not reasons and skipped <= 0:
+                continue
+            by_reason = {}
+            for reason in reasons.values():
+                by_reason[reason] = by_reason.get(reason, 0) + 1
+            detail = ', '.join(f'{n} {r}' for r, n in by_reason.items())
+            runner.logger.warning(
+                f'training data {ann_file}: {len(reasons)} of '
+                f'{len(coco.get("annotations", []))} annotations dropped'
+                + (f' ({detail})' if detail else '') +
+                f'; {max(skipped, 0)} of {len(coco.get("images", []))} '
+                'images skipped (no usable annotation); `python '
+                'tools/check_dataset.py CONFIG` lists them')
