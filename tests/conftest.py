@@ -47,6 +47,22 @@ def _dense_stack_error():
     return None
 
 
+_DENSE_CONFIGS = tuple(
+    osp.join(REPO_ROOT, 'configs', task) + osp.sep for task in ('det', 'seg'))
+
+
+def pytest_collection_modifyitems(items):
+    """A test parametrized with a config under ``configs/{det,seg}/`` is a
+    ``dense`` test too (so is every config added there later)."""
+    for item in items:
+        params = getattr(getattr(item, 'callspec', None), 'params', {})
+        if any(
+                isinstance(value, str) and osp.abspath(
+                    osp.join(REPO_ROOT, value)).startswith(_DENSE_CONFIGS)
+                for value in params.values()):
+            item.add_marker(pytest.mark.dense)
+
+
 def pytest_runtest_setup(item):
     """Skip ``@pytest.mark.dense`` tests, with the reason, when mmdet / mmseg
     or mmcv's compiled ops are missing (``install.sh --pretrain-only``).

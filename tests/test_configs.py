@@ -31,14 +31,8 @@ def test_configs_found():
     assert len(CONFIGS) >= 1
 
 
-def _param(path):
-    rel = osp.relpath(path, REPO)
-    dense = rel.split(osp.sep)[1] in ('det', 'seg')  # configs/{det,seg}/
-    return pytest.param(
-        path, id=rel, marks=[pytest.mark.dense] if dense else [])
-
-
-@pytest.mark.parametrize('path', [_param(p) for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     init_default_scope(cfg.default_scope)

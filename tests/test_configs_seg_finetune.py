@@ -140,7 +140,6 @@ def test_seg_configs_found():
         assert model in names
 
 
-@pytest.mark.dense
 @pytest.mark.parametrize('path', SEG, ids=SEG_IDS)
 def test_seg_recipe(path):
     cfg = Config.fromfile(path)
@@ -185,7 +184,6 @@ def test_seg_recipe(path):
     assert init.prefix == 'backbone.'
 
 
-@pytest.mark.dense
 @pytest.mark.parametrize('path', SEG, ids=SEG_IDS)
 def test_seg_loss_and_slide_inference_with_tiny_backbone(path):
     cfg = Config.fromfile(path)
