@@ -330,6 +330,7 @@ def test_fp32_keeps_every_option_but_amp_ones():
     assert after == before  # accumulation, clipping, paramwise settings
 
 
+@pytest.mark.dense
 def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
     data_root = str(tmp_path / 'seg')
     make_seg_shapes(data_root, num_train=2, num_val=1)
@@ -343,6 +344,7 @@ def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
     assert 'Traceback' not in out
 
 
+@pytest.mark.dense
 def test_dist_train_with_syncbn_on_cpu(tmp_path):
     data_root = str(tmp_path / 'coco')
     make_coco_shapes(data_root, num_train=4, num_val=2)
