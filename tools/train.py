@@ -11,6 +11,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from um_mae.engine.checkpoint import (  # noqa: E402
+    check_last_checkpoint, check_resume_checkpoint, register_checkpoint_loader)
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
                               check_data_roots, check_model_channels,
                               check_runtime_hooks, check_toolbox,
@@ -53,6 +55,7 @@ def build_config(args):
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir, args.data_root)
     check_toolbox(cfg)
+    register_checkpoint_loader()
     check_data_roots(cfg, ['train_dataloader'])
     check_writable_dir(cfg.work_dir)
     import torch
@@ -84,6 +87,11 @@ def build_config(args):
                              'from the latest one in the work dir')
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('resume'):  # refuse a checkpoint that cannot be resumed
+        if cfg.get('load_from'):
+            check_resume_checkpoint(cfg.load_from)
+        else:
+            check_last_checkpoint(cfg.work_dir)
     check_runtime_hooks(cfg)
     setup_distributed(cfg)
     return cfg
@@ -91,12 +99,8 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg = build_config(args)
-    except UsageError as e:
-        sys.exit(f'error: {e}')
-
     with user_errors():
+        cfg = build_config(args)
         from mmengine.registry import RUNNERS
         from mmengine.runner import Runner
         if 'runner_type' in cfg:

@@ -4,7 +4,11 @@
 # `Runner.from_cfg` and other launchers. Inherit this file next to the
 # toolbox's runtime base; a config that sets its own `custom_hooks` must
 # list these again (tools/train.py warns when one is missing).
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
+# um_mae registers its modules; um_mae.engine.checkpoint_loading makes
+# mmengine read checkpoints without unpickling code (an explicit step)
+custom_imports = dict(
+    imports=['um_mae', 'um_mae.engine.checkpoint_loading'],
+    allow_failed_imports=False)
 custom_hooks = [
     # the loss is averaged over processes before it is logged or checked
     dict(type='mmpretrain.RankMeanLossHook'),

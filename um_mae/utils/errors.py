@@ -41,6 +41,11 @@ UPSTREAM_ERRORS = [
      'reached a 1 x 1 map (e.g. the pooling module of UperNet at batch 1); '
      'use train_dataloader.batch_size >= 2 per process, or SyncBN over '
      'several GPU processes (bash tools/dist_train.sh CONFIG N)'),
+    (r'Weights only load failed',
+     'mmengine read a checkpoint with torch.load defaults, which refuse '
+     "runner checkpoints: add 'um_mae.engine.checkpoint_loading' to the "
+     "config's custom_imports (configs/_base_/um_mae_runtime.py does) so "
+     'checkpoints are read safely'),
     (r'persistent_workers option needs num_workers > 0',
      'num_workers=0 with persistent_workers=True; set '
      '<loader>.persistent_workers=False too'),
