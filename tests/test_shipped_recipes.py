@@ -26,6 +26,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -176,10 +177,9 @@ def test_shipped_recipes_found():
         assert part in names
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=IDS)
-def test_shipped_recipe_trains_and_tests(path, layouts, tmp_path):
+def run_recipe(path, data_root, tmp_path) -> None:
+    """Train (1-2 iterations) and test ``path`` as the README says."""
     derived, build_cfg, cfg = _derived_config(path, tmp_path)
-    data_root = layouts[cfg.default_scope]
     work_dir = str(tmp_path / 'work')
     common = ['--work-dir', work_dir, '--data-root', data_root]
     opts = []
@@ -204,6 +204,8 @@ def test_shipped_recipe_trains_and_tests(path, layouts, tmp_path):
     if 'pretrained' in cfg:  # the command-line `pretrained` was loaded
         assert f'loads {ckpt} (config key `pretrained`)' in out
         assert f'Loaded {ckpt}' in out
+    # nothing of the generated data is dropped in silence or at all
+    assert not re.search(r'\b[1-9]\d* of \d+ annotations dropped', out)
     checkpoints = sorted(glob.glob(osp.join(work_dir, '*.pth')))
     assert checkpoints, out[-3000:]
 
@@ -214,3 +216,38 @@ def test_shipped_recipe_trains_and_tests(path, layouts, tmp_path):
         assert rc == 0, out[-6000:]
         with open(metrics) as f:
             assert json.load(f), f'no metric reported: {out[-3000:]}'
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=IDS)
+def test_shipped_recipe_trains_and_tests(path, layouts, tmp_path):
+    cfg = Config.fromfile(path)
+    run_recipe(path, layouts[cfg.default_scope], tmp_path)
+
+
+def _readme_block(marker: str) -> str:
+    """The fenced code block of README.md whose first line is ``marker``."""
+    with open(osp.join(REPO, 'README.md')) as f:
+        blocks = f.read().split('```')[1::2]
+    for block in blocks:
+        lines = block.split('\n', 1)[1] if block.startswith('python') \
+            else block
+        if lines.lstrip().startswith(marker):
+            return lines
+    raise AssertionError(f'README.md has no code block starting {marker!r}')
+
+
+def test_readme_own_classes_config(tmp_path):
+    """The README's derived config for a COCO-format dataset of one's own
+    classes trains and evaluates on such a dataset."""
+    from um_mae.datasets.demo_data import SHAPE_CLASSES, make_coco_layout
+    text = _readme_block('# configs/my/')
+    assert f'classes = {SHAPE_CLASSES!r}' in text
+    base = osp.join(REPO, 'configs', 'my', 'x.py')
+    text = text.replace("_base_ = ['../",
+                        f"_base_ = ['{osp.dirname(base)}/../")
+    path = str(tmp_path / 'own_classes.py')
+    with open(path, 'w') as f:
+        f.write(text)
+    data_root = str(tmp_path / 'shapes')
+    make_coco_layout(data_root, classes=SHAPE_CLASSES)
+    run_recipe(path, data_root, tmp_path)
