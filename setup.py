@@ -22,12 +22,17 @@ setup(
     version=read_version(),
     description='Uniform Masking MAE pre-training and transfer for pyramid '
     'vision transformers, as an OpenMMLab 2.0 plugin',
-    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description=open('README.md').read()
+    if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     python_requires='>=3.8',
-    install_requires=read_requirements('runtime.txt'),
-    extras_require=dict(tests=read_requirements('tests.txt')),
+    # pre-training needs mmcv (with or without its compiled ops: mmcv.txt or
+    # mmcv-lite.txt); detection / segmentation need the ops and dense.txt
+    install_requires=read_requirements('pretrain.txt'),
+    extras_require=dict(
+        dense=read_requirements('dense.txt'),
+        tests=read_requirements('tests.txt')),
     license='Apache License 2.0',
     zip_safe=False,
 )

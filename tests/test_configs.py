@@ -57,6 +57,7 @@ def test_config_declares_the_runtime_guarantees(path):
     assert 'um_mae.engine.checkpoint_loading' in cfg.custom_imports.imports
 
 
+@pytest.mark.dense  # loads the det / seg configs too
 def test_pretrained_paths_name_a_shipped_recipe():
     """A `pretrained = 'work_dirs/<name>/...'` checkpoint is the output of
     a shipped config called <name> (e.g. the Mask R-CNN ViT-L one)."""

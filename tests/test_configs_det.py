@@ -13,12 +13,13 @@ import os.path as osp
 
 import pytest
 import torch
-from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import um_mae  # noqa: F401
 from um_mae.models.backbones import UMPVT, UMSwinTransformer, ViTDetBackbone
+
+pytestmark = pytest.mark.dense
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_CONFIGS = sorted(
@@ -112,6 +113,7 @@ def test_neck_matches_full_size_backbone(path):
 
 @pytest.mark.parametrize('path', DET_CONFIGS, ids=IDS)
 def test_loss_step_with_tiny_backbone(path):
+    from mmdet.testing import demo_mm_inputs
     cfg = Config.fromfile(path)
     cls, kwargs = _backbone_kwargs(cfg)
     kwargs.update(arch='demo', drop_path_rate=0.)

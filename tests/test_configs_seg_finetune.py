@@ -378,6 +378,7 @@ def _seg_config(kind):
     return next(p for p in SEG if kind in p and 'demo' not in p)
 
 
+@pytest.mark.dense
 @pytest.mark.parametrize('kind,backbone', [
     ('pvt-small', 'UMPVT'),
     ('swin-tiny', 'UMSwinTransformer'),

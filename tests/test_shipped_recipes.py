@@ -36,6 +36,9 @@ from mmengine.config import Config
 
 import um_mae  # noqa: F401
 
+# the shared layouts fixture writes COCO 2017 with mmdet's class names
+pytestmark = pytest.mark.dense
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     p for p in glob.glob(

@@ -50,6 +50,7 @@ def coco(tmp_path):
     return root, ann, bad
 
 
+@pytest.mark.dense
 def test_coco_dropped_annotations_are_counted(coco):
     root, ann, bad = coco
     report = check_coco(ann, osp.join(root, 'train2017'))
@@ -60,6 +61,7 @@ def test_coco_dropped_annotations_are_counted(coco):
     assert not report.ok
 
 
+@pytest.mark.dense
 def test_coco_only_bad_boxes_leave_every_image_unused(tmp_path):
     root = str(tmp_path / 'coco')
     ann, _ = make_coco_layout(root, num_train=2, num_val=1).values()
@@ -75,6 +77,7 @@ def test_coco_only_bad_boxes_leave_every_image_unused(tmp_path):
     assert report.problem_count(kind) == 2
 
 
+@pytest.mark.dense
 def test_config_mode_on_a_shipped_config(coco):
     root, _, _ = coco
     rc, out = run_check(
@@ -133,6 +136,7 @@ def test_segmentation_labels(tmp_path):
     assert report.problem_count('label values outside 0..3 and 255') == 0
 
 
+@pytest.mark.dense
 def test_training_logs_dropped_annotations(coco):
     """The hook the shipped configs declare, on the dataset mmdet builds."""
     from mmdet.registry import DATASETS

@@ -48,8 +48,11 @@ def options(data_root, batch_size, max_epochs):
 
 
 def env():
+    # PYTHON: dist_train.sh launches torchrun with the running interpreter,
+    # not the first python3 on PATH (the suite may run outside its venv)
     return dict(
         os.environ,
+        PYTHON=sys.executable,
         PYTHONWARNINGS='ignore',
         PYTHONPATH=os.pathsep.join([PLUGINS, REPO]),
         OMP_NUM_THREADS='1')

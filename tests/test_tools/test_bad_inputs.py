@@ -19,6 +19,9 @@ import pytest
 from um_mae.datasets.demo_data import (make_coco_layout, make_pretrain_images,
                                        make_seg_shapes)
 
+# the shared data fixture writes COCO layouts with mmdet's class names
+pytestmark = pytest.mark.dense
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MAE_DEMO = 'configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py'
 GFL_PVT_S = 'configs/det/gfl/gfl_pvt-small_fpn-syncbn_8xb2-amp-lsj-1024-' \

@@ -97,6 +97,7 @@ def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
     assert 'Traceback' not in out
 
 
+@pytest.mark.dense
 @pytest.mark.parametrize('config,make,metric', [
     (DET_TINY, make_coco_shapes, 'coco/bbox_mAP'),
     (SEG_TINY, make_seg_shapes, 'mIoU'),
@@ -187,6 +188,7 @@ def test_demo_data_root_hint(tmp_path):
     assert 'Traceback' not in out
 
 
+@pytest.mark.dense
 def test_toolbox_not_installed(tmp_path):
     # shadow mmdet with a package that cannot be imported
     fake = tmp_path / 'fake' / 'mmdet'
@@ -203,6 +205,24 @@ def test_toolbox_not_installed(tmp_path):
     assert 'Traceback' not in out
 
 
+@pytest.mark.parametrize(
+    'tool,config', [(TRAIN, DET_TINY), (TEST, SEG_TINY)],
+    ids=['train-mmdet', 'test-mmseg'])
+def test_dense_config_without_mmcv_ops(tool, config, env_without_mmcv_ops,
+                                       tmp_path):
+    args = [config] + (['ckpt.pth'] if tool == TEST else [])
+    rc, out = run_tool(tool, *args, '--work-dir', str(tmp_path),
+                       env=env_without_mmcv_ops)
+    assert rc != 0 and 'Traceback' not in out
+    # one line of ours (a host library may log warnings of its own first)
+    errors = [line for line in out.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1, out
+    assert "configs cannot run here: mmcv's compiled ops are missing" in \
+        errors[0]
+    assert '`bash tools/install.sh --with-ops`' in errors[0]
+
+
+@pytest.mark.dense
 def test_out_indices_do_not_match_neck(tmp_path):
     # the demo PVT gives 32/64/128 channels for out_indices (1, 2, 3)
     rc, out = run_tool(TRAIN, DET_TINY, '--work-dir', str(tmp_path),
@@ -310,6 +330,7 @@ def test_fp32_keeps_every_option_but_amp_ones():
     assert after == before  # accumulation, clipping, paramwise settings
 
 
+@pytest.mark.dense
 def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
     data_root = str(tmp_path / 'seg')
     make_seg_shapes(data_root, num_train=2, num_val=1)
@@ -323,6 +344,7 @@ def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
     assert 'Traceback' not in out
 
 
+@pytest.mark.dense
 def test_dist_train_with_syncbn_on_cpu(tmp_path):
     data_root = str(tmp_path / 'coco')
     make_coco_shapes(data_root, num_train=4, num_val=2)

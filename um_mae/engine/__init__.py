@@ -4,6 +4,7 @@ from .checkpoint import (check_last_checkpoint, check_model_checkpoint,
                          check_resume_checkpoint, describe_checkpoint,
                          load_local_checkpoint, register_checkpoint_loader)
 from .checkpoint_hook import AtomicCheckpointHook
+from .config_bases import find_renamed_packages
 from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
                     NonFiniteLossError, PretrainedHook, RankMeanLossHook,
                     RNGStateHook)
@@ -13,9 +14,8 @@ __all__ = [
     'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
     'register_checkpoint_loader', 'describe_checkpoint',
     'check_resume_checkpoint', 'check_last_checkpoint',
-    'check_model_checkpoint',
-    'AtomicCheckpointHook', 'UM_MAE_HOOKS', 'DataSummaryHook',
-    'FiniteLossHook',
-    'NonFiniteLossError', 'PretrainedHook', 'RankMeanLossHook',
-    'RNGStateHook', 'UMLayerDecayOptimWrapperConstructor'
+    'check_model_checkpoint', 'AtomicCheckpointHook', 'find_renamed_packages',
+    'UM_MAE_HOOKS', 'DataSummaryHook', 'FiniteLossHook', 'NonFiniteLossError',
+    'PretrainedHook', 'RankMeanLossHook', 'RNGStateHook',
+    'UMLayerDecayOptimWrapperConstructor'
 ]

@@ -14,6 +14,7 @@ import sys
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config.utils import MODULE2PACKAGE
 
 from .errors import UsageError, fail, user_errors
 
@@ -24,7 +25,7 @@ __all__ = [
     'check_runtime_hooks', 'to_fp32', 'setup_distributed', 'user_errors',
     'fail', 'check_option_types', 'CheckedDictAction', 'DictAction',
     'check_writable_dir', 'check_out_file', 'write_out_file', 'OUT_FORMATS',
-    'FIGURE_FORMATS'
+    'FIGURE_FORMATS', 'mmcv_ops_error', 'check_mmcv_ops'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -33,6 +34,8 @@ TOOLBOXES = {
     'mmdet': 'mmdet==3.3.0',
     'mmseg': 'mmsegmentation==1.2.2',
 }
+#: toolboxes whose models need mmcv's compiled ops (``mmcv.ops``)
+OPS_TOOLBOXES = ('mmdet', 'mmseg')
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 _DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -94,8 +97,13 @@ def load_config(path: str,
     try:
         cfg = Config.fromfile(path)
     except ModuleNotFoundError as e:
+        # a 'mmseg::' base of an uninstalled mmseg raises without e.name:
+        # "mmsegmentation is not installed, please install ... manually"
+        name = e.name or str(e).split(' ', 1)[0]
+        module = {v: k for k, v in MODULE2PACKAGE.items()}.get(name, name)
+        check_mmcv_ops(module.split('.')[0])
         raise UsageError(
-            f'config {path!r} imports {e.name!r}, which is not installed; '
+            f'config {path!r} imports {name!r}, which is not installed; '
             'run `bash tools/install.sh`') from e
     except Exception as e:
         raise UsageError(f'config {path!r} could not be loaded: '
@@ -112,6 +120,28 @@ def load_config(path: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def mmcv_ops_error() -> Optional[str]:
+    """Why mmcv's compiled ops are unusable, with the fix; None if usable."""
+    try:
+        import mmcv.ops  # noqa: F401
+    except ImportError as e:
+        return (f"mmcv's compiled ops are missing (`import mmcv.ops`: {e}); "
+                'add them, mmdet and mmseg with '
+                '`bash tools/install.sh --with-ops`')
+    return None
+
+
+def check_mmcv_ops(scope: str) -> None:
+    """Raise :class:`UsageError` if ``scope`` needs ops that are missing.
+
+    A pre-training-only install (``tools/install.sh --pretrain-only``) has
+    mmcv without its compiled ops and neither mmdet nor mmseg.
+    """
+    error = mmcv_ops_error() if scope in OPS_TOOLBOXES else None
+    if error:
+        raise UsageError(f'{scope} configs cannot run here: {error}')
 
 
 _MISSING = object()
@@ -162,6 +192,7 @@ def check_toolbox(cfg: Config) -> str:
             f'{", ".join(TOOLBOXES)}; inherit a base of the toolbox the '
             "config is for (e.g. _base_ = ['mmdet::_base_/default_runtime.py'"
             "]) or set default_scope")
+    check_mmcv_ops(scope)
     try:
         importlib.import_module(scope)
     except ImportError as e:

@@ -231,6 +231,7 @@ def test_scheduler_keeps_layer_ratios():
         assert group['initial_lr'] == pytest.approx(group['lr_scale'])
 
 
+@pytest.mark.dense
 @pytest.mark.parametrize('path', [
     'tests/data/configs/upernet_pvt-demo_demo-seg.py',
     'tests/data/configs/gfl_pvt-demo_demo-coco.py',

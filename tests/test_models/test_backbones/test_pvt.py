@@ -180,6 +180,7 @@ def test_drop_path_trains():
     assert out.shape == (2, 128, 2, 2) and torch.isfinite(out).all()
 
 
+@pytest.mark.dense
 def test_builds_from_mmdet_and_mmseg_scopes():
     from mmdet.registry import MODELS as DET_MODELS
     from mmseg.registry import MODELS as SEG_MODELS

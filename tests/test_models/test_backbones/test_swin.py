@@ -380,6 +380,7 @@ def test_converter_keys(reference):
         convert_official_swin(ref['state_dict'], depths=[2, 2, 6, 2])
 
 
+@pytest.mark.dense
 def test_cross_scope_build():
     from mmdet.registry import MODELS as DET_MODELS
     from mmseg.registry import MODELS as SEG_MODELS

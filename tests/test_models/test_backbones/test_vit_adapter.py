@@ -197,6 +197,7 @@ def test_load_mae_style_checkpoint(tmp_path):
                if k.startswith('layers'))
 
 
+@pytest.mark.dense
 def test_cross_scope_build_with_fpn():
     from mmdet.registry import MODELS as MMDET_MODELS
     from mmseg.registry import MODELS as MMSEG_MODELS

@@ -51,6 +51,7 @@ def test_wrong_channels_are_named():
         StageNormProjection(in_channels=64)
 
 
+@pytest.mark.dense
 def test_neck_list_in_a_detector_runs_before_the_fpn():
     from mmdet.registry import MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):
