@@ -2,7 +2,9 @@
 from .mae_pyramid_decoder import MAEPyramidDecoder
 from .simmim_norm_linear_decoder import SimMIMNormLinearDecoder
 from .stage_norm_projection import StageNormProjection
+from .vit_pyramids import ViTMultiScaleAdaptor, ViTSimplePyramid
 
 __all__ = [
-    'MAEPyramidDecoder', 'SimMIMNormLinearDecoder', 'StageNormProjection'
+    'MAEPyramidDecoder', 'SimMIMNormLinearDecoder', 'StageNormProjection',
+    'ViTMultiScaleAdaptor', 'ViTSimplePyramid'
 ]
