@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import UMPVT, UMSwinTransformer, ViTDetBackbone
+from um_mae.models.backbones import UMPVT, UMSwinTransformer, WindowedViT
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_CONFIGS = sorted(
@@ -29,7 +29,7 @@ IDS = [osp.relpath(p, osp.join(REPO, 'configs', 'det')) for p in DET_CONFIGS]
 BACKBONES = {
     'mmpretrain.UMPVT': UMPVT,
     'mmpretrain.UMSwinTransformer': UMSwinTransformer,
-    'mmpretrain.ViTDetBackbone': ViTDetBackbone,
+    'mmpretrain.WindowedViT': WindowedViT,
 }
 
 
@@ -51,8 +51,8 @@ def _out_channels(backbone):
         per_stage = backbone.embed_dims
     elif isinstance(backbone, UMSwinTransformer):
         per_stage = backbone.num_features
-    else:
-        per_stage = [backbone.embed_dims] * 4
+    else:  # a plain ViT: one map per picked block
+        return [backbone.embed_dims] * len(backbone.out_indices)
     return [per_stage[i] for i in backbone.out_indices]
 
 
@@ -80,6 +80,21 @@ def _first_neck(cfg):
     return neck[0] if isinstance(neck, list) else neck
 
 
+def _read_maps(cfg, channels):
+    """Set the neck to read backbone maps of ``channels``.
+
+    A ViT pyramid (``embed_dim``) keeps the width at every level, so the
+    FPN after it reads as many maps of that width as before.
+    """
+    first = _first_neck(cfg)
+    if 'embed_dim' in first:
+        first.embed_dim = channels[-1]
+        fpn = cfg.model.neck[1]
+        fpn.in_channels = [channels[-1]] * len(fpn.in_channels)
+    else:
+        first.in_channels = channels
+
+
 def _backbone_kwargs(cfg):
     kwargs = copy.deepcopy(cfg.model.backbone.to_dict())
     cls = BACKBONES[kwargs.pop('type')]
@@ -100,7 +115,18 @@ def test_neck_matches_full_size_backbone(path):
     cls, kwargs = _backbone_kwargs(cfg)
     with torch.device('meta'):
         backbone = cls(**kwargs)
-    assert list(_first_neck(cfg).in_channels) == _out_channels(backbone)
+    channels = _out_channels(backbone)
+    first = _first_neck(cfg)
+    if 'embed_dim' in first:  # a ViT pyramid, then the FPN
+        with torch.device('meta'):
+            pyramid = _mmdet_models().build(first)
+        simple = type(pyramid).__name__ == 'ViTSimplePyramid'
+        assert channels == [first.embed_dim] * (
+            1 if simple else len(pyramid.rescales))
+        assert list(cfg.model.neck[1].in_channels) == \
+            [first.embed_dim] * len(pyramid.rescales)
+    else:
+        assert list(first.in_channels) == channels
     if 'demo' not in path:
         # the checkpoint is one config field (`pretrained`, None for the
         # random arm), loaded with the checks
@@ -122,7 +148,7 @@ def test_loss_step_with_tiny_backbone(path):
     cfg.model.backbone = backbone_cfg
     with torch.device('meta'):
         tiny = cls(**kwargs)
-    _first_neck(cfg).in_channels = _out_channels(tiny)
+    _read_maps(cfg, _out_channels(tiny))
     preprocessor = cfg.model.data_preprocessor
     for aug in preprocessor.get('batch_augments') or []:
         aug.size = (96, 96)  # instead of 1024
@@ -151,20 +177,21 @@ def test_loss_step_with_tiny_backbone(path):
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize('type_,kwargs,channels', [
-    ('mmpretrain.UMPVT', dict(arch='demo',
-                              out_indices=(0, 1, 2, 3)), [16, 32, 64, 128]),
+@pytest.mark.parametrize('type_,kwargs,channels,sizes', [
+    ('mmpretrain.UMPVT', dict(arch='demo', out_indices=(0, 1, 2, 3)),
+     [16, 32, 64, 128], [16, 8, 4, 2]),
     ('mmpretrain.UMSwinTransformer', dict(
-        arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128]),
-    ('mmpretrain.ViTDetBackbone', dict(arch='demo',
-                                       img_size=64), [32, 32, 32, 32]),
+        arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128],
+     [16, 8, 4, 2]),
+    ('mmpretrain.WindowedViT', dict(arch='demo', img_size=64), [32] * 4,
+     [4] * 4),  # stride 16; a pyramid neck makes strides 4 - 32
 ])
-def test_backbone_builds_from_mmdet_registry(type_, kwargs, channels):
+def test_backbone_builds_from_mmdet_registry(type_, kwargs, channels, sizes):
     MODELS = _mmdet_models()
     backbone = MODELS.build(dict(type=type_, **kwargs))
     outs = backbone(torch.rand(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == channels
-    assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
+    assert [o.shape[-1] for o in outs] == sizes
 
 
 def test_detector_loads_checked_pretrained_backbone(tmp_path):
@@ -207,12 +234,14 @@ def test_gfl_recipe():
         assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0
         assert cfg.optim_wrapper.paramwise_cfg.bias_decay_mult == 0
         neck = cfg.model.neck
-        if arch == 'vit-base-p16':  # the adaptor's maps go to the FPN
-            assert neck.type == 'FPN' and neck.in_channels == [768] * 3
+        if arch == 'vit-base-p16':  # blocks 6, 9, 12 -> strides 8, 16, 32
+            assert cfg.model.backbone.out_indices == (-7, -4, -1)
+            assert neck[0].type == 'mmpretrain.ViTMultiScaleAdaptor'
+            assert neck[0].rescales == (2, 1, 0.5)
         else:  # the official per-stage LayerNorm + Linear(768) first
             assert neck[0].type == 'mmpretrain.StageNormProjection'
             assert neck[0].out_channels == 768
-            assert neck[1].type == 'FPN' and neck[1].in_channels == [768] * 3
+        assert neck[1].type == 'FPN' and neck[1].in_channels == [768] * 3
         assert 'pos_embed' in cfg.optim_wrapper.paramwise_cfg.custom_keys
         warmup, cosine = cfg.param_scheduler
         assert (warmup.type, warmup.end) == ('LinearLR', 2000)
@@ -234,7 +263,12 @@ def test_mask_rcnn_recipe():
         assert cfg.model.backbone.drop_path_rate == drop_path
         assert cfg.train_dataloader.batch_size * 32 == \
             cfg.auto_scale_lr.base_batch_size == 64
-        assert cfg.model.neck.norm_cfg.type == 'SyncBN'
+        neck = cfg.model.neck
+        fpn = neck[-1] if isinstance(neck, list) else neck
+        assert fpn.type == 'FPN' and fpn.norm_cfg.type == 'SyncBN'
+        if 'vit' in arch:  # Li et al.'s resolution modules on blocks d/4..d
+            assert neck[0].type == 'mmpretrain.ViTMultiScaleAdaptor'
+            assert cfg.model.backbone.get('out_indices') is None
         assert cfg.model.rpn_head.num_convs == 2
         assert cfg.model.roi_head.bbox_head.type == 'Shared4Conv1FCBBoxHead'
         assert cfg.model.roi_head.mask_head.norm_cfg.type == 'SyncBN'

@@ -52,7 +52,7 @@ SAME_SIZE = {
 TINY = {
     'UMPVT': (dict(arch='demo', img_size=64), [16, 32, 64, 128]),
     'UMSwinTransformer': (dict(arch='demo', window_size=4), [16, 32, 64, 128]),
-    'ViTDetBackbone': (dict(arch='demo', img_size=64), [32] * 4),
+    'WindowedViT': (dict(arch='demo', img_size=64), [32] * 4),
     # the arch of the ViT pre-training demo
     'VisionTransformer': (dict(
         arch=dict(
@@ -73,7 +73,7 @@ def _stage_channels(backbone):
         return list(backbone.embed_dims)
     if name == 'UMSwinTransformer':
         return list(backbone.num_features)
-    return [backbone.embed_dims] * 4
+    return [backbone.embed_dims] * len(backbone.out_indices)
 
 
 def _plain_bn(cfg):
@@ -142,6 +142,7 @@ def test_seg_configs_found():
 
 @pytest.mark.parametrize('path', SEG, ids=SEG_IDS)
 def test_seg_recipe(path):
+    base = osp.basename(path)  # the checkout's folder may read 'vit'
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmseg'
     assert cfg.custom_imports.imports == ['um_mae']
@@ -157,10 +158,12 @@ def test_seg_recipe(path):
     with torch.device('meta'):
         backbone = _registry('mmseg').build(kwargs)
     channels = _stage_channels(backbone)
+    if model.get('neck'):  # a ViT pyramid: the width of every level
+        assert model.neck.embed_dim == channels[-1]
     assert list(model.decode_head.in_channels) == channels
     assert model.auxiliary_head.in_channels == \
         channels[model.auxiliary_head.in_index]
-    if 'demo' in path:
+    if 'demo' in base:
         return
     # UM-MAE paper B.4
     assert cfg.crop_size == (512, 512)
@@ -177,7 +180,7 @@ def test_seg_recipe(path):
     assert (poly.type, poly.begin, poly.end, poly.power) == \
         ('PolyLR', 1500, 160000, 1.0)
     assert cfg.train_cfg.max_iters == 160000
-    assert _rates(cfg) == (0.65 if 'vit' in path else 1.0)
+    assert _rates(cfg) == (0.65 if 'vit' in base else 1.0)
     init = model.backbone.init_cfg
     assert init.type == 'CheckedPretrained'
     assert init.checkpoint == cfg.pretrained
@@ -189,6 +192,8 @@ def test_seg_loss_and_slide_inference_with_tiny_backbone(path):
     cfg = Config.fromfile(path)
     channels = _tiny_backbone(cfg)
     model_cfg = cfg.model
+    if model_cfg.get('neck'):
+        model_cfg.neck.embed_dim = channels[-1]
     model_cfg.decode_head.update(in_channels=channels, channels=16)
     model_cfg.auxiliary_head.update(
         in_channels=channels[model_cfg.auxiliary_head.in_index], channels=8)
@@ -251,6 +256,7 @@ def test_finetune_configs_found():
 @pytest.mark.parametrize('path', FT, ids=FT_IDS)
 def test_finetune_recipe(path):
     """UM-MAE paper, Table 8."""
+    base = osp.basename(path)  # the checkout's folder may read 'vit'
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmpretrain'
     model = cfg.model
@@ -262,7 +268,7 @@ def test_finetune_recipe(path):
     init = model.backbone.init_cfg
     # mmpretrain's VisionTransformer keeps its weights only under the
     # plain 'Pretrained' (any other type has its pos_embed re-drawn)
-    loader = 'Pretrained' if 'vit' in path else 'CheckedPretrained'
+    loader = 'Pretrained' if 'vit' in base else 'CheckedPretrained'
     assert (init.type, init.checkpoint, init.prefix) == \
         (loader, cfg.pretrained, 'backbone.')
 
@@ -279,7 +285,7 @@ def test_finetune_recipe(path):
     assert (cosine.type, cosine.begin, cosine.end) == \
         ('CosineAnnealingLR', 5, 100)
     assert cfg.train_cfg.max_epochs == 100
-    large = 'swin-large' in path
+    large = 'swin-large' in base
     assert model.backbone.drop_path_rate == (0.2 if large else 0.1)
     expected_rate = {
         'pvt-small': 0.85,
@@ -288,10 +294,10 @@ def test_finetune_recipe(path):
         'vit-base': 0.8
     }
     assert _rates(cfg) == next(rate for name, rate in expected_rate.items()
-                               if name in path)
+                               if name in base)
 
     pipeline = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
-    size = 224 if 'vit' in path else 256
+    size = 224 if 'vit' in base else 256
     assert pipeline['RandomResizedCrop'].scale == size
     rand_aug = pipeline['RandAugment']
     assert (rand_aug.magnitude_level, rand_aug.magnitude_std) == (9, 0.5)
@@ -419,7 +425,8 @@ def test_pretrained_and_finetuned_checkpoints_load_downstream(
     if backbone == 'UMViT':  # the adaptor on the pre-trained ViT's arch
         cfg.model.backbone.arch = copy.deepcopy(pre_cfg.model.backbone.arch)
         channels = [pre_cfg.model.backbone.arch.embed_dims] * 4
-        cfg.model.backbone.scale_norm_cfg = dict(type='GN', num_groups=8)
+        cfg.model.neck.update(
+            embed_dim=channels[0], norm_cfg=dict(type='GN', num_groups=8))
     cfg.model.backbone.init_cfg = init_cfg
     cfg.model.decode_head.update(in_channels=channels, channels=16)
     cfg.model.auxiliary_head.update(in_channels=channels[2], channels=8)

@@ -86,7 +86,9 @@ def _stage_channels(backbone) -> list:
     if hasattr(backbone, 'num_features'):  # Swin
         return list(backbone.num_features)
     dims = backbone.embed_dims
-    return list(dims) if isinstance(dims, (list, tuple)) else [dims] * 4
+    if isinstance(dims, (list, tuple)):
+        return list(dims)
+    return [dims] * getattr(backbone, 'num_layers', 4)
 
 
 def _derived_config(path: str, tmp_path) -> tuple:
@@ -107,7 +109,11 @@ def _derived_config(path: str, tmp_path) -> tuple:
     neck = cfg.model.get('neck')
     if isinstance(neck, list):  # e.g. [StageNormProjection, FPN]
         neck = [n.to_dict() for n in neck]
-        neck[0]['in_channels'] = picked
+        if 'embed_dim' in neck[0]:  # a ViT pyramid keeps the width
+            neck[0]['embed_dim'] = last
+            neck[1]['in_channels'] = [last] * len(neck[1]['in_channels'])
+        else:
+            neck[0]['in_channels'] = picked
         model['neck'] = neck
     elif isinstance(neck, dict):
         if isinstance(neck.get('in_channels'), (list, tuple)):
