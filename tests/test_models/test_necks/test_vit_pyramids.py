@@ -1,7 +1,7 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """ViTMultiScaleAdaptor and ViTSimplePyramid; the backbone / neck split.
 
-``tests/data/vit_adaptor_split.pth`` holds the stride 4 / 8 / 16 / 32 maps
+``tests/data/vit_adaptor_split.pt`` holds the stride 4 / 8 / 16 / 32 maps
 that the fused ``ViTDetBackbone`` (``um_mae/models/backbones/
 vit_adapter.py`` at commit a12033f, the last one before the split) computed
 in float64 for the cases below, with weights filled by :func:`fill` from its
@@ -10,7 +10,7 @@ own state-dict keys (stored with the maps) and the input of
 
     git show a12033f:um_mae/models/backbones/vit_adapter.py > old.py
     python tests/test_models/test_necks/test_vit_pyramids.py old.py \\
-        tests/data/vit_adaptor_split.pth
+        tests/data/vit_adaptor_split.pt
 
 The old code is not kept: the test loads the same weights, renamed by
 ``split_fused_vit_adaptor``, into ``WindowedViT`` + ``ViTMultiScaleAdaptor``
@@ -32,7 +32,7 @@ from um_mae.models.necks import ViTMultiScaleAdaptor, ViTSimplePyramid
 
 FIXTURE = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'data',
-    'vit_adaptor_split.pth')
+    'vit_adaptor_split.pt')
 CASES = {
     # Li et al.: windowed blocks (a 5 x 3 grid padded to 4 x 4 windows),
     # global blocks with bias tables resized from the 4 x 4 pre-training
