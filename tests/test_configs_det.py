@@ -438,7 +438,7 @@ def test_simple_pyramid_stage2_states_only_its_differences(kind):
         stage2.train_dataloader.dataset.pipeline[-1]
     ] == stage1.train_dataloader.dataset.pipeline
     assert (jitter.type, jitter.brightness, jitter.contrast, jitter.saturation,
-            jitter.hue) == ('mmpretrain.ColorJitter', (0.1, 2.0), (0.1, 2.0),
+            jitter.hue) == ('mmpretrain.UMColorJitter', (0.1, 2.0), (0.1, 2.0),
                             (0.1, 2.0), 0.1)
 
 

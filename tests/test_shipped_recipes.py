@@ -9,8 +9,10 @@ your data" section tells a user to do:
    (ImageNet with ``meta/*.txt``, COCO 2017 with the 80 categories and
    COCO-stuff maps, ADE20K) with ``tools/make_demo_data.py``;
 2. ``tools/train.py CONFIG --fp32 --data-root DIR`` (plus
-   ``pretrained=FILE`` for configs that start from a checkpoint) for one or
-   two iterations, with validation where the recipe has it;
+   ``pretrained=FILE`` for configs that start from a checkpoint, and
+   ``load_from=FILE``, a checkpoint of the whole model, for configs that
+   continue another run, e.g. a second stage) for one or two iterations,
+   with validation where the recipe has it;
 3. ``tools/test.py CONFIG CHECKPOINT --data-root DIR`` where the recipe has
    a test set.
 
@@ -154,6 +156,18 @@ def _pretrained_checkpoint(build_cfg: dict, tmp_path) -> str:
     return path
 
 
+def _model_checkpoint(derived: str, tmp_path) -> str:
+    """A checkpoint of the whole derived model, for configs that start from
+    another run's checkpoint (``load_from``)."""
+    from mmengine.registry import MODELS, DefaultScope
+    cfg = Config.fromfile(derived)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    path = osp.join(str(tmp_path), 'load_from.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return path
+
+
 def test_shipped_recipes_found():
     names = ' '.join(IDS)
     for part in ('pretrain/ummae/', 'pretrain/simmim/', 'pretrain/mae/',
@@ -182,6 +196,9 @@ def test_shipped_recipe_trains_and_tests(path, layouts, tmp_path):
     if 'pretrained' in cfg:
         ckpt = _pretrained_checkpoint(build_cfg, tmp_path)
         opts.append(f'pretrained={ckpt}')
+    if cfg.get('load_from'):  # e.g. a second stage
+        start = _model_checkpoint(derived, tmp_path)
+        opts.append(f'load_from={start}')
 
     rc, out = run('tools/train.py', derived, '--fp32', *common,
                   '--cfg-options', *opts)
@@ -191,6 +208,8 @@ def test_shipped_recipe_trains_and_tests(path, layouts, tmp_path):
     if 'pretrained' in cfg:  # the command-line `pretrained` was loaded
         assert f'loads {ckpt} (config key `pretrained`)' in out
         assert f'Loaded {ckpt}' in out
+    if cfg.get('load_from'):
+        assert f'Load checkpoint from {start}' in out
     checkpoints = sorted(glob.glob(osp.join(work_dir, '*.pth')))
     assert checkpoints, out[-3000:]
     if cfg.get('val_dataloader'):
