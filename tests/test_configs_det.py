@@ -430,7 +430,8 @@ def test_simple_pyramid_stage2_states_only_its_differences(kind):
     # the whole detector starts from stage 1's best checkpoint
     assert stage2.pretrained is None
     name = osp.splitext(osp.basename(stage1.filename))[0]
-    best = f'best_coco_bbox_mAP_{stage1.default_hooks.checkpoint.filename_tmpl}'
+    tmpl = stage1.default_hooks.checkpoint.filename_tmpl
+    best = f'best_coco_bbox_mAP_{tmpl}'
     assert stage2.load_from == f'work_dirs/{name}/{best}'
     # stage 1's pipeline plus the strong colour jitter before packing
     jitter = stage2.train_dataloader.dataset.pipeline[-2]

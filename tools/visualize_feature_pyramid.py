@@ -50,8 +50,7 @@ def _check_inputs(args):
         raise UsageError(
             f'{args.config} is no detection or segmentation config (its '
             f'default_scope is {scope!r}); give an mmdet or mmseg config')
-    for what, path in (('checkpoint', args.checkpoint), ('image',
-                                                         args.image)):
+    for what, path in (('checkpoint', args.checkpoint), ('image', args.image)):
         if not osp.isfile(path):
             raise UsageError(f'{what} {path!r} does not exist')
     return cfg

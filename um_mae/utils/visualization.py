@@ -359,6 +359,9 @@ def pyramid_maps(model, inputs: Tensor) -> List[Tuple[str, List[Tensor]]]:
     finally:
         for handle in handles:
             handle.remove()
-    return [(name, list(recorded[name]) if isinstance(
-        recorded[name], (list, tuple)) else [recorded[name]])
-            for name, _ in parts if name in recorded]
+    rows = []
+    for name, _ in parts:
+        maps = recorded[name]
+        rows.append(
+            (name, list(maps) if isinstance(maps, (list, tuple)) else [maps]))
+    return rows

@@ -41,8 +41,7 @@ model = dict(
     neck=[
         dict(type='mmpretrain.ViTSimplePyramid', embed_dim=768),
         # num_outs=5: the 5th level is a stride-2 max pooling of the 4th
-        dict(type='FPN', in_channels=[768] * 4, out_channels=256,
-             num_outs=5),
+        dict(type='FPN', in_channels=[768] * 4, out_channels=256, num_outs=5),
     ])
 
 # data: the longer side resized to 512, horizontal flip; test images padded

@@ -3,9 +3,11 @@
 # (4 blocks of width 96, 16-px tokens), the demo shapes at 128 px
 # (`python tools/make_demo_data.py coco`) and a 3-epoch schedule:
 #   python tools/make_demo_data.py pretrain coco
-#   python tools/train.py configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py
+#   python tools/train.py \
+#       configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py
 #   python tools/train.py <this file>
-#   python tools/test.py <this file> work_dirs/<this name>/best_coco_bbox_mAP_stage1.pth
+#   python tools/test.py <this file> \
+#       work_dirs/<name>/best_coco_bbox_mAP_stage1.pth
 _base_ = './faster-rcnn_vit-base-p16_simple-pyramid_mae-pre_stage1-frozen_' \
     '1xb2-20e_coco-512px.py'
 
@@ -90,8 +92,7 @@ max_epochs = 3
 train_cfg = dict(max_epochs=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=3e-4))
 param_scheduler = [
-    dict(
-        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=50),
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=50),
     dict(
         type='StepLR',
         step_size=2,

@@ -2,7 +2,8 @@
 # stage 1, started from its best checkpoint, with the backbone trained and
 # strong colour jitter (as the recipe's stage 2):
 #   python tools/train.py <this file>
-#   python tools/test.py <this file> work_dirs/<this name>/best_coco_bbox_mAP_stage2.pth
+#   python tools/test.py <this file> \
+#       work_dirs/<name>/best_coco_bbox_mAP_stage2.pth
 _base_ = [
     './faster-rcnn_vit-demo_simple-pyramid_mae-demo-pre_stage1-frozen_'
     '1xb2-3e_demo-coco-128px.py',

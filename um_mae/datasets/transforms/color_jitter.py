@@ -1,5 +1,6 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """Colour jitter whose hue shift works with numpy 2."""
+from functools import partial
 from typing import Dict
 
 import cv2
@@ -30,8 +31,8 @@ def shift_hue(img: np.ndarray, hue: float) -> np.ndarray:
         raise ValueError(f'hue shift {hue} is outside [-0.5, 0.5]')
     hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
     shift = int(round(hue * 255)) % 256
-    hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 256).astype(
-        np.uint8)
+    rotated = (hsv[..., 0].astype(np.int16) + shift) % 256
+    hsv[..., 0] = rotated.astype(np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL)
 
 
@@ -60,15 +61,13 @@ class UMColorJitter(ColorJitter):
     def transform(self, results: Dict) -> Dict:
         """Jitter ``results['img']`` (BGR uint8)."""
         order, brightness, contrast, saturation, hue = self._rand_params()
-        steps = {
-            0: (brightness, lambda img, f: mmcv.adjust_brightness(
-                img, f, backend=self.backend)),
-            1: (contrast, lambda img, f: mmcv.adjust_contrast(
-                img, f, backend=self.backend)),
-            2: (saturation, lambda img, f: mmcv.adjust_color(
-                img, alpha=f, backend=self.backend)),
-            3: (hue, shift_hue),
-        }
+        steps = [
+            (brightness, partial(mmcv.adjust_brightness,
+                                 backend=self.backend)),
+            (contrast, partial(mmcv.adjust_contrast, backend=self.backend)),
+            (saturation, partial(mmcv.adjust_color, backend=self.backend)),
+            (hue, shift_hue),
+        ]
         img = results['img']
         for index in order:
             factor, step = steps[index]

@@ -230,10 +230,10 @@ def convert_beit(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
 
 
 def split_fused_vit_adaptor(
-        state_dict: Dict[str, Tensor],
-        neck: str = 'neck.0.',
-        fpn: Optional[str] = 'neck.1.',
-        rescales: Sequence[float] = (4, 2, 1, 0.5)
+    state_dict: Dict[str, Tensor],
+    neck: str = 'neck.0.',
+    fpn: Optional[str] = 'neck.1.',
+    rescales: Sequence[float] = (4, 2, 1, 0.5)
 ) -> 'OrderedDict[str, Tensor]':
     """Keys of a model saved with the fused ``ViTDetBackbone`` -> today's.
 

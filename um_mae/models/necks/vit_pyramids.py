@@ -71,10 +71,12 @@ class ViTMultiScaleAdaptor(Feature2Pyramid):
             al.'s).
     """
 
-    def __init__(self,
-                 embed_dim: int,
-                 rescales: Sequence[float] = (4, 2, 1, 0.5),
-                 norm_cfg: dict = dict(type='GN', num_groups=32)) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        rescales: Sequence[float] = (4, 2, 1, 0.5),
+        norm_cfg: dict = dict(type='GN', num_groups=32)
+    ) -> None:
         if isinstance(rescales, (int, float)) or not rescales:
             raise TypeError(f'rescales must list one factor per input map, '
                             f'got {rescales!r}, e.g. (4, 2, 1, 0.5)')
