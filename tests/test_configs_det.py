@@ -17,7 +17,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import UMPVT, UMSwinTransformer, ViTDetBackbone
+from um_mae.models.backbones import UMPVT, UMSwinTransformer, WindowedViT
 
 pytestmark = pytest.mark.dense
 
@@ -30,7 +30,7 @@ IDS = [osp.relpath(p, osp.join(REPO, 'configs', 'det')) for p in DET_CONFIGS]
 BACKBONES = {
     'mmpretrain.UMPVT': UMPVT,
     'mmpretrain.UMSwinTransformer': UMSwinTransformer,
-    'mmpretrain.ViTDetBackbone': ViTDetBackbone,
+    'mmpretrain.WindowedViT': WindowedViT,
 }
 
 
@@ -52,8 +52,8 @@ def _out_channels(backbone):
         per_stage = backbone.embed_dims
     elif isinstance(backbone, UMSwinTransformer):
         per_stage = backbone.num_features
-    else:
-        per_stage = [backbone.embed_dims] * 4
+    else:  # a plain ViT: one map per picked block
+        return [backbone.embed_dims] * len(backbone.out_indices)
     return [per_stage[i] for i in backbone.out_indices]
 
 
@@ -81,6 +81,21 @@ def _first_neck(cfg):
     return neck[0] if isinstance(neck, list) else neck
 
 
+def _read_maps(cfg, channels):
+    """Set the neck to read backbone maps of ``channels``.
+
+    A ViT pyramid (``embed_dim``) keeps the width at every level, so the
+    FPN after it reads as many maps of that width as before.
+    """
+    first = _first_neck(cfg)
+    if 'embed_dim' in first:
+        first.embed_dim = channels[-1]
+        fpn = cfg.model.neck[1]
+        fpn.in_channels = [channels[-1]] * len(fpn.in_channels)
+    else:
+        first.in_channels = channels
+
+
 def _backbone_kwargs(cfg):
     kwargs = copy.deepcopy(cfg.model.backbone.to_dict())
     cls = BACKBONES[kwargs.pop('type')]
@@ -101,7 +116,18 @@ def test_neck_matches_full_size_backbone(path):
     cls, kwargs = _backbone_kwargs(cfg)
     with torch.device('meta'):
         backbone = cls(**kwargs)
-    assert list(_first_neck(cfg).in_channels) == _out_channels(backbone)
+    channels = _out_channels(backbone)
+    first = _first_neck(cfg)
+    if 'embed_dim' in first:  # a ViT pyramid, then the FPN
+        with torch.device('meta'):
+            pyramid = _mmdet_models().build(first)
+        simple = type(pyramid).__name__ == 'ViTSimplePyramid'
+        assert channels == [first.embed_dim] * (
+            1 if simple else len(pyramid.rescales))
+        assert list(cfg.model.neck[1].in_channels) == \
+            [first.embed_dim] * len(pyramid.rescales)
+    else:
+        assert list(first.in_channels) == channels
     if 'demo' not in path:
         # the checkpoint is one config field (`pretrained`, None for the
         # random arm), loaded with the checks
@@ -111,10 +137,9 @@ def test_neck_matches_full_size_backbone(path):
         assert init.prefix == 'backbone.'
 
 
-@pytest.mark.parametrize('path', DET_CONFIGS, ids=IDS)
-def test_loss_step_with_tiny_backbone(path):
-    from mmdet.testing import demo_mm_inputs
-    cfg = Config.fromfile(path)
+def _tiny_detector(cfg):
+    """The config's detector with the backbone's tiny arch, 96-px batches
+    and fewer RoIs (the rest as configured)."""
     cls, kwargs = _backbone_kwargs(cfg)
     kwargs.update(arch='demo', drop_path_rate=0.)
     kwargs.pop('with_cp', None)
@@ -124,18 +149,18 @@ def test_loss_step_with_tiny_backbone(path):
     cfg.model.backbone = backbone_cfg
     with torch.device('meta'):
         tiny = cls(**kwargs)
-    _first_neck(cfg).in_channels = _out_channels(tiny)
+    _read_maps(cfg, _out_channels(tiny))
     preprocessor = cfg.model.data_preprocessor
     for aug in preprocessor.get('batch_augments') or []:
         aug.size = (96, 96)  # instead of 1024
 
-    MODELS = _mmdet_models()
     _few_rois(cfg.model.get('train_cfg'))
     # torch's SyncBN runs as BN in one process without a process group
-    model = MODELS.build(cfg.model)
-    model.train()
-    with_semantic = 'semantic_head' in cfg.model.get('roi_head', {})
-    torch.manual_seed(0)
+    return _mmdet_models().build(cfg.model)
+
+
+def _batch(model, with_semantic=False):
+    from mmdet.testing import demo_mm_inputs
     data = demo_mm_inputs(
         batch_size=2,
         image_shapes=[(3, 96, 64), (3, 64, 96)],
@@ -145,28 +170,43 @@ def test_loss_step_with_tiny_backbone(path):
         with_semantic=with_semantic)
     data = model.data_preprocessor(data, training=True)
     assert data['inputs'].shape[-2:] == (96, 96)
+    return data
+
+
+@pytest.mark.parametrize('path', DET_CONFIGS, ids=IDS)
+def test_loss_step_with_tiny_backbone(path):
+    cfg = Config.fromfile(path)
+    model = _tiny_detector(cfg)
+    model.train()
+    torch.manual_seed(0)
+    data = _batch(model, 'semantic_head' in cfg.model.get('roi_head', {}))
     losses = model(**data, mode='loss')
     loss, _ = model.parse_losses(losses)
     assert torch.isfinite(loss)
     loss.backward()
-    grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    params = list(model.backbone.parameters())
+    if cfg.model.backbone.get('frozen'):
+        assert all(not p.requires_grad and p.grad is None for p in params)
+    else:
+        assert any(p.grad is not None and p.grad.abs().sum() > 0
+                   for p in params if p.requires_grad)
 
 
-@pytest.mark.parametrize('type_,kwargs,channels', [
-    ('mmpretrain.UMPVT', dict(arch='demo',
-                              out_indices=(0, 1, 2, 3)), [16, 32, 64, 128]),
+@pytest.mark.parametrize('type_,kwargs,channels,sizes', [
+    ('mmpretrain.UMPVT', dict(arch='demo', out_indices=(0, 1, 2, 3)),
+     [16, 32, 64, 128], [16, 8, 4, 2]),
     ('mmpretrain.UMSwinTransformer', dict(
-        arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128]),
-    ('mmpretrain.ViTDetBackbone', dict(arch='demo',
-                                       img_size=64), [32, 32, 32, 32]),
+        arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128],
+     [16, 8, 4, 2]),
+    ('mmpretrain.WindowedViT', dict(arch='demo', img_size=64), [32] * 4,
+     [4] * 4),  # stride 16; a pyramid neck makes strides 4 - 32
 ])
-def test_backbone_builds_from_mmdet_registry(type_, kwargs, channels):
+def test_backbone_builds_from_mmdet_registry(type_, kwargs, channels, sizes):
     MODELS = _mmdet_models()
     backbone = MODELS.build(dict(type=type_, **kwargs))
     outs = backbone(torch.rand(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == channels
-    assert [o.shape[-1] for o in outs] == [16, 8, 4, 2]
+    assert [o.shape[-1] for o in outs] == sizes
 
 
 def test_detector_loads_checked_pretrained_backbone(tmp_path):
@@ -209,12 +249,14 @@ def test_gfl_recipe():
         assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0
         assert cfg.optim_wrapper.paramwise_cfg.bias_decay_mult == 0
         neck = cfg.model.neck
-        if arch == 'vit-base-p16':  # the adaptor's maps go to the FPN
-            assert neck.type == 'FPN' and neck.in_channels == [768] * 3
+        if arch == 'vit-base-p16':  # blocks 6, 9, 12 -> strides 8, 16, 32
+            assert cfg.model.backbone.out_indices == (-7, -4, -1)
+            assert neck[0].type == 'mmpretrain.ViTMultiScaleAdaptor'
+            assert neck[0].rescales == (2, 1, 0.5)
         else:  # the official per-stage LayerNorm + Linear(768) first
             assert neck[0].type == 'mmpretrain.StageNormProjection'
             assert neck[0].out_channels == 768
-            assert neck[1].type == 'FPN' and neck[1].in_channels == [768] * 3
+        assert neck[1].type == 'FPN' and neck[1].in_channels == [768] * 3
         assert 'pos_embed' in cfg.optim_wrapper.paramwise_cfg.custom_keys
         warmup, cosine = cfg.param_scheduler
         assert (warmup.type, warmup.end) == ('LinearLR', 2000)
@@ -236,7 +278,12 @@ def test_mask_rcnn_recipe():
         assert cfg.model.backbone.drop_path_rate == drop_path
         assert cfg.train_dataloader.batch_size * 32 == \
             cfg.auto_scale_lr.base_batch_size == 64
-        assert cfg.model.neck.norm_cfg.type == 'SyncBN'
+        neck = cfg.model.neck
+        fpn = neck[-1] if isinstance(neck, list) else neck
+        assert fpn.type == 'FPN' and fpn.norm_cfg.type == 'SyncBN'
+        if 'vit' in arch:  # Li et al.'s resolution modules on blocks d/4..d
+            assert neck[0].type == 'mmpretrain.ViTMultiScaleAdaptor'
+            assert cfg.model.backbone.get('out_indices') is None
         assert cfg.model.rpn_head.num_convs == 2
         assert cfg.model.roi_head.bbox_head.type == 'Shared4Conv1FCBBoxHead'
         assert cfg.model.roi_head.mask_head.norm_cfg.type == 'SyncBN'
@@ -311,3 +358,150 @@ def test_five_arm_configs_state_only_their_differences(size, arm):
         assert cfg.param_scheduler[1].T_max == cfg.train_cfg.max_epochs
     else:
         assert cfg.pretrained.startswith('checkpoints/')
+
+
+# the ViTDet simple-pyramid Faster R-CNN recipe (two stages)
+SIMPLE = ('faster_rcnn/faster-rcnn_vit-{size}_simple-pyramid_{pre}_{stage}_'
+          '{schedule}.py')
+RECIPE = dict(size='base-p16', pre='mae-pre', schedule='1xb2-20e_coco-512px')
+DEMO = dict(
+    size='demo', pre='mae-demo-pre', schedule='1xb2-3e_demo-coco-128px')
+
+
+def _simple(stage, **kind):
+    return _config(SIMPLE.format(stage=stage, **(kind or RECIPE)))
+
+
+def test_simple_pyramid_faster_rcnn_recipe():
+    cfg = _simple('stage1-frozen')
+    model = cfg.model
+    assert model.type == 'FasterRCNN'
+    backbone = model.backbone
+    # MAE ViT-B of 224 px, position table interpolated to the 512-px grid
+    assert (backbone.type, backbone.arch, backbone.img_size) == \
+        ('mmpretrain.WindowedViT', 'base', 224)
+    assert cfg.pretrained.endswith('mae_pretrain_vit_base.pth')
+    assert backbone.out_indices == (-1, ) and backbone.frozen
+    pyramid, fpn = model.neck
+    assert pyramid.type == 'mmpretrain.ViTSimplePyramid'
+    # a 5th level pooled from the 4th for the RPN (no extra convs)
+    assert fpn.num_outs == 5 and not fpn.get('add_extra_convs', False)
+    anchors = model.rpn_head.anchor_generator
+    assert [anchors.scales[0] * s for s in anchors.strides] == \
+        [32, 64, 128, 256, 512]
+    assert anchors.ratios == [0.5, 1.0, 2.0]
+    # 512 x 512 inputs, horizontal flip, batch 2
+    assert model.data_preprocessor.batch_augments[0].size == (512, 512)
+    train = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
+    test = {t.type: t for t in cfg.test_dataloader.dataset.pipeline}
+    assert train['Resize'].scale == test['Resize'].scale == (512, 512)
+    assert test['Pad'].size == (512, 512)
+    assert train['RandomFlip'].prob == 0.5
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.auto_scale_lr.base_batch_size == 2
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.betas,
+            optimizer.weight_decay) == ('AdamW', 1e-4, (0.9, 0.999), 0.01)
+    warmup, step = cfg.param_scheduler
+    assert (warmup.type, warmup.by_epoch, warmup.end) == \
+        ('LinearLR', False, 8000)
+    assert (step.type, step.by_epoch, step.step_size, step.gamma) == \
+        ('StepLR', True, 10, 0.1)
+    hook = cfg.default_hooks.checkpoint
+    assert hook.type == 'mmpretrain.AtomicCheckpointHook'
+    assert (hook.save_best, hook.rule) == ('coco/bbox_mAP', 'greater')
+
+
+@pytest.mark.parametrize('kind', [RECIPE, DEMO], ids=['recipe', 'demo'])
+def test_simple_pyramid_stage2_states_only_its_differences(kind):
+    stage1, stage2 = _simple('stage1-frozen', **kind), _simple(
+        'stage2-jitter', **kind)
+    ours, theirs = _flat(stage2.to_dict()), _flat(stage1.to_dict())
+    changed = {
+        k
+        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+    }
+    assert changed == {
+        'pretrained', 'load_from', 'model.backbone.frozen', 'train_pipeline',
+        'train_dataloader.dataset.pipeline',
+        'default_hooks.checkpoint.filename_tmpl', 'strong_color_jitter.type',
+        'strong_color_jitter.brightness', 'strong_color_jitter.contrast',
+        'strong_color_jitter.saturation', 'strong_color_jitter.hue'
+    }
+    assert stage2.model.backbone.frozen is False
+    # the whole detector starts from stage 1's best checkpoint
+    assert stage2.pretrained is None
+    name = osp.splitext(osp.basename(stage1.filename))[0]
+    tmpl = stage1.default_hooks.checkpoint.filename_tmpl
+    best = f'best_coco_bbox_mAP_{tmpl}'
+    assert stage2.load_from == f'work_dirs/{name}/{best}'
+    # stage 1's pipeline plus the strong colour jitter before packing
+    jitter = stage2.train_dataloader.dataset.pipeline[-2]
+    assert stage2.train_dataloader.dataset.pipeline[:-2] + [
+        stage2.train_dataloader.dataset.pipeline[-1]
+    ] == stage1.train_dataloader.dataset.pipeline
+    assert (jitter.type, jitter.brightness, jitter.contrast, jitter.saturation,
+            jitter.hue) == ('mmpretrain.UMColorJitter', (0.1, 2.0), (0.1, 2.0),
+                            (0.1, 2.0), 0.1)
+
+
+def test_simple_pyramid_layer_decay_option():
+    stage2 = _simple('stage2-jitter')
+    cfg = _simple('stage2-jitter-layer-decay')
+    ours, theirs = _flat(cfg.to_dict()), _flat(stage2.to_dict())
+    changed = {
+        k.split('.')[1]
+        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+    }
+    assert changed == {'constructor', 'paramwise_cfg'}
+    assert cfg.optim_wrapper.constructor == \
+        'mmpretrain.UMLayerDecayOptimWrapperConstructor'
+    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.7
+
+
+@pytest.mark.parametrize('stage', [
+    'stage1-frozen', 'stage2-jitter', 'stage2-jitter-layer-decay'
+])
+def test_frozen_stage_really_freezes(stage):
+    """Stage 1 trains the neck and heads only: the backbone gets no
+    gradient, the optimizer does not hold its weights (they stay bit for
+    bit, weight decay included), and it stays in eval mode. Stage 2 trains
+    it."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = _simple(stage)
+    cfg.model.backbone.init_cfg = None
+    frozen = cfg.model.backbone.frozen
+    torch.manual_seed(0)
+    model = _tiny_detector(cfg)
+    model.init_weights()
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    optim_cfg.optimizer.lr = 1e-2  # large steps make any drift visible
+    wrapper = build_optim_wrapper(model, optim_cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    assert model.backbone.training is not frozen
+    for _ in range(2):
+        losses = model(**_batch(model), mode='loss')
+        wrapper.update_params(model.parse_losses(losses)[0])
+    changed = {
+        k
+        for k, v in model.state_dict().items() if not torch.equal(
+            v, before[k])
+    }
+    assert any(k.startswith('neck.1.') for k in changed)
+    assert any(k.startswith('roi_head.') for k in changed)
+    backbone = {f'backbone.{k}' for k in model.backbone.state_dict()}
+    if not frozen:
+        assert 'backbone.layers.7.attn.qkv.weight' in changed
+        return
+    assert not changed & backbone
+    assert all(p.grad is None for p in model.backbone.parameters())
+    # the constructor leaves the frozen weights out of the optimizer, so no
+    # step and no (decoupled) weight decay reaches them; trained weights of
+    # the same kind get the decay
+    decay = {
+        id(p): g.get('weight_decay')
+        for g in wrapper.optimizer.param_groups for p in g['params']
+    }
+    assert not any(id(p) in decay for p in model.backbone.parameters())
+    assert decay[id(model.roi_head.bbox_head.shared_fcs[0].weight)] == 0.01

@@ -5,6 +5,7 @@ Each config names ``custom_imports=dict(imports=['um_mae'])``; loading it
 must import um_mae (registering its modules) and the toolbox's own registry
 must build the scoped type ``mmpretrain.<Name>``.
 """
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -57,3 +58,25 @@ def test_config_reaches_um_mae(scope):
     model, module, backbone = proc.stdout.split()[-3:]
     assert module.startswith('um_mae.models.backbones')
     assert backbone == 'UMPVT'
+
+
+def test_pretrain_only_install_imports_and_names_the_missing_neck(tmp_path):
+    """Without mmdet / mmseg / mmcv.ops (``--pretrain-only``) um_mae still
+    imports; the necks built on mmseg's Feature2Pyramid say what to add."""
+    (tmp_path / 'sitecustomize.py').write_text(
+        'import sys\n'
+        "for name in ('mmdet', 'mmseg', 'mmcv.ops'):\n"
+        '    sys.modules[name] = None\n')
+    script = ('import um_mae\n'
+              'from mmpretrain.registry import MODELS\n'
+              "MODELS.build(dict(type='ViTSimplePyramid', embed_dim=8))\n")
+    proc = subprocess.run([sys.executable, '-c', script],
+                          cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('ImportError: the ViT pyramid necks are mmseg')
+    assert last.endswith('`bash tools/install.sh --with-ops`')

@@ -9,8 +9,10 @@ your data" section tells a user to do:
    (ImageNet with ``meta/*.txt``, COCO 2017 with the 80 categories and
    COCO-stuff maps, ADE20K) with ``tools/make_demo_data.py``;
 2. ``tools/train.py CONFIG --fp32 --data-root DIR`` (plus
-   ``pretrained=FILE`` for configs that start from a checkpoint) for one or
-   two iterations (one epoch, dataset repeats 1, no validation);
+   ``pretrained=FILE`` for configs that start from a checkpoint, and
+   ``load_from=FILE``, a checkpoint of the whole model, for configs that
+   continue another run, e.g. a second stage) for one or two iterations
+   (one epoch, dataset repeats 1, no validation);
 3. ``tools/test.py CONFIG CHECKPOINT --data-root DIR`` where the recipe has
    a test set: the evaluator runs on the trained checkpoint.
 
@@ -92,7 +94,9 @@ def _stage_channels(backbone) -> list:
     if hasattr(backbone, 'num_features'):  # Swin
         return list(backbone.num_features)
     dims = backbone.embed_dims
-    return list(dims) if isinstance(dims, (list, tuple)) else [dims] * 4
+    if isinstance(dims, (list, tuple)):
+        return list(dims)
+    return [dims] * getattr(backbone, 'num_layers', 4)
 
 
 def _derived_config(path: str, tmp_path) -> tuple:
@@ -113,7 +117,11 @@ def _derived_config(path: str, tmp_path) -> tuple:
     neck = cfg.model.get('neck')
     if isinstance(neck, list):  # e.g. [StageNormProjection, FPN]
         neck = [n.to_dict() for n in neck]
-        neck[0]['in_channels'] = picked
+        if 'embed_dim' in neck[0]:  # a ViT pyramid keeps the width
+            neck[0]['embed_dim'] = last
+            neck[1]['in_channels'] = [last] * len(neck[1]['in_channels'])
+        else:
+            neck[0]['in_channels'] = picked
         model['neck'] = neck
     elif isinstance(neck, dict):
         if isinstance(neck.get('in_channels'), (list, tuple)):
@@ -169,6 +177,18 @@ def _pretrained_checkpoint(build_cfg: dict, tmp_path) -> str:
     return path
 
 
+def _model_checkpoint(derived: str, tmp_path) -> str:
+    """A checkpoint of the whole derived model, for configs that start from
+    another run's checkpoint (``load_from``)."""
+    from mmengine.registry import MODELS, DefaultScope
+    cfg = Config.fromfile(derived)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    path = osp.join(str(tmp_path), 'load_from.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return path
+
+
 def test_shipped_recipes_found():
     names = ' '.join(IDS)
     for part in ('pretrain/ummae/', 'pretrain/simmim/', 'pretrain/mae/',
@@ -195,6 +215,9 @@ def run_recipe(path, data_root, tmp_path) -> None:
     if 'pretrained' in cfg:
         ckpt = _pretrained_checkpoint(build_cfg, tmp_path)
         opts.append(f'pretrained={ckpt}')
+    if cfg.get('load_from'):  # e.g. a second stage
+        start = _model_checkpoint(derived, tmp_path)
+        opts.append(f'load_from={start}')
 
     rc, out = run('tools/train.py', derived, '--fp32', *common,
                   '--cfg-options', *opts)
@@ -204,6 +227,8 @@ def run_recipe(path, data_root, tmp_path) -> None:
     if 'pretrained' in cfg:  # the command-line `pretrained` was loaded
         assert f'loads {ckpt} (config key `pretrained`)' in out
         assert f'Loaded {ckpt}' in out
+    if cfg.get('load_from'):
+        assert f'Load checkpoint from {start}' in out
     # nothing of the generated data is dropped in silence or at all
     assert not re.search(r'\b[1-9]\d* of \d+ annotations dropped', out)
     checkpoints = sorted(glob.glob(osp.join(work_dir, '*.pth')))

@@ -1,11 +1,13 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""Pictures of masks and reconstructions for masked image modeling.
+"""Pictures of masks, reconstructions and feature pyramids.
 
 Reproduces the kind of figures of Li et al., "Uniform Masking: Enabling MAE
 Pre-training for Pyramid-based Vision Transformers with Locality", 2022:
 the same image under the RS / GS / US / UM sampling strategies (Fig. 4),
 and original / masked input / reconstruction / reconstruction with the
-visible patches pasted back (Fig. 8), for UM-MAE, SimMIM and MAE models.
+visible patches pasted back (Fig. 8), for UM-MAE, SimMIM and MAE models;
+and the feature maps of every pyramid level of a detector or segmentor
+(do the object regions light up at every level?).
 """
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -18,7 +20,8 @@ from torch import Tensor
 __all__ = [
     'DROPPED_COLOR', 'SECONDARY_COLOR', 'paint_masks', 'image_grid',
     'sample_strategy_masks', 'reconstruct', 'to_uint8_rgb',
-    'unpatchify_prediction', 'load_square_rgb'
+    'unpatchify_prediction', 'load_square_rgb', 'feature_energy',
+    'heatmap_overlay', 'pyramid_maps'
 ]
 
 #: fill of the tokens the encoder never sees (primary mask)
@@ -267,3 +270,98 @@ def reconstruct(model, inputs: Tensor,
                          'recipe (e.g. UniformMaskGenerator) to the '
                          "config's train pipeline")
     return recon, mask.bool(), secondary
+
+
+def feature_energy(feature: Tensor) -> np.ndarray:
+    """Where a ``(C, h, w)`` map is active: its L2 norm over channels.
+
+    Scaled to [0, 1] per map between its 1st and 99th percentile, so that
+    levels of different magnitude can be compared by their pattern.
+
+    Args:
+        feature (Tensor): One image's map ``(C, h, w)``.
+
+    Returns:
+        np.ndarray: float ``(h, w)`` in [0, 1].
+    """
+    energy = feature.detach().float().norm(dim=0).cpu().numpy()
+    low, high = np.percentile(energy, [1, 99])
+    return np.clip((energy - low) / max(high - low, 1e-12), 0, 1)
+
+
+def heatmap_overlay(energy: np.ndarray,
+                    image: np.ndarray,
+                    alpha: float = 0.6,
+                    cmap: str = 'inferno') -> np.ndarray:
+    """Blend a [0, 1] map, stretched to the image, over it.
+
+    Args:
+        energy (np.ndarray): ``(h, w)`` in [0, 1]; each cell is shown as
+            the block of image pixels it covers (nearest neighbour).
+        image (np.ndarray): uint8 ``(H, W, 3)``.
+        alpha (float): Weight of the heat map. Defaults to 0.6.
+        cmap (str): A matplotlib colour map. Defaults to ``'inferno'``.
+
+    Returns:
+        np.ndarray: uint8 ``(H, W, 3)``.
+    """
+    from matplotlib import colormaps
+    H, W = image.shape[:2]
+    colours = colormaps[cmap](energy)[..., :3] * 255  # (h, w, 3)
+    heat = np.asarray(
+        Image.fromarray(colours.astype(np.uint8)).resize((W, H),
+                                                         Image.NEAREST))
+    out = alpha * heat + (1 - alpha) * image
+    return out.round().astype(np.uint8)
+
+
+@torch.no_grad()
+def pyramid_maps(model, inputs: Tensor) -> List[Tuple[str, List[Tensor]]]:
+    """The maps of a detector's / segmentor's backbone and neck modules.
+
+    Runs ``model.extract_feat(inputs)`` (mmdet and mmseg models) and
+    records the output of the backbone and of every neck module (a neck
+    list is built as ``nn.Sequential``: one entry per module).
+
+    Args:
+        model: The model, in eval mode.
+        inputs (Tensor): Preprocessed images ``(N, 3, H, W)``.
+
+    Returns:
+        list[tuple[str, list[Tensor]]]: ``(name, maps)`` in the order they
+        are computed, e.g. ``('backbone', ...)``, ``('neck.0
+        ViTSimplePyramid', ...)``, ``('neck.1 FPN', ...)``; each map
+        ``(N, C, h, w)``.
+    """
+    neck = getattr(model, 'neck', None)
+    if not hasattr(model, 'extract_feat') or getattr(model, 'backbone',
+                                                     None) is None:
+        raise TypeError(f'{type(model).__name__} has no backbone / '
+                        'extract_feat; use a detection or segmentation '
+                        'config')
+    if neck is None:
+        parts = [('backbone', model.backbone)]
+    elif isinstance(neck, torch.nn.Sequential):
+        parts = [('backbone', model.backbone)] + [
+            (f'neck.{i} {type(m).__name__}', m) for i, m in enumerate(neck)
+        ]
+    else:
+        parts = [('backbone', model.backbone),
+                 (f'neck {type(neck).__name__}', neck)]
+    recorded = {}
+    handles = [
+        module.register_forward_hook(
+            lambda m, args, out, name=name: recorded.__setitem__(name, out))
+        for name, module in parts
+    ]
+    try:
+        model.extract_feat(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    rows = []
+    for name, _ in parts:
+        maps = recorded[name]
+        rows.append(
+            (name, list(maps) if isinstance(maps, (list, tuple)) else [maps]))
+    return rows

@@ -1,6 +1,7 @@
-# Mask R-CNN with a UM-MAE pre-trained ViT-B (Li et al. recipe) through the
-# ViTDet-style adaptor: windowed attention (14 x 14, the pre-training grid)
-# with 4 global blocks; the stride 4/8/16/32 maps have 768 channels.
+# Mask R-CNN with a UM-MAE pre-trained ViT-B (Li et al. recipe): windowed
+# attention (14 x 14, the pre-training grid) with 4 global blocks; Li et
+# al.'s resolution modules turn the outputs of blocks 3, 6, 9 and 12 into
+# stride 4 / 8 / 16 / 32 maps (768 channels) for the FPN.
 _base_ = '../_base_/mask-rcnn_fpn-syncbn_32xb2-amp-lsj-1024-100e_coco.py'
 
 pretrained = 'work_dirs/ummae_vit-base-p16_8xb512-amp-coslr-200e_in1k/' \
@@ -9,12 +10,22 @@ pretrained = 'work_dirs/ummae_vit-base-p16_8xb512-amp-coslr-200e_in1k/' \
 # model
 model = dict(
     backbone=dict(
-        type='mmpretrain.ViTDetBackbone',
+        type='mmpretrain.WindowedViT',
         arch='base',
         img_size=224,
-        drop_path_rate=0.1,
+        drop_path_rate=0.1,  # out_indices: blocks d/4 ... d by default
         init_cfg=dict(
             type='CheckedPretrained',
             checkpoint=pretrained,
             prefix='backbone.')),
-    neck=dict(in_channels=[768, 768, 768, 768]))
+    # a neck list is built as nn.Sequential; the FPN is the base's (SyncBN,
+    # 5 levels) on 768-channel maps
+    neck=[
+        dict(type='mmpretrain.ViTMultiScaleAdaptor', embed_dim=768),
+        dict(
+            type='FPN',
+            in_channels=[768] * 4,
+            out_channels=256,
+            num_outs=5,
+            norm_cfg=dict(type='SyncBN', requires_grad=True)),
+    ])

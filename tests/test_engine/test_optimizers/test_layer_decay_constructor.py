@@ -162,7 +162,7 @@ def test_no_weight_decay_for_norms_biases_embeddings_tokens():
 
 @pytest.mark.parametrize('backbone', [
     dict(type='UMSwinTransformer', arch='demo'),
-    dict(type='ViTDetBackbone', arch='demo', img_size=64),
+    dict(type='WindowedViT', arch='demo', img_size=64),
     dict(type='UMViT', arch='deit-tiny', img_size=32, patch_size=16),
 ])
 def test_name_rule_agrees_with_backbone_methods(backbone):
@@ -173,14 +173,17 @@ def test_name_rule_agrees_with_backbone_methods(backbone):
             model.get_layer_depth(name), name
 
 
-def test_vitdet_adaptor_is_on_top():
-    model = MODELS.build(
-        dict(type='ViTDetBackbone', arch='demo', img_size=64))  # 8 layers
+def test_vit_pyramid_neck_is_on_top():
+    model = nn.Module()
+    model.backbone = MODELS.build(
+        dict(type='WindowedViT', arch='demo', img_size=64))  # 8 layers
+    model.neck = MODELS.build(dict(type='ViTMultiScaleAdaptor', embed_dim=32))
     depths = layer_depths(model)
-    assert depths['pos_embed'] == (0, 10)
-    assert depths['layers.7.attn.qkv.weight'] == (8, 10)
+    assert depths['backbone.pos_embed'] == (0, 10)
+    assert depths['backbone.layers.7.attn.qkv.weight'] == (8, 10)
+    assert depths['neck.upsample_4x.0.weight'] == (9, 10)
     assert all(d == (9, 10) for n, d in depths.items()
-               if n.startswith('scale_modules'))
+               if n.startswith('neck.'))
 
 
 def test_decay_one_is_plain_adamw():

@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
 from um_mae.models.backbones import (UMPVT, UMSwinTransformer, UMViT,
-                                     ViTDetBackbone)
+                                     WindowedViT)
 from um_mae.models.converters import (convert_official_pvt,
                                       convert_official_swin, detect_format,
                                       load_pretrained, unwrap)
@@ -241,16 +241,14 @@ def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
         assert any(k.startswith('momentum_encoder.') for k in sd)
     path = _save(tmp_path, dict(state_dict=sd))
     vitdet = _checked(
-        ViTDetBackbone, path, arch=VIT_ARCH, img_size=64, window_size=4)
+        WindowedViT, path, arch=VIT_ARCH, img_size=64, window_size=4)
 
     report = load_pretrained(
-        ViTDetBackbone(arch=VIT_ARCH, img_size=64, window_size=4), path,
+        WindowedViT(arch=VIT_ARCH, img_size=64, window_size=4), path,
         'backbone.')
-    # the ViT tensors load; the windowed-attention biases and the
-    # resolution modules are new
-    assert report['missing'] and all(
-        k.startswith('scale_modules.') or 'relative_position_bias_table' in k
-        for k in report['missing'])
+    # the ViT tensors load; the windowed-attention biases are new
+    assert report['missing'] and all('relative_position_bias_table' in k
+                                     for k in report['missing'])
     assert {'cls_token', 'ln1.weight'} <= set(report['unexpected'])
     assert 'layers.3.ffn.layers.1.weight' in report['matched']
 
@@ -275,18 +273,18 @@ def test_partial_load_is_refused(reference, tmp_path, mm_log):
     path = _save(tmp_path, dict(model=ref['state_dict']))
     arch = dict(VIT_ARCH, num_heads=4)  # 4 blocks
     with pytest.raises(ValueError) as info:
-        load_pretrained(ViTDetBackbone(arch=arch, img_size=64), path)
+        load_pretrained(WindowedViT(arch=arch, img_size=64), path)
     msg = str(info.value)
     assert '\n' not in msg
-    assert f'{path} (UM-MAE ViT (official)) does not fit ViTDetBackbone' \
+    assert f'{path} (UM-MAE ViT (official)) does not fit WindowedViT' \
         in msg
-    assert '24 of 51 trunk tensors of ViTDetBackbone would stay unfilled ' \
+    assert '24 of 51 trunk tensors of WindowedViT would stay unfilled ' \
         '(layers.2.ln1.weight' in msg
-    assert 'the checkpoint has 2 blocks, ViTDetBackbone 4' in msg
+    assert 'the checkpoint has 2 blocks, WindowedViT 4' in msg
     assert msg.endswith('pass allow_partial=True to load it anyway')
 
     # the opt-out loads, warns, and leaves the rest randomly initialized
-    model = ViTDetBackbone(
+    model = WindowedViT(
         arch=arch,
         img_size=64,
         init_cfg=dict(
@@ -436,7 +434,7 @@ def test_swin_checkpoint_into_pvt_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize('cls,kwargs', [
-    (ViTDetBackbone, dict(arch=VIT_ARCH, img_size=64)),
+    (WindowedViT, dict(arch=VIT_ARCH, img_size=64)),
     (UMViT, dict(arch=VIT_ARCH, img_size=64)),
 ])
 @pytest.mark.parametrize(
@@ -459,7 +457,7 @@ def test_random_arm_is_random(cls, kwargs, init_cfg):
         assert not model.layers[0].attn.relative_position_bias_table.any()
 
 
-@pytest.mark.parametrize('cls', [ViTDetBackbone, UMViT])
+@pytest.mark.parametrize('cls', [WindowedViT, UMViT])
 def test_failed_load_raises(tmp_path, cls):
     bad = tmp_path / 'model.pth'
     bad.write_text('<html>404</html>')

@@ -3,7 +3,7 @@
 
 Each test writes a small random-weight checkpoint in the exact on-disk
 layout of a release (MAE, timm, DeiT, MoCo v3, BEiT), loads it
-by content with ``CheckedPretrained`` into ``ViTDetBackbone`` and ``UMViT``,
+by content with ``CheckedPretrained`` into ``WindowedViT`` and ``UMViT``,
 and compares the patch embedding and every block's output with a plain
 torch forward of the source architecture (float64, one window covering the
 token grid). The reference models below name their parameters as the
@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import UMViT, ViTDetBackbone
+from um_mae.models.backbones import UMViT, WindowedViT
 from um_mae.models.converters import detect_format, load_pretrained
 
 DIMS, HEADS, DEPTH, IMG = 32, 4, 4, 64  # 4 x 4 tokens of 16 px
@@ -344,7 +344,7 @@ def _write(tmp_path, name, checkpoint):
 
 
 def _vitdet(path, beit):
-    model = ViTDetBackbone(
+    model = WindowedViT(
         arch=ARCH,
         img_size=IMG,
         window_size=GRID,  # one window covers the grid
@@ -377,7 +377,7 @@ def test_vitdet_equals_the_release(tmp_path, img, name, mm_log):
 
     model = _vitdet(path, beit=name.startswith('beit'))
     out = mm_log()
-    assert f'Loaded {path} into ViTDetBackbone: {release}' in out
+    assert f'Loaded {path} into WindowedViT: {release}' in out
     assert 'official UM-MAE' not in out
 
     ref.double()
@@ -435,15 +435,15 @@ def test_beit_needs_its_options(tmp_path):
     path = _write(tmp_path, 'beit-pretrain', checkpoint)
     with pytest.raises(ValueError) as info:
         load_pretrained(
-            ViTDetBackbone(arch=ARCH, img_size=IMG, window_size=GRID), path)
+            WindowedViT(arch=ARCH, img_size=IMG, window_size=GRID), path)
     msg = str(info.value)
     assert '\n' not in msg
     # no absolute position embedding in BEiT; layer scale unused
-    assert 'trunk tensors of ViTDetBackbone would stay unfilled (pos_embed)' \
+    assert 'trunk tensors of WindowedViT would stay unfilled (pos_embed)' \
         in msg
     assert 'change the outputs would not be used (layers.0.attn.gamma1.' \
         'weight' in msg
-    assert 'build ViTDetBackbone with layer_scale_init_value > 0' in msg
+    assert 'build WindowedViT with layer_scale_init_value > 0' in msg
     assert 'use_abs_pos_embed=False' in msg
 
     # UMViT has no place for BEiT's relative position biases
@@ -465,7 +465,7 @@ def test_beit_tables_are_resized_to_other_windows(tmp_path):
     torch.manual_seed(0)
     ref, checkpoint = beit_pretrain()
     path = _write(tmp_path, 'beit-pretrain', checkpoint)
-    model = ViTDetBackbone(
+    model = WindowedViT(
         arch=ARCH,
         img_size=IMG,
         window_size=2,

@@ -35,7 +35,7 @@ def backbone_layer_depth(backbone: nn.Module,
     depth ``num_layers + 1``. It understands pyramid backbones
     (``stages.<s>.blocks.<j>``, like ``UMPVT`` and ``UMSwinTransformer``)
     and plain ones (``layers.<i>`` or ``blocks.<i>``, like ``UMViT`` and
-    ``ViTDetBackbone``).
+    ``WindowedViT``).
 
     Args:
         backbone (nn.Module): The backbone.
@@ -87,7 +87,7 @@ class UMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     detectors (mmdet) and segmentors (mmseg ``EncoderDecoder``): the model's
     ``backbone`` (or the model itself when it has none) is split into depths
     ``0 .. num_layers + 1``; the backbone's own ``get_layer_depth`` is used
-    when it has one (``UMSwinTransformer``, ``UMViT``, ``ViTDetBackbone``),
+    when it has one (``UMSwinTransformer``, ``UMViT``, ``WindowedViT``),
     :func:`backbone_layer_depth` otherwise (``UMPVT``). All parameters
     outside the backbone (necks, heads, decoders) are on the top depth,
     whose lr is the base lr. Parameters with fewer than two dimensions

@@ -2,6 +2,6 @@
 from .pvt import UMPVT
 from .swin import UMSwinTransformer
 from .vit import UMViT
-from .vit_adapter import ViTDetBackbone
+from .windowed_vit import WindowedViT
 
-__all__ = ['UMPVT', 'UMSwinTransformer', 'UMViT', 'ViTDetBackbone']
+__all__ = ['UMPVT', 'UMSwinTransformer', 'UMViT', 'WindowedViT']

@@ -41,7 +41,7 @@ class UMViT(MAEViT):
     timm / DeiT, MoCo v3 and mmpretrain ViT checkpoints into it exactly (a
     release with layer scale needs ``layer_cfgs=dict(
     layer_scale_init_value=...)``); BEiT's relative position biases have no
-    place in it (use ``ViTDetBackbone`` or mmpretrain's ``BEiTViT``).
+    place in it (use ``WindowedViT`` or mmpretrain's ``BEiTViT``).
 
     Args:
         arch (str | dict): ViT architecture, see ``VisionTransformer``.

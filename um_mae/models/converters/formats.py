@@ -74,7 +74,7 @@ def _by_identity(mapper: Callable) -> Callable[[dict], Conversion]:
 _BEIT_NEEDS = (
     'BEiT needs a backbone with relative position biases and layer scale, '
     'and no absolute position embedding unless the file has one: '
-    'ViTDetBackbone(layer_scale_init_value=0.1, use_abs_pos_embed=False)')
+    'WindowedViT(layer_scale_init_value=0.1, use_abs_pos_embed=False)')
 
 FORMATS: List[CheckpointFormat] = [
     CheckpointFormat('MoCo v3 (official, base encoder)',

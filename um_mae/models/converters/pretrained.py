@@ -24,8 +24,8 @@ Which keys are trunk is decided per backbone. A module may declare two
 tuples of regular expressions (matched at the start of a key):
 
 * ``pretrained_new_keys``: its own keys a checkpoint need not fill (parts a
-  pre-trained model does not have, e.g. the resolution modules of
-  ``ViTDetBackbone``); they keep the module's initialization;
+  pre-trained model does not have, e.g. the relative position bias tables
+  of ``WindowedViT``); they keep the module's initialization;
 * ``pretrained_unused_keys``: checkpoint keys it leaves out by design (e.g.
   the class token in a dense backbone).
 

@@ -1,7 +1,7 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """Published ViT checkpoints -> mmpretrain ``VisionTransformer`` keys.
 
-``UMViT`` and ``ViTDetBackbone`` use the key names of mmpretrain's
+``UMViT`` and ``WindowedViT`` use the key names of mmpretrain's
 ``VisionTransformer`` (``patch_embed.projection``, ``layers.<i>.ln1``,
 ``layers.<i>.attn.qkv``, ``layers.<i>.ffn.layers.0.0``, final ``ln1``,
 pooled-feature ``ln2``; layer scale ``layers.<i>.attn.gamma1.weight`` /
@@ -39,7 +39,7 @@ import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -48,7 +48,8 @@ from .keys import Rule, rename_keys, unwrap
 
 __all__ = [
     'Conversion', 'TIMM_BLOCK_RULES', 'convert_beit', 'convert_mocov3_vit',
-    'convert_official_vit', 'convert_timm_vit', 'map_vit_keys'
+    'convert_official_vit', 'convert_timm_vit', 'map_vit_keys',
+    'split_fused_vit_adaptor'
 ]
 
 # a timm ``Block`` -> an mmpretrain ``TransformerEncoderLayer``; used after a
@@ -226,3 +227,49 @@ def convert_beit(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
         only, for the pre-training grid).
     """
     return map_vit_keys(state_dict).state_dict
+
+
+def split_fused_vit_adaptor(
+    state_dict: Dict[str, Tensor],
+    neck: str = 'neck.0.',
+    fpn: Optional[str] = 'neck.1.',
+    rescales: Sequence[float] = (4, 2, 1, 0.5)
+) -> 'OrderedDict[str, Tensor]':
+    """Keys of a model saved with the fused ``ViTDetBackbone`` -> today's.
+
+    Before the split into ``WindowedViT`` and ``ViTMultiScaleAdaptor`` the
+    resolution modules were part of the backbone. For a whole detector /
+    segmentor state dict (``backbone.*``, ``neck.*``, heads):
+
+    * ``backbone.scale_modules.0.*`` (the x4 module) ->
+      ``{neck}upsample_4x.*``, dropped when 4 is not in ``rescales`` (the
+      old GFL configs built it but used strides 8 - 32 only);
+    * ``backbone.scale_modules.1.*`` (the x2 transposed conv) ->
+      ``{neck}upsample_2x.0.*`` (modules 2 and 3 have no weights);
+    * ``neck.*`` (the FPN) -> ``{fpn}*``: mmdet configs list
+      ``[adaptor, FPN]`` as the neck, built as ``nn.Sequential``;
+      ``fpn=None`` keeps the keys (mmseg configs, where the adaptor is the
+      whole neck: ``neck='neck.'``);
+    * everything else (the ViT trunk, heads) unchanged.
+
+    Args:
+        state_dict (dict): The model's state dict (a runner checkpoint's
+            ``'state_dict'``).
+        neck (str): Prefix of the adaptor in the new model. Defaults to
+            ``'neck.0.'``.
+        fpn (str, optional): New prefix of the old ``neck.*``. Defaults to
+            ``'neck.1.'``.
+        rescales (Sequence[float]): The adaptor's ``rescales``. Defaults to
+            ``(4, 2, 1, 0.5)``.
+
+    Returns:
+        OrderedDict: The renamed state dict (the same tensors).
+    """
+    up4 = None if 4 not in rescales else f'{neck}upsample_4x.'
+    rules: List[Rule] = [
+        (r'^backbone\.scale_modules\.0\.', up4),
+        (r'^backbone\.scale_modules\.1\.', f'{neck}upsample_2x.0.'),
+    ]
+    if fpn is not None:
+        rules.append((r'^neck\.', fpn))
+    return rename_keys(state_dict, rules + [(r'', '')])

@@ -1,6 +1,7 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""ViTDetBackbone: plain ViT + multi-scale adaptor for dense tasks."""
+"""WindowedViT: plain ViT with windowed / global attention, stride 16."""
 import logging
+import re
 
 import pytest
 import torch
@@ -8,8 +9,8 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones.vit_adapter import (ViTDetBackbone,
-                                                 relative_position_bias)
+from um_mae.models.backbones.windowed_vit import (WindowedViT,
+                                                  relative_position_bias)
 
 DEMO = dict(embed_dims=32, num_layers=8, num_heads=2, feedforward_channels=128)
 
@@ -18,7 +19,7 @@ def _backbone(**kwargs):
     torch.manual_seed(0)
     cfg = dict(arch='demo', img_size=64)
     cfg.update(kwargs)
-    model = ViTDetBackbone(**cfg)
+    model = WindowedViT(**cfg)
     model.init_weights()
     return model.eval()
 
@@ -28,22 +29,45 @@ def _randomise_bias_tables(model):
         torch.nn.init.normal_(layer.attn.relative_position_bias_table)
 
 
-@pytest.mark.parametrize(
-    'size,grids',
-    [
-        ((64, 96), [(16, 24), (8, 12), (4, 6), (2, 3)]),
-        # odd token grid: the stride-32 map keeps the last row / column
-        ((80, 48), [(20, 12), (10, 6), (5, 3), (3, 2)]),
-    ])
-def test_output_strides_and_channels(size, grids):
+@pytest.mark.parametrize('size,grid', [((64, 96), (4, 6)), ((80, 48), (5, 3))])
+def test_stride_16_maps_of_the_requested_blocks(size, grid):
     model = _backbone()
+    x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        outs = model(torch.randn(2, 3, *size))
-    assert [tuple(o.shape) for o in outs] == [(2, 32, *g) for g in grids]
-    model = _backbone(out_indices=(1, 3))
+        outs = model(x)
+    # default: the outputs of blocks d/4, 2d/4, 3d/4 and d (Li et al.)
+    assert model.out_indices == (1, 3, 5, 7)
+    assert [tuple(o.shape) for o in outs] == [(2, 32, *grid)] * 4
+    # any blocks, in the order given; negative indices count from the end
+    last = _backbone(out_indices=(-1, ))
+    picked = _backbone(out_indices=(5, 1))
     with torch.no_grad():
-        outs = model(torch.randn(1, 3, *size))
-    assert [o.shape[-2:] for o in outs] == [grids[1], grids[3]]
+        torch.testing.assert_close(last(x)[0], outs[3])
+        torch.testing.assert_close(picked(x), (outs[2], outs[0]))
+
+
+def test_out_indices_are_checked():
+    with pytest.raises(TypeError, match=r'write \(-1, \)'):
+        _backbone(out_indices=-1)
+    with pytest.raises(ValueError, match=r'out_indices=\(8,\) must pick '
+                       r'blocks from 0\.\.7'):
+        _backbone(out_indices=(8, ))
+    with pytest.raises(ValueError, match=r'global_indices=\(-9,\)'):
+        _backbone(global_indices=(-9, ))
+
+
+def test_frozen_backbone_has_no_gradient_and_stays_in_eval_mode():
+    model = _backbone(frozen=True, drop_path_rate=0.5, drop_rate=0.5)
+    assert not any(p.requires_grad for p in model.parameters())
+    assert model.train() is model and not model.training
+    assert not any(m.training for m in model.modules())
+    x = torch.randn(1, 3, 64, 64)
+    first, second = model(x), model(x)  # no dropout / drop path
+    torch.testing.assert_close(first, second)
+    assert not first[0].requires_grad
+    trainable = _backbone(drop_path_rate=0.5).train()
+    assert trainable.training and all(p.requires_grad
+                                      for p in trainable.parameters())
 
 
 def test_global_block_schedule():
@@ -52,15 +76,15 @@ def test_global_block_schedule():
     assert [layer.attn.window_size
             for layer in model.layers] == [4, None, 4, None, 4, None, 4, None]
     # the large ViT schedule, on a narrow model: blocks 6, 12, 18, 24
-    deep = ViTDetBackbone(
+    deep = WindowedViT(
         arch=dict(
             embed_dims=8, num_layers=24, num_heads=2, feedforward_channels=8),
-        img_size=224,
-        scale_norm_cfg=dict(type='GN', num_groups=4))
+        img_size=224)
     assert deep.global_indices == (5, 11, 17, 23)
+    assert deep.out_indices == (5, 11, 17, 23)
     assert deep.window_size == 14
-    assert ViTDetBackbone.arch_zoo['base']['num_layers'] == 12
-    assert ViTDetBackbone.arch_zoo['large']['embed_dims'] == 1024
+    assert WindowedViT.arch_zoo['base']['num_layers'] == 12
+    assert WindowedViT.arch_zoo['large']['embed_dims'] == 1024
 
 
 def test_window_blocks_are_local():
@@ -168,7 +192,7 @@ def test_load_mae_style_checkpoint(tmp_path):
     logger = MMLogger.get_current_instance()
     logger.addHandler(handler)
     try:
-        model = ViTDetBackbone(
+        model = WindowedViT(
             arch='demo',
             img_size=64,
             init_cfg=dict(
@@ -184,33 +208,37 @@ def test_load_mae_style_checkpoint(tmp_path):
                    for layer in model.layers)
     report = '\n'.join(messages)
     assert 'unexpected key' in report and 'vis_mask_token' in report
-    assert 'missing keys' in report and 'scale_modules' in report
+    assert 'missing keys' in report and 'relative_position_bias_table' in \
+        report
 
-    missing, unexpected = ViTDetBackbone(
+    missing, unexpected = WindowedViT(
         arch='demo', img_size=64).load_state_dict(
             src, strict=False)
     assert sorted(unexpected) == [
         'cls_token', 'ln1.bias', 'ln1.weight', 'vis_mask_token'
     ]
-    assert {k.split('.')[0] for k in missing} == {'layers', 'scale_modules'}
-    assert all('relative_position_bias_table' in k for k in missing
-               if k.startswith('layers'))
+    assert missing and all(
+        re.fullmatch(r'layers\.\d\.attn\.relative_position_bias_table', k)
+        for k in missing)
 
 
 @pytest.mark.dense
-def test_cross_scope_build_with_fpn():
+def test_cross_scope_build_with_neck_and_fpn():
     from mmdet.registry import MODELS as MMDET_MODELS
     from mmseg.registry import MODELS as MMSEG_MODELS
-    cfg = dict(type='mmpretrain.ViTDetBackbone', arch='demo', img_size=64)
+    cfg = dict(type='mmpretrain.WindowedViT', arch='demo', img_size=64)
     backbone = MMDET_MODELS.build(cfg)
-    assert isinstance(backbone, ViTDetBackbone)
-    assert isinstance(MMSEG_MODELS.build(cfg), ViTDetBackbone)
-    fpn = MMDET_MODELS.build(
+    assert isinstance(backbone, WindowedViT)
+    assert isinstance(MMSEG_MODELS.build(cfg), WindowedViT)
+    # a neck list is built as nn.Sequential, as mmdet builds model.neck
+    neck = MMDET_MODELS.build([
+        dict(type='mmpretrain.ViTMultiScaleAdaptor', embed_dim=32),
         dict(
             type='mmdet.FPN', in_channels=[32] * 4, out_channels=16,
-            num_outs=5))
+            num_outs=5)
+    ])
     with torch.no_grad():
-        outs = fpn(backbone(torch.randn(1, 3, 64, 96)))
+        outs = neck(backbone(torch.randn(1, 3, 64, 96)))
     assert [tuple(o.shape[-2:]) for o in outs] == [(16, 24), (8, 12), (4, 6),
                                                    (2, 3), (1, 2)]
 
@@ -237,14 +265,21 @@ def test_layer_depth_and_errors():
     assert model.get_layer_depth('backbone.pos_embed', 'backbone.') == (0, 10)
     assert model.get_layer_depth('backbone.layers.3.ln1.weight',
                                  'backbone.') == (4, 10)
-    assert model.get_layer_depth('backbone.scale_modules.1.weight',
+    assert model.get_layer_depth('neck.0.upsample_2x.0.weight',
                                  'backbone.') == (9, 10)
     with pytest.raises(ValueError, match='multiple of the patch size'):
         model(torch.randn(1, 3, 64, 72))
-    with pytest.raises(ValueError, match='multiple of 4'):
-        ViTDetBackbone(arch=dict(DEMO, num_layers=6), img_size=64)
+    with pytest.raises(ValueError, match='not a multiple of 4, so '
+                       'global_indices cannot default'):
+        WindowedViT(arch=dict(DEMO, num_layers=6), img_size=64)
+    six = WindowedViT(
+        arch=dict(DEMO, num_layers=6),
+        img_size=64,
+        global_indices=(2, 5),
+        out_indices=(-1, ))
+    assert len(six(torch.randn(1, 3, 64, 64))) == 1
     with pytest.raises(ValueError, match='unknown arch'):
-        ViTDetBackbone(arch='huge')
+        WindowedViT(arch='huge')
 
 
 def test_beit_options():
@@ -257,7 +292,7 @@ def test_beit_options():
     assert torch.equal(model.layers[3].attn.gamma1.weight,
                        torch.full((32, ), 0.1))
     x = torch.randn(1, 3, 64, 64)
-    assert [o.shape[-1] for o in model(x)] == [16, 8, 4, 2]
+    assert [o.shape[-1] for o in model(x)] == [4] * 4
     # layer scale multiplies each branch: scaling it by 0 leaves x
     layer = model.layers[0]
     with torch.no_grad():

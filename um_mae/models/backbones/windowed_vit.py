@@ -1,12 +1,14 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""Plain ViT with a multi-scale adaptor for detection and segmentation.
+"""Plain ViT with windowed and global attention, for dense tasks.
 
 Li et al., "Benchmarking Detection Transfer Learning with Vision
-Transformers", 2021: a pre-trained plain ViT is fine-tuned for dense tasks
-with windowed attention (global attention in four evenly spaced blocks),
-relative position biases and four resolution modules that turn the
-stride-16 outputs of blocks d/4, 2d/4, 3d/4 and d into a stride 4/8/16/32
-pyramid for an FPN.
+Transformers", 2021, and Li, Mao, Girshick, He, "Exploring Plain Vision
+Transformer Backbones for Object Detection" (ViTDet), 2022: a pre-trained
+plain ViT is fine-tuned for detection with windowed attention in most blocks
+and global attention in a few evenly spaced ones. The backbone returns
+stride-16 maps; the pyramid a detector needs is built by a neck
+(:mod:`um_mae.models.necks.vit_pyramids`), either from several blocks (Li et
+al.) or from the last one (ViTDet's simple feature pyramid).
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -16,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import LayerScale
 from mmcv.cnn.bricks.drop import DropPath
 from mmcv.cnn.bricks.transformer import FFN, PatchEmbed
@@ -27,7 +29,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-__all__ = ['ViTDetBackbone']
+__all__ = ['WindowedViT']
 
 
 def resize_rel_pos_table(table: Tensor, table_size: Tuple[int, int],
@@ -196,7 +198,7 @@ class WindowRelPosAttention(BaseModule):
         return x.reshape(B, H * W, C)
 
 
-class ViTDetBlock(BaseModule):
+class WindowedViTBlock(BaseModule):
     """Pre-norm transformer block with window or global attention.
 
     The keys (``ln1``, ``attn.qkv``, ``attn.proj``, ``ln2``,
@@ -273,8 +275,14 @@ class ViTDetBlock(BaseModule):
 
 
 @MODELS.register_module()
-class ViTDetBackbone(BaseModule):
-    """Plain ViT with a multi-scale adaptor, for an FPN.
+class WindowedViT(BaseModule):
+    """Plain ViT with windowed and global attention; stride-16 NCHW maps.
+
+    The detector backbone of Li et al. and ViTDet, without the pyramid: it
+    returns the outputs of the blocks in ``out_indices`` as ``(N, C, H/16,
+    W/16)`` maps. Put a pyramid neck after it (``ViTMultiScaleAdaptor`` for
+    Li et al.'s four taps, ``ViTSimplePyramid`` for ViTDet's pyramid from
+    the last block), then an FPN.
 
     The ViT follows mmpretrain's ``VisionTransformer`` key names
     (``patch_embed.projection``, ``pos_embed``, ``layers.i.ln1``,
@@ -285,17 +293,19 @@ class ViTDetBackbone(BaseModule):
     :mod:`um_mae.models.converters`): MAE, UM-MAE (official or ours), timm /
     DeiT (distilled too), MoCo v3 and BEiT releases, and mmpretrain's.
     The class token and the final norm of a checkpoint are not used (dense
-    features need neither); the resolution modules and, unless the
-    checkpoint has them (BEiT), the relative position bias tables are new.
+    features need neither); unless the checkpoint has them (BEiT), the
+    relative position bias tables are new.
 
     * ``pos_embed`` keeps the ``(1, 1 + h*w, C)`` shape of the pre-training
       table (the class-token slot is loaded and unused); it is resized to
-      the grid of every input. A checkpoint table of another size is resized
-      to the pre-training grid when loaded. BEiT has no absolute position
-      embedding: ``use_abs_pos_embed=False`` builds none.
-    * Blocks ``d/4-1, 2d/4-1, 3d/4-1, d-1`` attend globally, the others
-      within non-overlapping ``window_size`` windows (the map is padded to a
-      multiple of the window, padded keys are masked).
+      the grid of every input (e.g. from 224 to 512 px). A checkpoint table
+      of another size is resized to the pre-training grid when loaded. BEiT
+      has no absolute position embedding: ``use_abs_pos_embed=False`` builds
+      none.
+    * Blocks in ``global_indices`` (by default ``d/4-1, 2d/4-1, 3d/4-1,
+      d-1``) attend globally, the others within non-overlapping
+      ``window_size`` windows (the map is padded to a multiple of the
+      window, padded keys are masked).
     * Every block has a relative position bias table for its window (global
       blocks: for the pre-training grid, resized to the input grid), zero
       unless loaded; a checkpoint's tables (BEiT's, shared or per block) are
@@ -303,10 +313,16 @@ class ViTDetBackbone(BaseModule):
     * ``layer_scale_init_value > 0`` adds BEiT's layer scale to both
       branches of every block (``attn.gamma1``, ``ffn.gamma2``); BEiT's q /
       v biases load into ``qkv.bias`` with a zero k bias, which is exact.
-    * The outputs of the four global blocks (stride 16) go through the
-      resolution modules: 2 stride-2 2x2 transposed convs with norm + GELU
-      in between (stride 4), one transposed conv (stride 8), identity
-      (stride 16) and 2x2 max pooling (stride 32).
+    * ``frozen=True`` fixes every parameter (``requires_grad=False``, so no
+      gradient, no optimizer update and no weight decay) and keeps the
+      module in eval mode (no dropout or drop path; norms with running
+      statistics would not update them).
+
+    Until this split the backbone was ``ViTDetBackbone`` with the four
+    resolution modules fused in (``scale_modules.*``). The trunk keys are
+    unchanged; the resolution modules are ``ViTMultiScaleAdaptor``'s now,
+    and :func:`um_mae.models.converters.split_fused_vit_adaptor` renames the
+    keys of a detector or segmentor checkpoint saved before the split.
 
     Args:
         arch (str | dict): ``'base'``/``'b'``, ``'large'``/``'l'``,
@@ -321,10 +337,12 @@ class ViTDetBackbone(BaseModule):
             pre-training grid (14 for 224 px, 16 px tokens). Defaults to
             None.
         global_indices (Sequence[int], optional): Blocks with global
-            attention; None means ``d/4-1, 2d/4-1, 3d/4-1, d-1``. Defaults
-            to None.
-        out_indices (Sequence[int]): Which of the four scales (0: stride
-            4, ..., 3: stride 32) to return. Defaults to ``(0, 1, 2, 3)``.
+            attention (negative: from the end); None means ``d/4-1, 2d/4-1,
+            3d/4-1, d-1``. Defaults to None.
+        out_indices (Sequence[int], optional): Blocks whose outputs are
+            returned, in this order (negative: from the end, ``(-1,)`` is
+            the last block). None means ``d/4-1, 2d/4-1, 3d/4-1, d-1``, the
+            four taps of Li et al. Defaults to None.
         drop_rate (float): Dropout rate. Defaults to 0.
         attn_drop_rate (float): Attention dropout rate. Defaults to 0.
         drop_path_rate (float): Stochastic depth rate, linearly increasing
@@ -335,12 +353,12 @@ class ViTDetBackbone(BaseModule):
             means no layer scale. Defaults to 0.
         use_abs_pos_embed (bool): Add the absolute position embedding
             ``pos_embed``; False for BEiT. Defaults to True.
+        frozen (bool): Fix all parameters and stay in eval mode (a
+            frozen-backbone training stage). Defaults to False.
         norm_cfg (dict): Norm of the blocks. Defaults to
             ``dict(type='LN', eps=1e-6)``.
-        scale_norm_cfg (dict): Norm inside the stride-4 module. Defaults to
-            ``dict(type='GN', num_groups=32)``.
-        act_cfg (dict): Activation of the MLPs and the stride-4 module.
-            Defaults to ``dict(type='GELU')``.
+        act_cfg (dict): Activation of the MLPs. Defaults to
+            ``dict(type='GELU')``.
         interpolate_mode (str): Mode for resizing ``pos_embed``. Defaults
             to ``'bicubic'``.
         with_cp (bool): Activation checkpointing in every block. Defaults
@@ -372,11 +390,13 @@ class ViTDetBackbone(BaseModule):
     }
     num_extra_tokens = 1  # the class-token slot of pos_embed
     # parts no pre-trained ViT has (they keep this class's init), and the
-    # parts of a pre-trained ViT that dense features do not use (see
-    # um_mae.models.converters.load_pretrained)
-    pretrained_new_keys = (r'scale_modules\.',
-                           r'layers\.\d+\.attn\.relative_position_bias_table$')
-    pretrained_unused_keys = (r'cls_token$', r'ln1\.')
+    # parts of a checkpoint that the dense features do not use (see
+    # um_mae.models.converters.load_pretrained): the class token, the final
+    # norm and, in a detector checkpoint saved before the split, the
+    # resolution modules (a neck now)
+    pretrained_new_keys = (
+        r'layers\.\d+\.attn\.relative_position_bias_table$', )
+    pretrained_unused_keys = (r'cls_token$', r'ln1\.', r'scale_modules\.')
 
     def __init__(self,
                  arch: Union[str, dict] = 'base',
@@ -385,15 +405,15 @@ class ViTDetBackbone(BaseModule):
                  in_channels: int = 3,
                  window_size: Optional[int] = None,
                  global_indices: Optional[Sequence[int]] = None,
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_indices: Optional[Sequence[int]] = None,
                  drop_rate: float = 0.,
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  qkv_bias: bool = True,
                  layer_scale_init_value: float = 0.,
                  use_abs_pos_embed: bool = True,
+                 frozen: bool = False,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
-                 scale_norm_cfg: dict = dict(type='GN', num_groups=32),
                  act_cfg: dict = dict(type='GELU'),
                  interpolate_mode: str = 'bicubic',
                  with_cp: bool = False,
@@ -412,10 +432,6 @@ class ViTDetBackbone(BaseModule):
                              f'got {arch}')
         self.embed_dims = arch['embed_dims']
         self.num_layers = depth = arch['num_layers']
-        if depth % 4:
-            raise ValueError(f'num_layers={depth} is not a multiple of 4; '
-                             'the four outputs come from blocks d/4, 2d/4, '
-                             '3d/4 and d')
         self.patch_size = patch_size
         self.interpolate_mode = interpolate_mode
 
@@ -442,29 +458,16 @@ class ViTDetBackbone(BaseModule):
                     'square; set window_size explicitly')
             window_size = self.patch_resolution[0]
         self.window_size = window_size
-        self.out_block_indices = tuple(depth // 4 * (i + 1) - 1
-                                       for i in range(4))
-        if global_indices is None:
-            global_indices = self.out_block_indices
-        self.global_indices = tuple(depth + i if i < 0 else i
-                                    for i in global_indices)
-        for i in self.global_indices:
-            if not 0 <= i < depth:
-                raise ValueError(f'global block index {i} is outside '
-                                 f'0..{depth - 1}')
-        for i in out_indices:
-            if not 0 <= i < 4:
-                raise ValueError(f'out_indices {tuple(out_indices)} must '
-                                 'pick from the 4 scales 0..3 (stride 4, '
-                                 '8, 16, 32)')
-        self.out_indices = tuple(out_indices)
+        self.global_indices = self._block_indices(global_indices,
+                                                  'global_indices')
+        self.out_indices = self._block_indices(out_indices, 'out_indices')
 
         dpr = np.linspace(0, drop_path_rate, depth)
         self.layers = ModuleList()
         for i in range(depth):
             is_global = i in self.global_indices
             self.layers.append(
-                ViTDetBlock(
+                WindowedViTBlock(
                     self.embed_dims,
                     arch['num_heads'],
                     arch['feedforward_channels'],
@@ -480,18 +483,34 @@ class ViTDetBackbone(BaseModule):
                     norm_cfg=norm_cfg,
                     with_cp=with_cp))
 
-        C = self.embed_dims
-        self.scale_modules = ModuleList([
-            nn.Sequential(
-                nn.ConvTranspose2d(C, C, kernel_size=2, stride=2),
-                build_norm_layer(scale_norm_cfg, C)[1],
-                build_activation_layer(act_cfg),
-                nn.ConvTranspose2d(C, C, kernel_size=2, stride=2)),
-            nn.ConvTranspose2d(C, C, kernel_size=2, stride=2),
-            nn.Identity(),
-            # ceil_mode keeps the last row/column of an odd grid
-            nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True),
-        ])
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
+            self.train(False)
+
+    def _block_indices(self, indices: Optional[Sequence[int]],
+                       name: str) -> Tuple[int, ...]:
+        """Block indices in ``0 .. d-1``; None: ``d/4-1, ..., d-1``."""
+        depth = self.num_layers
+        if indices is None:
+            if depth % 4:
+                raise ValueError(
+                    f'num_layers={depth} is not a multiple of 4, so {name} '
+                    'cannot default to the blocks d/4, 2d/4, 3d/4 and d; '
+                    'set it explicitly')
+            return tuple(depth // 4 * (i + 1) - 1 for i in range(4))
+        if isinstance(indices, int):
+            raise TypeError(f'{name} must be a sequence of block indices, '
+                            f'got the int {indices}; write ({indices}, )')
+        out = tuple(depth + i if i < 0 else i for i in indices)
+        if not out or not all(0 <= i < depth for i in out):
+            raise ValueError(f'{name}={tuple(indices)} must pick blocks '
+                             f'from 0..{depth - 1} (or -{depth}..-1)')
+        return out
+
+    def train(self, mode: bool = True) -> 'WindowedViT':
+        """Set the training mode; a frozen backbone stays in eval mode."""
+        return super().train(mode and not self.frozen)
 
     def init_weights(self) -> None:
         """The random initialization, then the checkpoint of ``init_cfg``.
@@ -500,9 +519,9 @@ class ViTDetBackbone(BaseModule):
         ``allow_partial=True`` leaves nothing at construction values):
         ``pos_embed`` and the blocks' linear weights truncated normal with
         std 0.02 and zero biases; LayerNorms 1 / 0; relative position bias
-        tables 0; layer scale ``layer_scale_init_value``; patch embedding and
-        resolution modules PyTorch's default. A ``CheckedPretrained``
-        ``init_cfg`` then loads over it.
+        tables 0; layer scale ``layer_scale_init_value``; patch embedding
+        PyTorch's default. A ``CheckedPretrained`` ``init_cfg`` then loads
+        over it.
         """
         if self.is_init:
             return super().init_weights()  # mmengine warns and skips
@@ -566,8 +585,8 @@ class ViTDetBackbone(BaseModule):
                         prefix: str = '') -> Tuple[int, int]:
         """Layer depth of a parameter, for layer-wise lr decay.
 
-        Embeddings are depth 0, block ``i`` is ``i + 1``; the resolution
-        modules and anything outside the backbone are the last depth.
+        Embeddings are depth 0, block ``i`` is ``i + 1``; anything outside
+        the backbone (the pyramid neck, FPN, heads) is the last depth.
 
         Args:
             param_name (str): Parameter name.
@@ -588,15 +607,15 @@ class ViTDetBackbone(BaseModule):
         return num_depths - 1, num_depths
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Multi-scale features of full images.
+        """Stride-16 maps of full images.
 
         Args:
             x (Tensor): Images ``(N, C, H, W)``, ``H`` and ``W`` multiples
                 of ``patch_size``.
 
         Returns:
-            tuple[Tensor]: NCHW maps with ``embed_dims`` channels at strides
-            4, 8, 16 and 32 (those picked by ``out_indices``).
+            tuple[Tensor]: The outputs of the blocks in ``out_indices``, as
+            ``(N, embed_dims, H / patch_size, W / patch_size)`` maps.
         """
         H, W = x.shape[-2:]
         if H % self.patch_size or W % self.patch_size:
@@ -616,10 +635,10 @@ class ViTDetBackbone(BaseModule):
             x = x + pos_embed[:, self.num_extra_tokens:]
         x = self.drop_after_pos(x)
 
-        stride16 = []
-        for i, layer in enumerate(self.layers):
+        maps = {}
+        last = max(self.out_indices)
+        for i, layer in enumerate(self.layers[:last + 1]):
             x = layer(x, hw)
-            if i in self.out_block_indices:
-                stride16.append(x.transpose(1, 2).reshape(B, -1, *hw))
-        return tuple(self.scale_modules[i](stride16[i])
-                     for i in self.out_indices)
+            if i in self.out_indices:
+                maps[i] = x.transpose(1, 2).reshape(B, -1, *hw)
+        return tuple(maps[i] for i in self.out_indices)
