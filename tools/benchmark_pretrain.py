@@ -4,6 +4,7 @@
     python tools/benchmark_pretrain.py CONFIG [CONFIG ...] [--batch-size 8]
         [--input-size 256] [--device cpu|cuda] [--amp bf16|fp16]
         [--warmup 2] [--rounds 5] [--baseline simmim] [--out-dir DIR]
+        [--checkout DIR ...] [--compile] [--pipeline [--data-dir DIR]]
 
 Every config's model is built in this process and trained on synthetic
 images whose masks come from the config's own mask transform; the configs
@@ -17,8 +18,18 @@ index, or the start of config names, else a part of them; with several
 matches each row is compared with the match on its own backbone). Details:
 ``um_mae/utils/benchmark.py``.
 
+``--checkout DIR`` (repeatable) times the same configs with the code of
+another checkout of this repository (e.g. ``git worktree add ../base
+<commit>``) in the same rounds, each checkout in its own process, and adds
+a speed-up table. ``--compile`` adds a row per config whose ``train_step``
+runs under ``torch.compile`` as with mmengine's ``compile=True``, with the
+compile time and the graphs dynamo made. ``--pipeline`` measures each
+config's training data pipeline on the images of ``--data-dir`` (images
+per second in one process = one loader worker) and the loader workers the
+measured step time needs.
+
 Writes ``benchmark.md``, ``benchmark.csv`` and ``benchmark.png`` to
-``--out-dir`` and prints the markdown table.
+``--out-dir`` and prints the markdown tables.
 """
 import argparse
 import os
@@ -72,6 +83,32 @@ def parse_args(argv=None):
         action='store_true',
         help='skip the per-config memory measurement')
     parser.add_argument(
+        '--checkout',
+        action='append',
+        default=[],
+        metavar='DIR',
+        help='root of another checkout of this repository to time in the '
+        'same rounds (repeatable)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='also time every config with train_step under torch.compile')
+    parser.add_argument(
+        '--pipeline',
+        action='store_true',
+        help='measure the training data pipeline on the images of '
+        '--data-dir')
+    parser.add_argument(
+        '--data-dir',
+        default='data/demo_images',
+        help='images for --pipeline (default: data/demo_images, written by '
+        '`python tools/make_demo_data.py pretrain`)')
+    parser.add_argument(
+        '--pipeline-images',
+        type=int,
+        default=128,
+        help='images per --pipeline measurement round')
+    parser.add_argument(
         '--out-dir',
         default='work_dirs/benchmark_pretrain',
         help='where benchmark.{md,csv,png} go')
@@ -90,9 +127,11 @@ def _cuda():
 
 def main(argv=None):
     args = parse_args(argv)
-    from um_mae.utils.benchmark import (BenchmarkResult, format_markdown,
-                                        plot_results, resolve_baselines,
-                                        run_benchmark, write_csv)
+    from um_mae.utils.benchmark import (BenchmarkResult, format_ab,
+                                        format_compile, format_markdown,
+                                        format_pipeline, plot_results,
+                                        resolve_baselines, run_benchmark,
+                                        write_csv)
     try:
         # a wrong --baseline fails before the long run
         resolve_baselines([
@@ -112,6 +151,10 @@ def main(argv=None):
             measure_memory=not args.no_memory,
             cfg_options=args.cfg_options,
             threads=args.threads,
+            checkouts=args.checkout,
+            compile=args.compile,
+            pipeline_dir=args.data_dir if args.pipeline else None,
+            pipeline_images=args.pipeline_images,
             log=lambda msg: print(msg, file=sys.stderr, flush=True))
         resolve_baselines(results, args.baseline)
     except ValueError as e:
@@ -125,6 +168,17 @@ def main(argv=None):
         where += f' ({torch.get_num_threads()} threads)'
     title = (f'{where}, batch {args.batch_size}, {results[0].input} px, '
              f'{amp}, median of {len(results[0].step_times)} steps')
+    sections = [
+        ('speed-up of this checkout (time of the other / time of this)',
+         format_ab(results)),
+        ('torch.compile (train_step as with compile=True)',
+         format_compile(results)),
+        (f'training data pipeline on {args.data_dir} (one process = one '
+         'loader worker)', format_pipeline(results)),
+    ]
+    for heading, text in sections:
+        if text:
+            table += f'\n{heading}:\n\n{text}'
     with open(osp.join(args.out_dir, 'benchmark.md'), 'w') as f:
         f.write(f'{title}\n\n{table}')
     write_csv(results, osp.join(args.out_dir, 'benchmark.csv'), args.baseline)
