@@ -79,6 +79,13 @@ def parse_args(argv=None):
         help='CPU threads (default: torch\'s); use 1 on a CPU shared with '
         'other jobs')
     parser.add_argument(
+        '--clock',
+        choices=['wall', 'cpu'],
+        default='wall',
+        help='time steps by the wall clock (default) or by the CPU time of '
+        'the process (with --threads 1: the work of a step, not moved by '
+        'other jobs on a shared CPU; CPU only)')
+    parser.add_argument(
         '--no-memory',
         action='store_true',
         help='skip the per-config memory measurement')
@@ -155,6 +162,7 @@ def main(argv=None):
             compile=args.compile,
             pipeline_dir=args.data_dir if args.pipeline else None,
             pipeline_images=args.pipeline_images,
+            clock=args.clock,
             log=lambda msg: print(msg, file=sys.stderr, flush=True))
         resolve_baselines(results, args.baseline)
     except ValueError as e:
@@ -167,7 +175,8 @@ def main(argv=None):
     if torch.device(args.device).type == 'cpu':
         where += f' ({torch.get_num_threads()} threads)'
     title = (f'{where}, batch {args.batch_size}, {results[0].input} px, '
-             f'{amp}, median of {len(results[0].step_times)} steps')
+             f'{amp}, median of {len(results[0].step_times)} steps' +
+             (', CPU time' if args.clock == 'cpu' else ''))
     sections = [
         ('speed-up of this checkout (time of the other / time of this)',
          format_ab(results)),

@@ -37,7 +37,9 @@ optim_wrapper = dict(
         type='AdamW',
         lr=1.5e-4 * 4096 / 256,
         betas=(0.9, 0.95),
-        weight_decay=0.05),
+        weight_decay=0.05,
+        # one kernel for all parameters (CPU and CUDA) instead of a loop
+        fused=True),
     # as the official code: no weight decay on 1-D parameters (norms, biases)
     paramwise_cfg=dict(flat_decay_mult=0.))
 param_scheduler = [

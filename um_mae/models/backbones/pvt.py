@@ -77,9 +77,12 @@ class PoolingSRAttention(BaseModule):
         B, N, C = x.shape
         d = C // self.num_heads
         q = self.q(x).reshape(B, N, self.num_heads, d).transpose(1, 2)
-        kv = x.transpose(1, 2).reshape(B, C, *hw_shape)
-        kv = self.sr(F.avg_pool2d(kv, sr_ratio))  # (B, C, H/sr, W/sr)
-        kv = self.norm(kv.flatten(2).transpose(1, 2))  # (B, M, C)
+        # channels-last all the way: an NCHW view of the tokens pools
+        # without a copy, and the 1x1 conv is the same linear map
+        kv = x.view(B, *hw_shape, C).permute(0, 3, 1, 2)
+        kv = F.avg_pool2d(kv, sr_ratio).permute(0, 2, 3, 1).reshape(B, -1, C)
+        kv = F.linear(kv, self.sr.weight.view(C, C), self.sr.bias)
+        kv = self.norm(kv)  # (B, M, C), M = H/sr * W/sr
         k, v = self.kv(kv).reshape(B, -1, 2, self.num_heads,
                                    d).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(
@@ -181,7 +184,9 @@ class PVTStage(BaseModule):
     def forward(self, x: Tensor, hw_shape: Tuple[int, int],
                 compact: bool) -> Tuple[Tensor, Tuple[int, int]]:
         if self.downsample is not None:
-            x = x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
+            # an NCHW view of the tokens (channels-last strides): the conv
+            # keeps that layout, so its flattened output needs no copy
+            x = x.view(x.shape[0], *hw_shape, -1).permute(0, 3, 1, 2)
             x, hw_shape = self.downsample(x)
         # the compact map has half the side, so keys/values are pooled half
         # as much to keep their grid size
