@@ -460,8 +460,9 @@ class UMPVT(BaseBackbone):
                 its kept entries are packed and added.
             hw_shape (tuple[int, int]): Full patch grid.
             mask (Tensor): Uniform mask ``(N, h, w)``, checked.
-            secondary_mask (Tensor, optional): Superset of ``mask``; the
-                kept tokens it covers become ``vis_mask_token``.
+            secondary_mask (Tensor, optional): Bool superset of ``mask``
+                (checked); the kept tokens it covers become
+                ``vis_mask_token``.
 
         Returns:
             tuple: Tokens ``(N, H*W/4, C)`` and the compact grid.
@@ -474,11 +475,6 @@ class UMPVT(BaseBackbone):
                 raise ValueError('secondary_mask given but the backbone has '
                                  'no vis_mask_token; build it with '
                                  'with_vis_mask_token=True')
-            secondary_mask = secondary_mask.bool()
-            if (secondary_mask.shape != mask.shape
-                    or bool((mask & ~secondary_mask).any())):
-                raise ValueError('secondary_mask must have the shape of mask '
-                                 'and contain every token of mask')
             extra = self._upsample(secondary_mask & ~mask, hw_shape)
             extra = uniform_pack(extra.unsqueeze(1), mask)  # (N, 1, H/2, W/2)
             token = self.vis_mask_token.reshape(1, C, 1, 1).to(x.dtype)
@@ -518,7 +514,9 @@ class UMPVT(BaseBackbone):
             # pixels of the kept tokens equals packing the embedded patches,
             # at a quarter of the cost
             mask = mask.bool()
-            check_uniform_mask(mask)
+            if secondary_mask is not None:
+                secondary_mask = secondary_mask.bool()
+            check_uniform_mask(mask, secondary_mask)
             x, hw_shape = self.patch_embed(uniform_pack(x, mask))
             hw_shape = (2 * hw_shape[0], 2 * hw_shape[1])  # full grid
         else:

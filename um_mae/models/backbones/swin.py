@@ -909,7 +909,9 @@ class UMSwinTransformer(BaseBackbone):
             raise ValueError(
                 f'mask must be (N, h, w) on the token grid, got shape '
                 f'{tuple(mask.shape)}; reshape raster masks to (N, h, w)')
-        check_uniform_mask(mask)
+        if secondary_mask is not None:
+            secondary_mask = secondary_mask.bool()
+        check_uniform_mask(mask, secondary_mask)
         self.check_compact_size(tuple(x.shape[-2:]))
         N = x.shape[0]
         Hp, Wp = (s // self.patch_size for s in x.shape[-2:])
@@ -936,14 +938,6 @@ class UMSwinTransformer(BaseBackbone):
                 raise ValueError(
                     'secondary_mask given but the backbone has no '
                     'vis_mask_token; build it with with_vis_mask_token=True')
-            secondary_mask = secondary_mask.bool()
-            if secondary_mask.shape != mask.shape:
-                raise ValueError(
-                    f'secondary_mask shape {tuple(secondary_mask.shape)} '
-                    f'differs from mask shape {tuple(mask.shape)}')
-            if bool((mask & ~secondary_mask).any()):
-                raise ValueError('secondary_mask must be a superset of mask '
-                                 '(True wherever mask is True)')
             replaced = (secondary_mask & ~mask).to(packed.dtype)
             replaced = uniform_pack(replaced[:, None].repeat_interleave(
                 Hp // h, 2).repeat_interleave(Wp // w, 3),
