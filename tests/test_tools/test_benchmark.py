@@ -69,7 +69,7 @@ def test_tool_token_ratio_is_a_quarter(tool_run):
     out, _ = tool_run
     with open(osp.join(out, 'benchmark.csv')) as f:
         rows = {r['method']: r for r in csv.DictReader(f)}
-    ummae, simmim = rows['UMMAE'], rows['SimMIM']
+    ummae, simmim = rows['UMMAE'], rows['CompilableSimMIM']
     # 64 px, 4-px patches: SimMIM's full 16x16 map vs the compact 8x8 one
     assert int(simmim['encoder_tokens']) == 256
     assert int(ummae['encoder_tokens']) == 64

@@ -695,8 +695,8 @@ def check_compile_support(device: str = 'cpu') -> None:
         raise ValueError(f'--compile needs torch.compile (torch >= 2.0), '
                          f'this is torch {torch.__version__}; run without '
                          '--compile')
-    import torch._dynamo
-    if not torch._dynamo.is_dynamo_supported():
+    from torch import _dynamo
+    if not _dynamo.is_dynamo_supported():
         raise ValueError(
             f'torch.compile is not supported by torch {torch.__version__} '
             f'on Python {sys.version.split()[0]}; run without --compile')
