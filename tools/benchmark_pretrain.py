@@ -101,6 +101,11 @@ def parse_args(argv=None):
         action='store_true',
         help='also time every config with train_step under torch.compile')
     parser.add_argument(
+        '--compile-backend',
+        default='inductor',
+        help='torch.compile backend for --compile (default: inductor, as '
+        'compile=True; aot_eager traces without generating code)')
+    parser.add_argument(
         '--pipeline',
         action='store_true',
         help='measure the training data pipeline on the images of '
@@ -159,7 +164,7 @@ def main(argv=None):
             cfg_options=args.cfg_options,
             threads=args.threads,
             checkouts=args.checkout,
-            compile=args.compile,
+            compile=args.compile and args.compile_backend,
             pipeline_dir=args.data_dir if args.pipeline else None,
             pipeline_images=args.pipeline_images,
             clock=args.clock,
@@ -180,8 +185,8 @@ def main(argv=None):
     sections = [
         ('speed-up of this checkout (time of the other / time of this)',
          format_ab(results)),
-        ('torch.compile (train_step as with compile=True)',
-         format_compile(results)),
+        (f'torch.compile (train_step as with compile=True, backend '
+         f'{args.compile_backend})', format_compile(results)),
         (f'training data pipeline on {args.data_dir} (one process = one '
          'loader worker)', format_pipeline(results)),
     ]

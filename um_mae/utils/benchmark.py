@@ -684,12 +684,15 @@ def time_interleaved(entries: Sequence[dict],
 # torch.compile
 
 
-def check_compile_support(device: str = 'cpu') -> None:
-    """Raise a ``ValueError`` unless ``torch.compile`` (inductor) can run.
+def check_compile_support(device: str = 'cpu',
+                          backend: str = 'inductor') -> None:
+    """Raise a ``ValueError`` unless ``torch.compile`` can run.
 
     Args:
         device (str): Where the compiled step would run.
             Defaults to ``'cpu'``.
+        backend (str): ``torch.compile`` backend. Defaults to
+            ``'inductor'``.
     """
     if not hasattr(torch, 'compile'):
         raise ValueError(f'--compile needs torch.compile (torch >= 2.0), '
@@ -700,6 +703,12 @@ def check_compile_support(device: str = 'cpu') -> None:
         raise ValueError(
             f'torch.compile is not supported by torch {torch.__version__} '
             f'on Python {sys.version.split()[0]}; run without --compile')
+    if backend not in _dynamo.list_backends(exclude_tags=()):
+        raise ValueError(f'torch.compile backend {backend!r} is not known; '
+                         'use one of '
+                         f'{_dynamo.list_backends(exclude_tags=())}')
+    if backend != 'inductor':
+        return
     if torch.device(device).type == 'cuda':
         from torch.utils._triton import has_triton
         if not has_triton():
@@ -739,14 +748,20 @@ class CompileStats:
     recompiles: int = 0
 
 
-def compile_train_step(model: nn.Module) -> CompileStats:
+def compile_train_step(model: nn.Module,
+                       backend: str = 'inductor') -> CompileStats:
     """Wrap ``model.train_step`` in ``torch.compile`` as mmengine does.
 
     mmengine's ``Runner(compile=True)`` replaces the model's ``train_step``
     by ``torch.compile(model.train_step)`` (default options); this does
     the same. The returned stats are filled by :func:`entry_step`.
+
+    Args:
+        model (nn.Module): The algorithm.
+        backend (str): ``torch.compile`` backend; ``compile=True`` uses
+            ``'inductor'``. Defaults to ``'inductor'``.
     """
-    model.train_step = torch.compile(model.train_step)
+    model.train_step = torch.compile(model.train_step, backend=backend)
     return CompileStats()
 
 
@@ -1164,7 +1179,7 @@ def build_entry(path: str,
                 device: str = 'cpu',
                 amp: Optional[str] = None,
                 cfg_options: Optional[dict] = None,
-                compile: bool = False,
+                compile: Union[bool, str] = False,
                 log=None) -> Tuple[dict, BenchmarkResult]:
     """Build one config's model and measure what does not need timing.
 
@@ -1182,7 +1197,8 @@ def build_entry(path: str,
         device (str): Where to run. Defaults to ``'cpu'``.
         amp (str, optional): See :func:`train_step`. Defaults to None.
         cfg_options (dict, optional): Config overrides. Defaults to None.
-        compile (bool): Compile ``train_step``. Defaults to False.
+        compile (bool | str): Compile ``train_step``; a string names the
+            backend (True: ``'inductor'``). Defaults to False.
         log (callable, optional): Progress printer. Defaults to None.
 
     Returns:
@@ -1223,7 +1239,8 @@ def build_entry(path: str,
     if compile:
         entry['encoder_inputs'] = None
         result.compiled = True
-        entry['compile_stats'] = compile_train_step(model)
+        entry['compile_stats'] = compile_train_step(
+            model, compile if isinstance(compile, str) else 'inductor')
         start = time.perf_counter()  # wall clock: inductor compiles in
         entry_step(entry)  # worker processes
         result.compile_s = time.perf_counter() - start
@@ -1250,7 +1267,7 @@ def run_benchmark(configs: Sequence[str],
                   cfg_options: Optional[dict] = None,
                   threads: Optional[int] = None,
                   checkouts: Sequence[str] = (),
-                  compile: bool = False,
+                  compile: Union[bool, str] = False,
                   pipeline_dir: Optional[str] = None,
                   pipeline_images: int = 128,
                   clock: str = 'wall',
@@ -1283,8 +1300,9 @@ def run_benchmark(configs: Sequence[str],
             files) and all of them take turns in the same rounds. Each
             checkout, this one included, then runs in its own
             :class:`CheckoutWorker` process. Defaults to ().
-        compile (bool): Also time every config with ``train_step`` under
-            ``torch.compile`` (extra rows, see :func:`build_entry`).
+        compile (bool | str): Also time every config with ``train_step``
+            under ``torch.compile`` (extra rows, see :func:`build_entry`);
+            a string names the backend (True: ``'inductor'``).
             Defaults to False.
         pipeline_dir (str, optional): Folder of images: measure every
             config's training data pipeline on them
@@ -1310,7 +1328,8 @@ def run_benchmark(configs: Sequence[str],
         raise ValueError(f'device {device!r} requested but CUDA is not '
                          "available; use --device cpu")
     if compile:
-        check_compile_support(device)
+        compile = compile if isinstance(compile, str) else 'inductor'
+        check_compile_support(device, compile)
     for path in configs:
         if not os.path.isfile(path):
             raise ValueError(f'config {path!r} does not exist; pass a file '
@@ -1320,7 +1339,7 @@ def run_benchmark(configs: Sequence[str],
     quiet_logger()
     if threads:
         torch.set_num_threads(threads)
-    variants = [False, True] if compile else [False]
+    variants = [False, compile] if compile else [False]
     specs = [(path, c) for path in configs for c in variants]
     entries, results = [], []
     workers = []
