@@ -468,8 +468,7 @@ class UMPVT(BaseBackbone):
             tuple: Tokens ``(N, H*W/4, C)`` and the compact grid.
         """
         N, _, C = x.shape
-        compact = (hw_shape[0] // 2, hw_shape[1] // 2)
-        x = x.transpose(1, 2).reshape(N, C, *compact)
+        H, W = hw_shape
         if secondary_mask is not None:
             if self.vis_mask_token is None:
                 raise ValueError('secondary_mask given but the backbone has '
@@ -477,13 +476,14 @@ class UMPVT(BaseBackbone):
                                  'with_vis_mask_token=True')
             extra = self._upsample(secondary_mask & ~mask, hw_shape)
             extra = uniform_pack(extra.unsqueeze(1), mask)  # (N, 1, H/2, W/2)
-            token = self.vis_mask_token.reshape(1, C, 1, 1).to(x.dtype)
-            x = torch.where(extra, token, x)
-        pos = pos.transpose(1, 2).reshape(1, C,
-                                          *hw_shape).expand(N, -1, -1, -1)
-        # position of a secondary-masked token is kept (primary mask)
-        x = x + uniform_pack(pos, mask)
-        return x.flatten(2).transpose(1, 2), compact  # (N, H*W/4, C)
+            token = self.vis_mask_token.to(x.dtype)  # (1, 1, C)
+            x = torch.where(extra.flatten(1).unsqueeze(-1), token, x)
+        # the position of a kept patch (also secondary-masked ones): its row
+        # of the full-grid table, found by packing the raster ids
+        ids = torch.arange(H * W, device=x.device).view(1, 1, H, W)
+        ids = uniform_pack(ids.expand(N, -1, -1, -1), mask).flatten()
+        x = x + pos[0].index_select(0, ids).view(N, -1, C)
+        return x, (H // 2, W // 2)  # (N, H*W/4, C)
 
     def forward(self,
                 x: Tensor,
@@ -533,6 +533,9 @@ class UMPVT(BaseBackbone):
             x = x + pos
         else:
             x, hw_shape = self._compact(x, pos, hw_shape, mask, secondary_mask)
+        # tokens in memory order (the patch embedding gives an NCHW map):
+        # the norms and residuals of every block then need no copies
+        x = x.contiguous()
 
         outs = []
         for i, stage in enumerate(self.stages):
