@@ -4,7 +4,8 @@
     python tools/benchmark_pretrain.py CONFIG [CONFIG ...] [--batch-size 8]
         [--input-size 256] [--device cpu|cuda] [--amp bf16|fp16]
         [--warmup 2] [--rounds 5] [--baseline simmim] [--out-dir DIR]
-        [--checkout DIR ...] [--compile] [--pipeline [--data-dir DIR]]
+        [--checkout DIR ...] [--compile [--compile-backend B]] [--profile]
+        [--pipeline [--data-dir DIR]] [--clock wall|cpu]
 
 Every config's model is built in this process and trained on synthetic
 images whose masks come from the config's own mask transform; the configs
@@ -23,10 +24,12 @@ another checkout of this repository (e.g. ``git worktree add ../base
 <commit>``) in the same rounds, each checkout in its own process, and adds
 a speed-up table. ``--compile`` adds a row per config whose ``train_step``
 runs under ``torch.compile`` as with mmengine's ``compile=True``, with the
-compile time and the graphs dynamo made. ``--pipeline`` measures each
-config's training data pipeline on the images of ``--data-dir`` (images
-per second in one process = one loader worker) and the loader workers the
-measured step time needs.
+compile time and the graphs dynamo made. ``--profile`` profiles one step
+per config and splits its time by kind of operator. ``--pipeline`` measures
+each config's training data pipeline on the images of ``--data-dir``
+(images per second in one process = one loader worker) and the loader
+workers the measured step time needs. ``--clock cpu`` times steps by the
+CPU time of the process instead of the wall clock.
 
 Writes ``benchmark.md``, ``benchmark.csv`` and ``benchmark.png`` to
 ``--out-dir`` and prints the markdown tables.
@@ -86,6 +89,11 @@ def parse_args(argv=None):
         'the process (with --threads 1: the work of a step, not moved by '
         'other jobs on a shared CPU; CPU only)')
     parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='after the rounds, profile one step per config (torch.profiler)'
+        ' and print the time by kind of operator')
+    parser.add_argument(
         '--no-memory',
         action='store_true',
         help='skip the per-config memory measurement')
@@ -141,9 +149,9 @@ def main(argv=None):
     args = parse_args(argv)
     from um_mae.utils.benchmark import (BenchmarkResult, format_ab,
                                         format_compile, format_markdown,
-                                        format_pipeline, plot_results,
-                                        resolve_baselines, run_benchmark,
-                                        write_csv)
+                                        format_pipeline, format_profile,
+                                        plot_results, resolve_baselines,
+                                        run_benchmark, write_csv)
     try:
         # a wrong --baseline fails before the long run
         resolve_baselines([
@@ -168,6 +176,7 @@ def main(argv=None):
             pipeline_dir=args.data_dir if args.pipeline else None,
             pipeline_images=args.pipeline_images,
             clock=args.clock,
+            profile=args.profile,
             log=lambda msg: print(msg, file=sys.stderr, flush=True))
         resolve_baselines(results, args.baseline)
     except ValueError as e:
@@ -189,6 +198,8 @@ def main(argv=None):
          f'{args.compile_backend})', format_compile(results)),
         (f'training data pipeline on {args.data_dir} (one process = one '
          'loader worker)', format_pipeline(results)),
+        ('time of one profiled step by kind of operator (self time of the '
+         'operators)', format_profile(results)),
     ]
     for heading, text in sections:
         if text:

@@ -294,8 +294,8 @@ def test_checkout_is_timed_in_the_same_rounds(tmp_path):
     out = tmp_path / 'out'
     proc = _run_tool(UMMAE_PVT, '--checkout', str(other), '--batch-size',
                      '1', '--input-size', '64', '--warmup', '0', '--rounds',
-                     '2', '--threads', '1', '--no-memory', '--out-dir',
-                     str(out))
+                     '2', '--threads', '1', '--no-memory', '--profile',
+                     '--out-dir', str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # each checkout's models ran with its own um_mae
     assert f'um_mae from {other}' in proc.stderr
@@ -315,6 +315,15 @@ def test_checkout_is_timed_in_the_same_rounds(tmp_path):
     speedup = float(ab_row.split('|')[4].strip().strip('*'))
     ratio = float(theirs['sec_per_step']) / float(this['sec_per_step'])
     assert speedup == pytest.approx(ratio, abs=0.006)
+    # --profile: both checkouts' steps, split by kind of operator
+    lines = md[md.index('by kind of operator'):].splitlines()
+    rows = [line for line in lines if line.startswith('| ummae_pvt-demo')]
+    assert len(rows) == 2
+    for line in rows:
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        shares = [float(c) for c in cells[2:]]
+        assert sum(shares) == pytest.approx(100, abs=0.5)
+        assert shares[0] > 0  # matmul
 
 
 def test_compile_rows_one_graph_and_its_timing(tmp_path):
@@ -424,3 +433,15 @@ def test_cpu_clock():
     assert benchmark._clock is time.perf_counter
     with pytest.raises(ValueError, match="clock 'gpu' is not known"):
         benchmark.set_clock('gpu')
+
+
+def test_profile_step_splits_a_step_by_operator_kind():
+    from um_mae.utils.benchmark import PROFILE_KINDS, build_entry, profile_step
+    quiet_logger()
+    torch.set_num_threads(1)
+    entry, _ = build_entry(UMMAE_PVT, 2, 64)
+    times = profile_step(entry)
+    assert set(times) == set(PROFILE_KINDS)
+    # the demo recipe's AdamW (not fused) runs ops under Optimizer.step
+    for kind in ('matmul', 'attention', 'gelu', 'norms', 'optimizer'):
+        assert times[kind] > 0, kind

@@ -87,7 +87,8 @@ __all__ = [
     'compile_train_step', 'CompileStats', 'entry_recompiles', 'REPO_ROOT',
     'checkout_labels', 'checkout_config', 'CheckoutWorker', 'serve_worker',
     'paired_ratios', 'measure_pipeline', 'format_ab', 'format_compile',
-    'format_pipeline', 'set_clock'
+    'format_pipeline', 'set_clock', 'profile_step', 'format_profile',
+    'PROFILE_KINDS'
 ]
 
 #: columns of the markdown / CSV table, in order
@@ -136,6 +137,8 @@ class BenchmarkResult:
         recompiles (int): Recompilations during the timed steps.
         pipeline_images_per_s (float): Images per second of the config's
             training pipeline in one process (one loader worker).
+        profile_ms (dict[str, float]): Milliseconds of one profiled step by
+            kind of operator (:func:`profile_step`).
     """
     config: str
     method: str
@@ -156,6 +159,7 @@ class BenchmarkResult:
     graphs: int = -1
     recompiles: int = -1
     pipeline_images_per_s: float = float('nan')
+    profile_ms: Dict[str, float] = field(default_factory=dict)
 
     @property
     def sec_per_step(self) -> float:
@@ -787,6 +791,67 @@ def entry_recompiles(entry: dict) -> int:
 
 
 # ----------------------------------------------------------------------
+# profile
+
+#: kinds of operators of :func:`profile_step`, in table order
+PROFILE_KINDS = ('matmul', 'attention', 'gelu', 'copies', 'norms', 'conv',
+                 'optimizer', 'other')
+_MATMUL_OPS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm')
+_COPY_OPS = ('aten::copy_', 'aten::clone', 'aten::contiguous',
+             'aten::_to_copy')
+
+
+def _op_kind(event) -> str:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith('Optimizer.'):
+            return 'optimizer'
+        parent = parent.cpu_parent
+    name = event.name
+    if name.startswith('Optimizer.') or 'fused_adam' in name:
+        return 'optimizer'
+    if name in _MATMUL_OPS:
+        return 'matmul'
+    if 'scaled_dot_product' in name or 'softmax' in name:
+        return 'attention'
+    if 'gelu' in name:
+        return 'gelu'
+    if name in _COPY_OPS:
+        return 'copies'
+    if 'layer_norm' in name:
+        return 'norms'
+    if 'convolution' in name:
+        return 'conv'
+    return 'other'
+
+
+def profile_step(entry: dict, amp: Optional[str] = None) -> Dict[str, float]:
+    """Where one training step spends its time, by kind of operator.
+
+    One step of the entry runs under ``torch.profiler`` (CPU activity); the
+    self time of every operator is added to its kind (:data:`PROFILE_KINDS`:
+    matrix products; attention kernels and softmax; GELU and its backward;
+    copies, e.g. layout changes; layer norms; convolutions; everything under
+    ``Optimizer.step``/``zero_grad``; the rest). The self times of the
+    operators of the main thread add up to about the step's wall time.
+
+    Args:
+        entry (dict): See :func:`entry_step`; not a compiled one.
+        amp (str, optional): See :func:`train_step`. Defaults to None.
+
+    Returns:
+        dict[str, float]: Milliseconds per kind.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        entry_step(entry, amp)
+    out = dict.fromkeys(PROFILE_KINDS, 0.)
+    for event in prof.events():
+        out[_op_kind(event)] += event.self_cpu_time_total / 1e3
+    return out
+
+
+# ----------------------------------------------------------------------
 # other checkouts (A/B)
 
 #: root of the checkout this module belongs to
@@ -928,7 +993,8 @@ class CheckoutWorker:
             step=lambda: self.call('step', index=index),
             enc_step=(None if fields['compiled'] else
                       lambda: self.call('enc_step', index=index)),
-            recompiles=lambda: self.call('recompiles', index=index))
+            recompiles=lambda: self.call('recompiles', index=index),
+            profile=lambda: self.call('profile', index=index))
         return entry, BenchmarkResult(**fields)
 
     def close(self) -> None:
@@ -980,6 +1046,8 @@ def _serve(request: dict, entries: List[dict], root: str):
         return entry_encoder_step(entry)
     if cmd == 'recompiles':
         return entry_recompiles(entry)
+    if cmd == 'profile':
+        return profile_step(entry)
     raise ValueError(f'unknown request {cmd!r}')
 
 
@@ -1271,6 +1339,7 @@ def run_benchmark(configs: Sequence[str],
                   pipeline_dir: Optional[str] = None,
                   pipeline_images: int = 128,
                   clock: str = 'wall',
+                  profile: bool = False,
                   log=None) -> List[BenchmarkResult]:
     """Benchmark pre-training configs against each other.
 
@@ -1311,6 +1380,8 @@ def run_benchmark(configs: Sequence[str],
             Defaults to 128.
         clock (str): ``'wall'`` or ``'cpu'`` (see :func:`set_clock`).
             Defaults to ``'wall'``.
+        profile (bool): Profile one more step of every eager row after
+            the rounds (:func:`profile_step`). Defaults to False.
         log (callable, optional): Progress printer. Defaults to None.
 
     Returns:
@@ -1369,6 +1440,10 @@ def run_benchmark(configs: Sequence[str],
             res.enc_step_times = enc_times[i]
             if res.compiled:
                 res.recompiles = entry_recompiles(entries[i])
+            elif profile:
+                e = entries[i]
+                res.profile_ms = e['profile']() if 'profile' in e else \
+                    profile_step(e, amp)
     finally:
         for worker in workers:
             worker.close()
@@ -1591,6 +1666,24 @@ def format_pipeline(results: Sequence[BenchmarkResult]) -> str:
         'config', 'pipeline images / s per worker', 'model images / s',
         'loader workers needed'
     ], rows)
+
+
+def format_profile(results: Sequence[BenchmarkResult]) -> str:
+    """Time of a profiled step by kind of operator (markdown, % of the
+    profiled total)."""
+    rows = []
+    for r in results:
+        if not r.profile_ms:
+            continue
+        total = sum(r.profile_ms.values())
+        rows.append([r.name, f'{total:.0f}'] + [
+            f'{100 * r.profile_ms.get(k, 0.) / total:.1f}'
+            for k in PROFILE_KINDS
+        ])
+    if not rows:
+        return ''
+    return _table(['config', 'profiled ms'] +
+                  [f'{k} %' for k in PROFILE_KINDS], rows)
 
 
 def write_csv(results: Sequence[BenchmarkResult],
