@@ -19,9 +19,10 @@ from um_mae.utils.benchmark import (TABLE_COLUMNS, BenchmarkResult,
                                     EncoderInputs, EncoderTokenCounter,
                                     build_model_and_optimizer,
                                     build_synthetic_batch, encoder_step,
-                                    format_markdown, load_benchmark_config,
-                                    model_state_bytes, quiet_logger,
-                                    resolve_baselines, train_step)
+                                    flop_counter, format_markdown,
+                                    load_benchmark_config, model_state_bytes,
+                                    quiet_logger, resolve_baselines,
+                                    train_step)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark_pretrain.py')
@@ -321,9 +322,10 @@ def test_checkout_is_timed_in_the_same_rounds(tmp_path):
     assert len(rows) == 2
     for line in rows:
         cells = [c.strip() for c in line.strip('|').split('|')]
-        shares = [float(c) for c in cells[2:]]
+        shares = [float(c) for c in cells[2:-1]]
         assert sum(shares) == pytest.approx(100, abs=0.5)
         assert shares[0] > 0  # matmul
+        assert float(cells[-1]) > 0  # matmul GFLOP/s
 
 
 def test_compile_rows_one_graph_and_its_timing(tmp_path):
@@ -442,7 +444,14 @@ def test_profile_step_splits_a_step_by_operator_kind():
     torch.set_num_threads(1)
     entry, _ = build_entry(UMMAE_PVT, 2, 64)
     times = profile_step(entry)
-    assert set(times) == set(PROFILE_KINDS)
+    assert set(times) == set(PROFILE_KINDS) | {'matmul_gflop'}
+    # the matrix products of one step: most of the FlopCounter's count
+    # (which also counts attention and convolutions)
+    with flop_counter() as flops:
+        train_step(entry['model'], entry['optim_wrapper'],
+                   entry['batches'][0])
+    total = flops.get_total_flops() / 1e9
+    assert 0.5 * total < times['matmul_gflop'] <= total
     # the demo recipe's AdamW (not fused) runs ops under Optimizer.step
     for kind in ('matmul', 'attention', 'gelu', 'norms', 'optimizer'):
         assert times[kind] > 0, kind

@@ -840,15 +840,30 @@ def profile_step(entry: dict, amp: Optional[str] = None) -> Dict[str, float]:
         amp (str, optional): See :func:`train_step`. Defaults to None.
 
     Returns:
-        dict[str, float]: Milliseconds per kind.
+        dict[str, float]: Milliseconds per kind, and ``matmul_gflop``: the
+        GFLOPs of the matrix products (from their input shapes).
     """
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as p:
         entry_step(entry, amp)
     out = dict.fromkeys(PROFILE_KINDS, 0.)
-    for event in prof.events():
-        out[_op_kind(event)] += event.self_cpu_time_total / 1e3
+    out['matmul_gflop'] = 0.
+    for event in p.events():
+        kind = _op_kind(event)
+        out[kind] += event.self_cpu_time_total / 1e3
+        if kind == 'matmul':
+            out['matmul_gflop'] += _matmul_flops(event) / 1e9
     return out
+
+
+def _matmul_flops(event) -> int:
+    """2 x multiply-adds of an ``mm``/``addmm``/``bmm``/``baddbmm`` event."""
+    shapes = [s for s in event.input_shapes if len(s) >= 2]
+    if len(shapes) < 2:
+        return 0
+    a, b = shapes[-2], shapes[-1]  # (addmm's bias comes first)
+    batch = a[0] if len(a) == 3 else 1
+    return 2 * batch * a[-2] * a[-1] * b[-1]
 
 
 # ----------------------------------------------------------------------
@@ -1670,20 +1685,24 @@ def format_pipeline(results: Sequence[BenchmarkResult]) -> str:
 
 def format_profile(results: Sequence[BenchmarkResult]) -> str:
     """Time of a profiled step by kind of operator (markdown, % of the
-    profiled total)."""
+    profiled total) and the rate of its matrix products."""
     rows = []
     for r in results:
         if not r.profile_ms:
             continue
-        total = sum(r.profile_ms.values())
+        total = sum(r.profile_ms.get(k, 0.) for k in PROFILE_KINDS)
+        matmul_s = r.profile_ms.get('matmul', 0.) / 1e3
+        rate = r.profile_ms.get('matmul_gflop', float('nan')) / matmul_s \
+            if matmul_s else float('nan')
         rows.append([r.name, f'{total:.0f}'] + [
             f'{100 * r.profile_ms.get(k, 0.) / total:.1f}'
             for k in PROFILE_KINDS
-        ])
+        ] + [f'{rate:.0f}'])
     if not rows:
         return ''
     return _table(['config', 'profiled ms'] +
-                  [f'{k} %' for k in PROFILE_KINDS], rows)
+                  [f'{k} %' for k in PROFILE_KINDS] +
+                  ['matmul GFLOP/s'], rows)
 
 
 def write_csv(results: Sequence[BenchmarkResult],
