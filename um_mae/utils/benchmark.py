@@ -132,7 +132,9 @@ class BenchmarkResult:
         compile_s (float): Seconds of the first compiled step (tracing,
             compiling and running it).
         graph_breaks (int): Graph breaks dynamo reported while compiling
-            (-1: not compiled).
+            the first step (-1: not compiled). Configs whose algorithms share
+            ``train_step`` code share its resume functions: later rows may
+            count fewer.
         graphs (int): Graphs dynamo compiled for the step.
         recompiles (int): Recompilations during the timed steps.
         pipeline_images_per_s (float): Images per second of the config's
@@ -765,6 +767,10 @@ def compile_train_step(model: nn.Module,
         backend (str): ``torch.compile`` backend; ``compile=True`` uses
             ``'inductor'``. Defaults to ``'inductor'``.
     """
+    # the models of several configs share their algorithm's train_step code,
+    # whose compiled versions dynamo caches per code object (8 by default)
+    from torch._dynamo import config as dynamo_config
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
     model.train_step = torch.compile(model.train_step, backend=backend)
     return CompileStats()
 
