@@ -125,6 +125,21 @@ def _merge_windows(x: Tensor, window: Tuple[int, int], H: int,
     return x.reshape(N, H, W, C)
 
 
+def _window_coords(coords: Tensor, layout: _WindowLayout) -> Tensor:
+    """``(N, H, W, 2)`` -> ``(N * nW, Wh * Ww, 2)`` coordinates of the
+    (cyclically shifted) windows of a block."""
+    (wh, ww), (sh, sw) = layout
+    if (sh, sw) != (0, 0):
+        coords = torch.roll(coords, shifts=(-sh, -sw), dims=(1, 2))
+    return _partition(coords, (wh, ww)).flatten(0, 1)
+
+
+def _merged_coords(coords: Tensor) -> Tensor:
+    """A merged token sits at the (halved) position of its top-left source
+    token, as in the official model."""
+    return coords[:, 0::2, 0::2] / 2
+
+
 def _log_spaced(offset: Tensor) -> Tensor:
     """``sign(d) * log(1 + |d|)``: the input of the position-bias MLP."""
     return torch.sign(offset) * torch.log1p(offset.abs())
@@ -162,10 +177,9 @@ class CompactPositions:
         self._lattice: Optional[Tensor] = None
 
     def merged(self) -> 'CompactPositions':
-        """Positions after a 2x2 merge: a merged token sits at the (halved)
-        position of its top-left source token, as in the official model."""
-        return CompactPositions(self.coords[:, 0::2, 0::2] / 2, self.grid,
-                                self.step / 2)
+        """Positions after a 2x2 merge (the lattice step halves)."""
+        return CompactPositions(
+            _merged_coords(self.coords), self.grid, self.step / 2)
 
     def lattice(self) -> Tensor:
         """``(2, 2H - 1, 2W - 1)`` log-spaced lattice offsets."""
@@ -180,11 +194,7 @@ class CompactPositions:
 
     def window_coords(self, layout: _WindowLayout) -> Tensor:
         """``(N * nW, Wh * Ww, 2)`` coordinates of the (shifted) windows."""
-        (wh, ww), (sh, sw) = layout
-        coords = self.coords
-        if (sh, sw) != (0, 0):
-            coords = torch.roll(coords, shifts=(-sh, -sw), dims=(1, 2))
-        return _partition(coords, (wh, ww)).flatten(0, 1)
+        return _window_coords(self.coords, layout)
 
     def window_index(self, layout: _WindowLayout) -> Tensor:
         """``(N * nW, WW, WW)`` int64 lattice point of every window pair."""
@@ -211,15 +221,11 @@ class _PairCoords:
         self.coords = coords
 
     def merged(self) -> '_PairCoords':
-        return _PairCoords(self.coords[:, 0::2, 0::2] / 2)
+        return _PairCoords(_merged_coords(self.coords))
 
     def bias(self, attn: 'ContinuousWindowMSA',
              layout: _WindowLayout) -> Tensor:
-        (wh, ww), (sh, sw) = layout
-        coords = self.coords
-        if (sh, sw) != (0, 0):
-            coords = torch.roll(coords, shifts=(-sh, -sw), dims=(1, 2))
-        return attn.position_bias(_partition(coords, (wh, ww)).flatten(0, 1))
+        return attn.position_bias(_window_coords(self.coords, layout))
 
 
 #: token coordinates given to the blocks: None in dense mode
@@ -517,8 +523,6 @@ class UMSwinStage(BaseModule):
         if self.downsample is not None:
             x = self.downsample(x)
             if coords is not None:
-                # a merged token sits at the (halved) position of its
-                # top-left source token, as in the official model
                 coords = coords.merged()
         for block in self.blocks:
             x = block(x, coords, window_size)
