@@ -1,9 +1,13 @@
 # Copyright (c) um-mae contributors. All rights reserved.
+import io
+import logging
 import os
 import os.path as osp
+import uuid
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REFERENCE_DIR = os.environ.get(
@@ -46,3 +50,20 @@ def _isolate_default_scope():
     for name in list(DefaultScope._instance_dict):
         if name not in before:
             DefaultScope._instance_dict.pop(name)
+
+
+@pytest.fixture
+def mm_log():
+    """A fresh current mmengine logger; call the fixture for its text.
+
+    It is removed again afterwards, so later tests log to the logger that
+    was current before.
+    """
+    name = f'test-{uuid.uuid4().hex}'
+    logger = MMLogger.get_instance(name)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    yield stream.getvalue
+    logger.removeHandler(handler)
+    MMLogger._instance_dict.pop(name, None)

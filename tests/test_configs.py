@@ -45,3 +45,28 @@ def test_config_builds(path):
     if '/pretrain/' in path:
         # gradient clipping is one line away in every pre-training config
         assert 'clip_grad' in cfg.optim_wrapper
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
+def test_config_declares_the_runtime_guarantees(path):
+    """The hooks the README promises are in the config itself."""
+    from um_mae.utils.cli import check_runtime_hooks
+    cfg = Config.fromfile(path)
+    assert check_runtime_hooks(cfg) == []
+    assert 'um_mae.engine.checkpoint_loading' in cfg.custom_imports.imports
+
+
+def test_pretrained_paths_name_a_shipped_recipe():
+    """A `pretrained = 'work_dirs/<name>/...'` checkpoint is the output of
+    a shipped config called <name> (e.g. the Mask R-CNN ViT-L one)."""
+    names = {osp.splitext(osp.basename(p))[0] for p in CONFIGS}
+    checked = 0
+    for path in CONFIGS:
+        pretrained = Config.fromfile(path).get('pretrained')
+        if isinstance(pretrained, str) and pretrained.startswith(
+                'work_dirs/'):
+            producer = pretrained.split('/')[1]
+            assert producer in names, (path, pretrained)
+            checked += 1
+    assert checked >= 10

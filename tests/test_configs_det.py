@@ -96,16 +96,17 @@ def test_det_configs_found():
 @pytest.mark.parametrize('path', DET_CONFIGS, ids=IDS)
 def test_neck_matches_full_size_backbone(path):
     cfg = Config.fromfile(path)
-    assert cfg.custom_imports.imports == ['um_mae']
+    assert 'um_mae' in cfg.custom_imports.imports
     cls, kwargs = _backbone_kwargs(cfg)
     with torch.device('meta'):
         backbone = cls(**kwargs)
     assert list(_first_neck(cfg).in_channels) == _out_channels(backbone)
     if 'demo' not in path:
-        # the checkpoint is one config field, loaded with the checks
+        # the checkpoint is one config field (`pretrained`, None for the
+        # random arm), loaded with the checks
         init = cfg.model.backbone.init_cfg
         assert init.type == 'CheckedPretrained'
-        assert init.checkpoint == cfg.pretrained
+        assert 'pretrained' in cfg
         assert init.prefix == 'backbone.'
 
 
@@ -259,3 +260,52 @@ def test_channel_check_reads_the_first_module_of_a_neck_list():
     assert 'model.neck[0].in_channels=[32, 64, 128]' in str(err.value)
     cfg.model.neck[0].in_channels = [32, 64, 128]
     check_model_channels(model, cfg, size=64)
+
+
+def _flat(d, prefix=''):
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f'{prefix}{key}.'))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+ARMS = {  # Li et al.'s initializations -> what each arm config may change
+    'random-init': {'pretrained', 'max_epochs', 'train_cfg.max_epochs',
+                    'param_scheduler'},
+    'supervised-pre': {'pretrained'},
+    'mocov3-pre': {'pretrained'},
+    'beit-pre': {
+        'pretrained', 'model.backbone.layer_scale_init_value',
+        'model.backbone.use_abs_pos_embed',
+        'optim_wrapper.paramwise_cfg.custom_keys.gamma.decay_mult'
+    },
+    'mae-pre': {'pretrained'},
+}
+
+
+@pytest.mark.parametrize('size', ['base', 'large'])
+@pytest.mark.parametrize('arm', list(ARMS))
+def test_five_arm_configs_state_only_their_differences(size, arm):
+    """One base per size (the UM-MAE arm) plus one small config per arm."""
+    base = _config(f'mask_rcnn/mask-rcnn_vit-{size}-p16_fpn-syncbn_32xb2-'
+                   'amp-lsj-1024-100e_coco.py')
+    epochs = '400e' if arm == 'random-init' else '100e'
+    cfg = _config(f'mask_rcnn/mask-rcnn_vit-{size}-p16_{arm}_fpn-syncbn_'
+                  f'32xb2-amp-lsj-1024-{epochs}_coco.py')
+    ours, theirs = _flat(cfg.to_dict()), _flat(base.to_dict())
+    changed = {
+        k
+        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+    }
+    assert changed == ARMS[arm]
+    assert cfg.model.backbone.drop_path_rate == \
+        {'base': 0.1, 'large': 0.3}[size]
+    if arm == 'random-init':
+        assert cfg.pretrained is None
+        assert cfg.train_cfg.max_epochs == 4 * base.train_cfg.max_epochs
+        assert cfg.param_scheduler[1].T_max == cfg.train_cfg.max_epochs
+    else:
+        assert cfg.pretrained.startswith('checkpoints/')

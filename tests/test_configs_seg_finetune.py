@@ -144,7 +144,7 @@ def test_seg_configs_found():
 def test_seg_recipe(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports.imports == ['um_mae']
+    assert 'um_mae' in cfg.custom_imports.imports
     model = cfg.model
     assert model.decode_head.type == 'UPerHead'
     assert model.auxiliary_head.type == 'FCNHead'
@@ -407,7 +407,7 @@ def test_pretrained_and_finetuned_checkpoints_load_downstream(
     if backbone == 'UMViT':  # the pre-training final norm is left out
         assert 'ln1.weight' in report.split('unexpected key')[1]
     else:
-        assert 'matched' in report
+        assert 'filled' in report
     _assert_backbone_from(classifier, pre_backbone)
     ft_ckpt = str(tmp_path / 'finetuned.pth')
     torch.save(dict(state_dict=classifier.state_dict()), ft_ckpt)

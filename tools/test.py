@@ -2,7 +2,8 @@
 """Evaluate a checkpoint with an mmpretrain, mmdet or mmseg config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
-        [--cfg-options k=v ...] [--launcher pytorch]
+        [--allow-partial] [--data-root DIR] [--cfg-options k=v ...]
+        [--launcher pytorch]
 """
 import argparse
 import os.path as osp
@@ -10,9 +11,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from um_mae.engine.checkpoint import (  # noqa: E402
+    check_model_checkpoint, register_checkpoint_loader)
+from um_mae.models.converters import read_checkpoint  # noqa: E402
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
-                              check_data_roots, check_toolbox, load_config,
-                              setup_distributed, user_errors)
+                              check_data_roots, check_out_file, check_toolbox,
+                              check_writable_dir, load_config,
+                              setup_distributed, user_errors, write_out_file)
 
 
 def parse_args(argv=None):
@@ -20,38 +25,47 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--out', help='dump the metrics to this file (.json / .yaml / .pkl)')
+        '--out',
+        help='write the metrics to this file (.json / .yaml / .pkl); '
+        'checked before the evaluation runs')
+    parser.add_argument(
+        '--allow-partial',
+        action='store_true',
+        help='evaluate even if the checkpoint does not hold exactly the '
+        'model\'s tensors (by default such a checkpoint is refused)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with user_errors():
         cfg = load_config(args.config, args.cfg_options, args.launcher,
-                          args.work_dir)
+                          args.work_dir, args.data_root)
         check_toolbox(cfg)
+        register_checkpoint_loader()
         check_data_roots(cfg, ['test_dataloader'])
-        if not osp.isfile(args.checkpoint):
-            raise UsageError(f'checkpoint {args.checkpoint!r} does not exist')
+        check_writable_dir(cfg.work_dir)
+        if args.out:
+            check_out_file(args.out)
         if not cfg.get('test_dataloader'):
             raise UsageError(f'{args.config} has no test_dataloader to '
                              'evaluate (self-supervised pre-training configs '
                              'have none): use a fine-tuning or dense config')
+        checkpoint = read_checkpoint(args.checkpoint)
         cfg.load_from = args.checkpoint
         setup_distributed(cfg)
-    except UsageError as e:
-        sys.exit(f'error: {e}')
 
-    with user_errors():
         from mmengine.registry import RUNNERS
         from mmengine.runner import Runner
         runner = RUNNERS.build(
             cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        check_model_checkpoint(runner.model, checkpoint, args.checkpoint,
+                               args.allow_partial)
+        del checkpoint
         metrics = runner.test()
-    if args.out:
-        import mmengine
-        mmengine.dump(metrics, args.out)
+        if args.out:
+            write_out_file(metrics, args.out)
     return metrics
 
 

@@ -1,8 +1,9 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """Train with an mmpretrain, mmdet or mmseg config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+        [--amp | --fp32] [--auto-scale-lr] [--cfg-options k=v ...]
+        [--launcher pytorch]
 """
 import argparse
 import os.path as osp
@@ -10,10 +11,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from um_mae.engine.checkpoint import (  # noqa: E402
+    check_last_checkpoint, check_resume_checkpoint, register_checkpoint_loader)
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
                               check_data_roots, check_model_channels,
-                              check_toolbox, load_config, setup_distributed,
-                              user_errors)
+                              check_runtime_hooks, check_toolbox,
+                              check_writable_dir, load_config,
+                              setup_distributed, to_fp32, user_errors)
 
 
 def parse_args(argv=None):
@@ -26,11 +30,18 @@ def parse_args(argv=None):
         const='auto',
         help='resume from CKPT, or from the latest checkpoint in the work '
         'dir when no path is given')
-    parser.add_argument(
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument(
         '--amp',
         action='store_true',
         help='mixed precision (AmpOptimWrapper, fp16 with dynamic loss '
         'scaling; needs a CUDA GPU)')
+    precision.add_argument(
+        '--fp32',
+        action='store_true',
+        help='train in float32 with a plain OptimWrapper even if the config '
+        'uses AMP (the way to run AMP configs on a CPU); the AMP-only '
+        'options (loss_scale, dtype) are dropped')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -42,9 +53,11 @@ def parse_args(argv=None):
 
 def build_config(args):
     cfg = load_config(args.config, args.cfg_options, args.launcher,
-                      args.work_dir)
+                      args.work_dir, args.data_root)
     check_toolbox(cfg)
+    register_checkpoint_loader()
     check_data_roots(cfg, ['train_dataloader'])
+    check_writable_dir(cfg.work_dir)
     import torch
     if args.amp:
         if not torch.cuda.is_available():
@@ -52,11 +65,13 @@ def build_config(args):
                              'AmpOptimWrapper); on CPU run without --amp')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    elif (cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+    elif args.fp32:
+        to_fp32(cfg)
+    elif ('AmpOptimWrapper' in str(cfg.optim_wrapper.get('type'))
           and not torch.cuda.is_available()):
         raise UsageError(
-            'the config trains with AmpOptimWrapper, which needs a CUDA GPU; '
-            'on CPU add --cfg-options optim_wrapper.type=OptimWrapper')
+            'the config trains with AmpOptimWrapper (fp16 mixed precision), '
+            'which needs a CUDA GPU; on CPU add --fp32 to train in float32')
     if args.auto_scale_lr:
         if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
             raise UsageError('--auto-scale-lr needs auto_scale_lr = dict('
@@ -72,24 +87,20 @@ def build_config(args):
                              'from the latest one in the work dir')
         cfg.resume = True
         cfg.load_from = args.resume
-    # stop at the first NaN/inf loss instead of writing NaN checkpoints;
-    # keep the random generators in checkpoints for exact resumes
-    hooks = cfg.setdefault('custom_hooks', [])
-    for hook in ('FiniteLossHook', 'RNGStateHook'):
-        if not any(hook in str(h.get('type')) for h in hooks):
-            hooks.append(dict(type=f'mmpretrain.{hook}'))
+    if cfg.get('resume'):  # refuse a checkpoint that cannot be resumed
+        if cfg.get('load_from'):
+            check_resume_checkpoint(cfg.load_from)
+        else:
+            check_last_checkpoint(cfg.work_dir)
+    check_runtime_hooks(cfg)
     setup_distributed(cfg)
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        cfg = build_config(args)
-    except UsageError as e:
-        sys.exit(f'error: {e}')
-
     with user_errors():
+        cfg = build_config(args)
         from mmengine.registry import RUNNERS
         from mmengine.runner import Runner
         if 'runner_type' in cfg:

@@ -38,12 +38,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from um_mae.utils.cli import FIGURE_FORMATS, UsageError, check_out_file
     from um_mae.utils.visualization import (image_grid, load_square_rgb,
                                             paint_masks, sample_strategy_masks)
     try:
+        check_out_file(args.out, FIGURE_FORMATS)
         img = load_square_rgb(args.image, args.size)
         masks = sample_strategy_masks(args.size, args.strategies, args.seed)
-    except ValueError as e:
+    except (ValueError, UsageError) as e:
         sys.exit(f'error: {e}')
     row = [img] + [paint_masks(img, *masks[s]) for s in args.strategies]
     labels = ['original'] + list(args.strategies)

@@ -32,6 +32,11 @@ def parse_args(argv=None):
         help='image side (default: the crop size of the config)')
     parser.add_argument('--seed', type=int, default=0, help='mask seed')
     parser.add_argument('--out', default='reconstruction.png')
+    parser.add_argument(
+        '--allow-partial',
+        action='store_true',
+        help='draw even if the checkpoint does not hold exactly the model\'s '
+        'tensors (by default such a checkpoint is refused)')
     return parser.parse_args(argv)
 
 
@@ -39,17 +44,20 @@ def main(argv=None):
     args = parse_args(argv)
     import numpy as np
     import torch
-    from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
 
+    from um_mae.engine.checkpoint import check_model_checkpoint
+    from um_mae.models.converters import read_checkpoint, unwrap
     from um_mae.utils.benchmark import (config_input_size,
                                         load_benchmark_config, pack_images,
                                         quiet_logger)
+    from um_mae.utils.cli import FIGURE_FORMATS, UsageError, check_out_file
     from um_mae.utils.visualization import (image_grid, load_square_rgb,
                                             paint_masks, reconstruct,
                                             to_uint8_rgb)
     quiet_logger()
     try:
+        check_out_file(args.out, FIGURE_FORMATS)
         cfg = load_benchmark_config(args.config, args.size)
         size = args.size or config_input_size(cfg)
         if not osp.isfile(args.checkpoint):
@@ -59,11 +67,14 @@ def main(argv=None):
         images = [
             load_square_rgb(p, size)[..., ::-1].copy() for p in args.images
         ]
-    except ValueError as e:
-        sys.exit(f'error: {e}')
 
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
+        model = MODELS.build(cfg.model)
+        checkpoint = read_checkpoint(args.checkpoint)
+        check_model_checkpoint(model, checkpoint, args.checkpoint,
+                               args.allow_partial)
+    except (ValueError, UsageError) as e:
+        sys.exit(f'error: {e}')
+    model.load_state_dict(unwrap(checkpoint), strict=not args.allow_partial)
     model.eval()
     torch.manual_seed(args.seed)  # MAE draws its mask in the backbone
     data = model.data_preprocessor(pack_images(cfg, images, args.seed))

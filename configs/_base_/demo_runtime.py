@@ -1,6 +1,6 @@
-# CPU demo runtime: short schedule, frequent logs (with ETA), a checkpoint
-# every epoch, plain fp32 AdamW.
-_base_ = ['mmpretrain::_base_/default_runtime.py']
+# CPU demo runtime: the pre-training runtime with a short schedule, frequent
+# logs (with ETA), a checkpoint every epoch and plain fp32 AdamW.
+_base_ = ['./pretrain_runtime.py']
 
 # schedule
 optim_wrapper = dict(
@@ -29,8 +29,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10)
 # runtime
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=4),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
-randomness = dict(seed=0, diff_rank_seed=True)
+    checkpoint=dict(interval=1, max_keep_ckpts=2))
 resume = False
 # 1 process x 8 images; lr above is for that batch
 auto_scale_lr = dict(base_batch_size=8, enable=False)

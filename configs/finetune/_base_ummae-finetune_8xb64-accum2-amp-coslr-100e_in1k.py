@@ -6,8 +6,10 @@
 # head width, the drop path and layer-decay rates and the pre-trained
 # checkpoint (`model.backbone.init_cfg.checkpoint`, also on the command
 # line: --cfg-options model.backbone.init_cfg.checkpoint=PATH).
-_base_ = ['mmpretrain::_base_/default_runtime.py']
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
+_base_ = [
+    'mmpretrain::_base_/default_runtime.py',
+    '../_base_/um_mae_runtime.py',
+]
 
 # model: global average pooling + norm (backbone out_type='avg_featmap') +
 # linear head; the pre-trained encoder is the `backbone.` part of an UMMAE
@@ -70,5 +72,7 @@ auto_scale_lr = dict(base_batch_size=512)
 
 # runtime
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook', interval=1,
+        max_keep_ckpts=3))
 randomness = dict(seed=0, diff_rank_seed=True)

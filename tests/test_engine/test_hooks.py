@@ -6,6 +6,7 @@ import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
+import um_mae  # noqa: F401
 from um_mae.engine import FiniteLossHook, NonFiniteLossError
 
 
@@ -65,3 +66,74 @@ def test_finite_training_runs_through(tmp_path):
 def test_bad_interval():
     with pytest.raises(ValueError, match='interval must be >= 1'):
         FiniteLossHook(interval=0)
+
+
+# -- the hooks as the shipped configs declare them ---------------------------
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+UMMAE_DEMO = os.path.join(REPO, 'configs', 'pretrain', 'ummae',
+                          'ummae_pvt-demo_1xb8-10e_demo-128px.py')
+
+
+@pytest.fixture(scope='module')
+def demo_images(tmp_path_factory):
+    from um_mae.datasets.demo_data import make_pretrain_images
+    root = tmp_path_factory.mktemp('images')
+    make_pretrain_images(str(root), num_images=16, size=128)
+    return str(root)
+
+
+def _demo_cfg(data_root, work_dir, **options):
+    from mmengine.config import Config
+    cfg = Config.fromfile(UMMAE_DEMO)
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.dataset.data_root': data_root,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        **options
+    })
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'demo_{os.getpid()}_{len(os.listdir(work_dir))}'
+    return cfg
+
+
+def test_shipped_config_stops_at_nan_under_runner_from_cfg(
+        demo_images, tmp_path):
+    """No launcher involved: the config itself declares the NaN stop."""
+    cfg = _demo_cfg(demo_images, tmp_path, **{
+        'optim_wrapper.optimizer.lr': 1e6,
+        'optim_wrapper.clip_grad': None,
+        'train_cfg.max_epochs': 3
+    })
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(NonFiniteLossError, match='non-finite loss'):
+        runner.train()
+    for name in os.listdir(tmp_path):
+        if name.endswith('.pth'):  # whatever was saved is finite
+            state = torch.load(tmp_path / name, weights_only=False)
+            for key, value in state['state_dict'].items():
+                assert torch.isfinite(value).all(), (name, key)
+
+
+def test_shipped_config_saves_rng_state(demo_images, tmp_path):
+    cfg = _demo_cfg(demo_images, tmp_path, **{'train_cfg.max_epochs': 1})
+    Runner.from_cfg(cfg).train()
+    state = torch.load(tmp_path / 'epoch_1.pth', weights_only=False)
+    assert set(state['rng_state']) >= {'torch', 'numpy', 'python'}
+
+
+def test_launcher_warns_when_hooks_are_replaced(tmp_path):
+    from mmengine.config import Config
+
+    from um_mae.utils.cli import check_runtime_hooks
+    derived = tmp_path / 'derived.py'
+    derived.write_text(f"_base_ = ['{UMMAE_DEMO}']\n"
+                       "custom_hooks = [dict(type='EMAHook')]\n"
+                       "default_hooks = dict(checkpoint=dict("
+                       "_delete_=True, type='CheckpointHook'))\n")
+    missing = check_runtime_hooks(Config.fromfile(str(derived)))
+    assert missing == [
+        'FiniteLossHook', 'RNGStateHook', 'PretrainedHook',
+        'RankMeanLossHook', 'DataSummaryHook', 'AtomicCheckpointHook'
+    ]
+    assert check_runtime_hooks(Config.fromfile(UMMAE_DEMO)) == []

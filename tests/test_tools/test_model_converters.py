@@ -1,5 +1,6 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""tools/model_converters/ummae_official_to_ours.py on the PVT fixtures."""
+"""tools/model_converters/ummae_official_to_ours.py: official fixtures,
+other releases, and the files it must refuse."""
 import importlib.util
 import os.path as osp
 import sys
@@ -9,6 +10,7 @@ import torch
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
+from um_mae.models.converters import convert, detect_arch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURE_ARCH = dict(
@@ -70,7 +72,7 @@ def test_pretrain_checkpoint_to_ummae(tool, reference, tmp_path, monkeypatch,
 
 def test_classifier_checkpoint_to_image_classifier(tool, reference):
     official = reference('ft_pvt.pt')['state_dict']
-    state_dict, report = tool.convert({'model': official})
+    state_dict, report = convert({'model': official})
     assert report['kind'] == 'classifier' and report['unused'] == []
     assert len(report['mapped']) == len(official) == 103
     model = MODELS.build(
@@ -98,7 +100,7 @@ def test_unknown_keys_are_reported_and_strict_fails(tool, reference, tmp_path,
     torch.save(official, src)  # a bare state dict is accepted too
     with pytest.raises(SystemExit, match='unmapped keys'):
         _run(tool, monkeypatch, str(src), str(dst), '--strict')
-    assert '1 official keys NOT mapped:\n  extra.weight' in \
+    assert '1 source keys NOT mapped:\n  extra.weight' in \
         capsys.readouterr().out
     assert not dst.exists()
     _run(tool, monkeypatch, str(src), str(dst))
@@ -106,7 +108,84 @@ def test_unknown_keys_are_reported_and_strict_fails(tool, reference, tmp_path,
 
 
 def test_arch_detection(tool):
-    assert tool.detect_arch({'blocks.0.attn.sr.weight': 0}) == 'pvt'
-    assert tool.detect_arch({'blocks.0.attn.posmlp.0.weight': 0}) == 'swin'
+    assert detect_arch({'blocks.0.attn.sr.weight': 0}) == 'pvt'
+    assert detect_arch({'blocks.0.attn.posmlp.0.weight': 0}) == 'swin'
     with pytest.raises(ValueError, match='add a rule to ARCH_RULES'):
-        tool.detect_arch({'conv.weight': 0})
+        detect_arch({'conv.weight': 0})
+
+
+def test_other_release_becomes_a_backbone(tool, tmp_path, monkeypatch, capsys):
+    """A MoCo v3 .pth.tar: the base encoder, as backbone.* keys."""
+    vit = MODELS.build(
+        dict(
+            type='VisionTransformer',
+            arch=dict(
+                embed_dims=32,
+                num_layers=2,
+                num_heads=2,
+                feedforward_channels=64),
+            img_size=32,
+            patch_size=16))
+    renames = {  # mmpretrain -> timm, in this order
+        'patch_embed.projection': 'patch_embed.proj',
+        'ffn.layers.0.0': 'mlp.fc1',
+        'ffn.layers.1': 'mlp.fc2',
+        'layers': 'blocks',
+        'ln1': 'norm1',
+        'ln2': 'norm2'
+    }
+    timm = {}
+    for key, value in vit.state_dict().items():
+        if key.startswith('ln1.'):
+            key = 'norm.' + key[4:]
+        for ours, theirs in renames.items():
+            key = key.replace(ours, theirs)
+        timm[key] = value
+    state_dict = {f'module.base_encoder.{k}': v for k, v in timm.items()}
+    state_dict.update({
+        f'module.momentum_encoder.{k}': v.clone()
+        for k, v in timm.items()
+    })
+    state_dict['module.predictor.0.weight'] = torch.zeros(4, 4)
+    src, dst = tmp_path / 'vit-s-300ep.pth.tar', tmp_path / 'ours.pth'
+    torch.save(dict(epoch=300, arch='vit_small', state_dict=state_dict), src)
+    _run(tool, monkeypatch, str(src), str(dst), '--strict')
+    out = capsys.readouterr().out
+    assert 'release: MoCo v3 (official, base encoder)' in out
+    assert 'left out: MoCo v3 momentum encoder' in out
+    converted = torch.load(dst, weights_only=True)['state_dict']
+    assert set(converted) == {'backbone.' + k for k in vit.state_dict()}
+    for key, value in vit.state_dict().items():
+        assert torch.equal(converted['backbone.' + key], value)
+
+
+@pytest.mark.parametrize('keys,found', [
+    (['backbone.stages.0.blocks.0.attn.sr.weight', 'neck.in_norm.weight'
+      ], 'in um_mae / mmpretrain layout already'),
+    ([
+        'backbone.layers.0.attn.qkv.weight', 'neck.fpn_convs.0.conv.weight',
+        'rpn_head.rpn_conv.weight', 'roi_head.bbox_head.fc_cls.weight'
+    ], 'a detector / segmentor checkpoint'),
+    (['conv1.weight', 'fc.weight'], 'cannot tell which release'),
+])
+def test_files_that_are_not_releases_are_refused(tool, tmp_path, monkeypatch,
+                                                 capsys, keys, found):
+    src, dst = tmp_path / 'model.pth', tmp_path / 'ours.pth'
+    torch.save(dict(state_dict={k: torch.zeros(1) for k in keys}), src)
+    with pytest.raises(SystemExit) as exit_info:
+        _run(tool, monkeypatch, str(src), str(dst))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {src}: ') and found in err
+    assert len(err.splitlines()[0]) == len(err.split('\n(set UM_MAE')[0])
+    assert not dst.exists()
+
+
+def test_bad_file_is_one_line(tool, tmp_path, monkeypatch, capsys):
+    src, dst = tmp_path / 'model.pth', tmp_path / 'ours.pth'
+    src.write_text('not a checkpoint')
+    with pytest.raises(SystemExit):
+        _run(tool, monkeypatch, str(src), str(dst))
+    assert f'error: {src} is not a checkpoint (found a text file' in \
+        capsys.readouterr().err
+    assert not dst.exists()

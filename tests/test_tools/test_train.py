@@ -273,3 +273,70 @@ def test_amp_without_gpu_is_one_clear_error(pretrain_root, tmp_path):
                        f'data_root={pretrain_root}')
     assert rc != 0
     assert '--amp needs a CUDA GPU' in out and 'Traceback' not in out
+
+
+# -- shipped AMP recipes on CPU, SyncBN on CPU processes, batch-1 BN ---------
+UMMAE_PVT_S = osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                       'ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-'
+                       '256px.py')
+SEG_DEMO = osp.join(REPO, 'configs', 'seg', 'upernet',
+                    'pvt-demo_upernet_1xb4-1600it_demo-seg-128px.py')
+GFL_DEMO = osp.join(REPO, 'configs', 'det', 'gfl',
+                    'gfl_pvt-demo_fpn_1xb8-300it_demo-coco-128px.py')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
+def test_amp_config_on_cpu_names_fp32(tmp_path):
+    rc, out = run_tool(TRAIN, UMMAE_PVT_S, '--work-dir', str(tmp_path),
+                       '--data-root', str(tmp_path))
+    assert rc != 0
+    assert 'AmpOptimWrapper' in out and 'add --fp32' in out
+    assert 'Traceback' not in out
+    rc, out = run_tool(TRAIN, UMMAE_PVT_S, '--amp', '--fp32')
+    assert rc == 2 and 'not allowed with argument' in out
+
+
+def test_fp32_keeps_every_option_but_amp_ones():
+    from mmengine.config import Config
+
+    from um_mae.utils.cli import to_fp32
+    cfg = Config.fromfile(UMMAE_PVT_S)
+    before = cfg.optim_wrapper.to_dict()
+    to_fp32(cfg)
+    after = cfg.optim_wrapper.to_dict()
+    assert after.pop('type') == 'OptimWrapper'
+    assert before.pop('type') == 'AmpOptimWrapper'
+    assert before.pop('loss_scale') == 'dynamic'
+    assert after == before  # accumulation, clipping, paramwise settings
+
+
+def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
+    data_root = str(tmp_path / 'seg')
+    make_seg_shapes(data_root, num_train=2, num_val=1)
+    rc, out = run_tool(TRAIN, SEG_DEMO, '--work-dir', str(tmp_path / 'w'),
+                       '--data-root', data_root, '--cfg-options',
+                       'train_dataloader.batch_size=1',
+                       'train_dataloader.num_workers=0',
+                       'train_dataloader.persistent_workers=False')
+    assert rc == 1
+    assert 'train_dataloader.batch_size >= 2 per process' in out
+    assert 'Traceback' not in out
+
+
+def test_dist_train_with_syncbn_on_cpu(tmp_path):
+    data_root = str(tmp_path / 'coco')
+    make_coco_shapes(data_root, num_train=4, num_val=2)
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore',
+               PORT='29537', OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', GFL_DEMO, '2', '--work-dir',
+         str(tmp_path / 'w'), '--data-root', data_root, '--cfg-options',
+         'model.neck.norm_cfg.type=SyncBN', 'train_cfg.max_iters=2',
+         'train_cfg.val_interval=100', 'train_dataloader.batch_size=2',
+         'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'SyncBN layers of the config run as per-process BN' in out
+    assert osp.isfile(osp.join(str(tmp_path / 'w'), 'iter_2.pth'))

@@ -1,65 +1,73 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""Convert an official UM-MAE checkpoint to um_mae's model keys.
+"""Convert a released checkpoint to um_mae's model keys.
 
 Usage::
 
-    python tools/model_converters/ummae_official_to_ours.py SRC DST
+    python tools/model_converters/ummae_official_to_ours.py SRC DST [--strict]
 
-SRC is an official checkpoint (``{'model': state_dict}`` or a bare state
-dict). The architecture is detected from the keys:
+SRC is read safely (no code from the file runs; ``.pth``, ``.bin``,
+``.pth.tar``, ``.safetensors``) and its release is told from the keys (see
+``um_mae.models.converters``):
 
-* a pre-training checkpoint (has ``decoder_embed``) becomes a ``UMMAE``
-  state dict: ``backbone.*`` plus ``neck.*`` (``MAEPyramidDecoder``; the
-  official final ``norm`` is the neck's ``in_norm``);
-* a fine-tuned classifier (has ``head``) becomes an ``ImageClassifier``
-  state dict: ``backbone.*`` (``fc_norm`` included) plus ``head.fc.*``.
+* an official UM-MAE (PVT, Swin, ViT) or MAE checkpoint becomes a whole
+  model: a pre-training checkpoint (has ``decoder_embed``) a ``UMMAE`` state
+  dict (``backbone.*`` plus the decoder as ``neck.*``), a fine-tuned
+  classifier (has ``head``) an ``ImageClassifier`` one (``backbone.*`` plus
+  ``head.fc.*``);
+* timm / DeiT, MoCo v3 and BEiT checkpoints become ``backbone.*``.
 
-DST is written as ``{'state_dict': ..., 'meta': ...}``. The report lists
-every official key that was not mapped; nothing is dropped silently, and
-``--strict`` turns unmapped keys into an error.
-
-New architectures plug in through ``ARCH_RULES`` (how to recognise the
-checkpoint) and ``BACKBONE_CONVERTERS`` (``'module:function'`` of a
-``convert_official_<arch>(state_dict) -> dict`` that maps the backbone keys
-and passes the tensors through unchanged).
+A file in um_mae / mmpretrain layout already, or a detector / segmentor, is
+refused (one line, exit code 1). DST is written as ``{'state_dict': ...,
+'meta': ...}``. The report lists every source key that was not mapped;
+``--strict`` turns them into an error. ``CheckedPretrained`` converts the
+same files on the fly, so this tool is only needed to resume pre-training
+from an official checkpoint or to inspect a conversion.
 """
 import argparse
+from collections import Counter
 
 import torch
 
-from um_mae.models.utils.official_convert import (ARCH_RULES,  # noqa: F401
-                                                  BACKBONE_CONVERTERS,
-                                                  NECK_CONVERTERS, convert,
-                                                  detect_arch, unwrap)
+from um_mae.models.converters import (convert_checkpoint, read_checkpoint,
+                                      unwrap)
+from um_mae.utils.cli import user_errors
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='official checkpoint')
+    parser.add_argument('src', help='released checkpoint')
     parser.add_argument('dst', help='converted checkpoint to write')
     parser.add_argument(
         '--strict',
         action='store_true',
-        help='fail if any official key is not mapped')
+        help='fail if any source key is not mapped')
     args = parser.parse_args()
 
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
-    state_dict, report = convert(checkpoint)
+    with user_errors():
+        state_dict = unwrap(read_checkpoint(args.src))
+        try:
+            state_dict, report = convert_checkpoint(state_dict)
+        except ValueError as e:
+            raise ValueError(f'{args.src}: {e}') from e
+    print(f'release: {report["format"]}')
     print(f'arch: {report["arch"]}, checkpoint kind: {report["kind"]}')
-    print(f'mapped {len(report["mapped"])} keys -> {len(state_dict)} keys')
+    print(f'-> {len(state_dict)} keys')
+    for why, n in Counter(report['dropped'].values()).items():
+        print(f'left out: {why} ({n} keys)')
     if report['unused']:
-        print(f'{len(report["unused"])} official keys NOT mapped:')
+        print(f'{len(report["unused"])} source keys NOT mapped:')
         for key in report['unused']:
             print(f'  {key}')
         if args.strict:
             raise SystemExit('unmapped keys with --strict; nothing written')
     else:
-        print('every official key was mapped')
+        print('every source key was mapped')
     torch.save(
         dict(
             state_dict=state_dict,
             meta=dict(
                 converted_from=args.src,
+                release=report['format'],
                 arch=report['arch'],
                 kind=report['kind'])), args.dst)
     print(f'saved to {args.dst}')

@@ -1,11 +1,21 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-from .atomic_save import AtomicLocalBackend, atomic_write
-from .checkpoint import load_local_checkpoint
-from .hooks import FiniteLossHook, NonFiniteLossError, RNGStateHook
+from .atomic_save import atomic_write, remove_stale_temporaries
+from .checkpoint import (check_last_checkpoint, check_model_checkpoint,
+                         check_resume_checkpoint, describe_checkpoint,
+                         load_local_checkpoint, register_checkpoint_loader)
+from .checkpoint_hook import AtomicCheckpointHook
+from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
+                    NonFiniteLossError, PretrainedHook, RankMeanLossHook,
+                    RNGStateHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
 
 __all__ = [
-    'AtomicLocalBackend', 'atomic_write', 'load_local_checkpoint',
-    'FiniteLossHook', 'NonFiniteLossError', 'RNGStateHook',
-    'UMLayerDecayOptimWrapperConstructor'
+    'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
+    'register_checkpoint_loader', 'describe_checkpoint',
+    'check_resume_checkpoint', 'check_last_checkpoint',
+    'check_model_checkpoint',
+    'AtomicCheckpointHook', 'UM_MAE_HOOKS', 'DataSummaryHook',
+    'FiniteLossHook',
+    'NonFiniteLossError', 'PretrainedHook', 'RankMeanLossHook',
+    'RNGStateHook', 'UMLayerDecayOptimWrapperConstructor'
 ]

@@ -1,27 +1,36 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""Checkpoints that are never half-written.
+"""Files that are never half-written.
 
-mmengine writes a checkpoint with ``LocalBackend.put``, i.e. straight into
-the final file: a job killed while saving leaves a truncated ``epoch_N.pth``
-that ``last_checkpoint`` may already point at. We replace the ``local``
-backend with one that writes to a temporary file in the same folder, fsyncs
-it and renames it over the target (atomic on POSIX), so the previous
-checkpoint stays loadable until the new one is complete.
+:func:`atomic_write` writes to a temporary file in the destination folder,
+fsyncs it and renames it over the destination (atomic on POSIX): a process
+killed while writing leaves the previous file, never a truncated one. The
+checkpoint hook (:class:`~um_mae.engine.AtomicCheckpointHook`) and the
+tools' ``--out`` files use it.
 """
+import glob
 import os
 import os.path as osp
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import List, Union
 
-import mmengine
-from mmengine.fileio import LocalBackend, register_backend
+__all__ = ['atomic_write', 'remove_stale_temporaries', 'TMP_SUFFIX']
 
-__all__ = ['AtomicLocalBackend', 'atomic_write']
+#: suffix of the temporary files; a leftover one is a write that was killed
+TMP_SUFFIX = '.tmp'
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
     """Write ``data`` to ``filepath`` through a temporary file and rename.
+
+    The file gets the mode a plain ``open(filepath, 'wb')`` would give it
+    (``0o666`` less the umask).
 
     Args:
         data (bytes): What to write.
@@ -29,14 +38,15 @@ def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
     """
     filepath = str(filepath)
     folder = osp.dirname(osp.abspath(filepath))
-    mmengine.mkdir_or_exist(folder)
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
+        prefix=f'.{osp.basename(filepath)}.', suffix=TMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
         os.replace(tmp, filepath)
     except BaseException:
         if osp.exists(tmp):
@@ -44,15 +54,16 @@ def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
         raise
 
 
-@register_backend('local', force=True, prefixes='')
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend with atomic ``put`` / ``put_text``."""
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Delete the temporary files of writes that were killed.
 
-    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
-        atomic_write(obj, filepath)
+    Args:
+        folder (str): A folder :func:`atomic_write` wrote into.
 
-    def put_text(self,
-                 obj: str,
-                 filepath: Union[str, Path],
-                 encoding: str = 'utf-8') -> None:
-        atomic_write(obj.encode(encoding), filepath)
+    Returns:
+        list[str]: The removed paths.
+    """
+    stale = sorted(glob.glob(osp.join(folder, f'.*{TMP_SUFFIX}')))
+    for path in stale:
+        os.remove(path)
+    return stale

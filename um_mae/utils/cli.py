@@ -7,19 +7,24 @@ data root, an uninstalled toolbox, an unknown launcher) is reported as one
 :class:`UsageError` naming the fix instead of a traceback from deep inside
 mmengine.
 """
-import contextlib
 import importlib
 import os
 import os.path as osp
 import sys
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict, DictAction
 
+from .errors import UsageError, fail, user_errors
+
 __all__ = [
     'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
-    'check_toolbox', 'check_data_roots', 'check_model_channels',
-    'setup_distributed', 'user_errors', 'DictAction'
+    'check_toolbox', 'set_data_root', 'check_data_roots',
+    'check_model_channels',
+    'check_runtime_hooks', 'to_fp32', 'setup_distributed', 'user_errors',
+    'fail', 'check_option_types', 'CheckedDictAction', 'DictAction',
+    'check_writable_dir', 'check_out_file', 'write_out_file', 'OUT_FORMATS',
+    'FIGURE_FORMATS'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -32,8 +37,17 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 _DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
-class UsageError(Exception):
-    """Bad input to a tool; the message says what is wrong and the fix."""
+class CheckedDictAction(DictAction):
+    """mmengine's ``DictAction`` that rejects items without ``=``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values or []:
+            if '=' not in item:
+                parser.error(
+                    f'{option_string} {item!r} is not KEY=VALUE; write e.g. '
+                    f'{item}=VALUE (lists as key=[a,b], strings with spaces '
+                    'in quotes)')
+        super().__call__(parser, namespace, values, option_string)
 
 
 def add_common_args(parser) -> None:
@@ -42,9 +56,16 @@ def add_common_args(parser) -> None:
         '--work-dir', help='folder for logs and checkpoints '
         '(default: ./work_dirs/<config name>)')
     parser.add_argument(
+        '--data-root',
+        metavar='DIR',
+        help='read every dataset of the config from DIR: the data_root of '
+        'the train / val / test datasets and the evaluators\' annotation '
+        'files under the old root (--cfg-options still override single '
+        'entries)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CheckedDictAction,
         help='override config entries, e.g. '
         'train_dataloader.batch_size=8 optim_wrapper.optimizer.lr=1e-4')
     parser.add_argument(
@@ -58,7 +79,8 @@ def add_common_args(parser) -> None:
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
                 launcher: str = 'none',
-                work_dir: Optional[str] = None) -> Config:
+                work_dir: Optional[str] = None,
+                data_root: Optional[str] = None) -> Config:
     """Load a config and apply the common command-line overrides."""
     if launcher not in LAUNCHERS:
         raise UsageError(f'unknown --launcher {launcher!r}; use one of '
@@ -78,7 +100,10 @@ def load_config(path: str,
     except Exception as e:
         raise UsageError(f'config {path!r} could not be loaded: '
                          f'{type(e).__name__}: {e}') from e
+    if data_root is not None:
+        set_data_root(cfg, data_root)
     if cfg_options:
+        check_option_types(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     cfg.launcher = launcher
     if work_dir is not None:
@@ -87,6 +112,45 @@ def load_config(path: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+_MISSING = object()
+
+
+def _lookup(cfg, key: str):
+    """The value at a dotted ``--cfg-options`` key (list indices allowed)."""
+    node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+    for part in key.split('.'):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(
+                part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def check_option_types(cfg: Config, options: dict) -> None:
+    """Refuse a ``--cfg-options`` value of another kind than the config's.
+
+    A word where the config holds a number or a bool
+    (``train_dataloader.batch_size=abc``) would otherwise fail much later,
+    deep inside the toolbox, without naming the option.
+    """
+    for key, value in options.items():
+        old = _lookup(cfg, key)
+        if old is _MISSING or old is None or not isinstance(value, str):
+            continue
+        if isinstance(old, bool):
+            kind, example = 'True or False', 'True'
+        elif isinstance(old, (int, float)):
+            kind, example = 'a number', repr(old)
+        else:
+            continue
+        raise UsageError(
+            f'--cfg-options {key}={value!r}: the config holds {kind} there '
+            f'({old!r}), not a word; write e.g. {key}={example}')
 
 
 def check_toolbox(cfg: Config) -> str:
@@ -122,6 +186,116 @@ def _datasets(cfg: ConfigDict, where: str) -> Iterator[Tuple[str, dict]]:
         yield from _datasets(sub, f'{where}.datasets[{i}]')
 
 
+def check_writable_dir(path: str, what: str = '--work-dir') -> None:
+    """Create ``path`` if needed and check that files can be written there.
+
+    Raises:
+        UsageError: ``path`` is a file, or cannot be created or written.
+    """
+    import tempfile
+    if osp.exists(path) and not osp.isdir(path):
+        raise UsageError(f'{what} {path!r} is a file, not a folder; give a '
+                         'folder (it is created if missing)')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UsageError(
+            f'cannot write to {what} {path!r} ({e.strerror}); choose a '
+            f'writable folder with {what}') from e
+
+
+#: formats ``mmengine.dump`` writes, by file extension
+OUT_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
+
+
+#: image formats of the figure tools
+FIGURE_FORMATS = ('.png', '.jpg', '.jpeg')
+
+
+def check_out_file(path: str, formats: Sequence[str] = OUT_FORMATS) -> None:
+    """Check an ``--out`` file before any work is done.
+
+    Args:
+        path (str): The file to write.
+        formats (Sequence[str]): Allowed extensions. Defaults to
+            :data:`OUT_FORMATS` (metrics); :data:`FIGURE_FORMATS` for
+            figures.
+
+    Raises:
+        UsageError: Unsupported extension, a folder, or a place that cannot
+            be written.
+    """
+    if osp.isdir(path):
+        raise UsageError(f'--out {path!r} is a folder; give a file name, '
+                         f'e.g. {osp.join(path, "out" + formats[0])}')
+    ext = osp.splitext(path)[1].lower()
+    if ext not in formats:
+        raise UsageError(
+            f'--out {path!r}: cannot write '
+            f'{ext + " files" if ext else "a file without extension"}; use '
+            f'one of {", ".join(formats)}')
+    check_writable_dir(osp.dirname(osp.abspath(path)), '--out folder')
+
+
+def write_out_file(obj, path: str) -> None:
+    """Write ``obj`` to ``path`` (format from the extension), atomically."""
+    import mmengine
+
+    from um_mae.engine.atomic_save import atomic_write
+    ext = osp.splitext(path)[1].lower().lstrip('.')
+    ext = {'yml': 'yaml', 'pickle': 'pkl'}.get(ext, ext)
+    data = mmengine.dump(obj, file_format=ext)
+    atomic_write(data if isinstance(data, bytes) else data.encode(), path)
+
+
+def set_data_root(cfg: Config, root: str) -> List[str]:
+    """Point every dataset of ``cfg`` at ``root`` (``--data-root``).
+
+    Sets ``data_root`` of each dataset of the train / val / test loaders
+    (through dataset wrappers) and moves the evaluators' ``ann_file``
+    (COCO) from the old root to ``root``: the configs substitute the data
+    root into these paths when they are parsed, so overriding a top-level
+    ``data_root`` would change nothing.
+
+    Returns:
+        list[str]: The config paths that were changed.
+    """
+    changed, old_roots = [], set()
+    for loader in _DATALOADERS:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg or not isinstance(loader_cfg.get('dataset'), dict):
+            continue
+        for where, ds in _datasets(loader_cfg['dataset'],
+                                   f'{loader}.dataset'):
+            if isinstance(ds.get('data_root'), str):
+                old_roots.add(ds['data_root'])
+                ds['data_root'] = root
+                changed.append(f'{where}.data_root')
+    if not changed:
+        raise UsageError('--data-root: no dataset of the config has a '
+                         'data_root; set the paths with --cfg-options')
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluators = cfg.get(key)
+        for i, ev in enumerate(evaluators if isinstance(evaluators, list)
+                               else [evaluators]):
+            ann = ev.get('ann_file') if isinstance(ev, dict) else None
+            if not isinstance(ann, str):
+                continue
+            old = [r for r in old_roots if r and ann.startswith(r)]
+            if not old:
+                raise UsageError(
+                    f'--data-root: {key}.ann_file={ann!r} is not under the '
+                    f'config\'s data root {sorted(old_roots)}; set it with '
+                    f'--cfg-options {key}.ann_file=PATH')
+            ev['ann_file'] = osp.join(root, ann[len(max(old, key=len)):]
+                                      .lstrip('/'))
+            changed.append(key + (f'[{i}]' if isinstance(evaluators, list)
+                                  else '') + '.ann_file')
+    return changed
+
+
 def check_data_roots(cfg: Config,
                      loaders: Sequence[str] = _DATALOADERS) -> None:
     """Raise :class:`UsageError` if a dataset's ``data_root`` is missing."""
@@ -142,6 +316,72 @@ def check_data_roots(cfg: Config,
                 f'data root {root!r} ({where}.data_root) does not exist; '
                 f'{demo}point it at your dataset with --cfg-options '
                 f'{where}.data_root=/path/to/data')
+
+
+def check_runtime_hooks(cfg: Config) -> List[str]:
+    """Warn when a config lacks the hooks of ``um_mae_runtime.py``.
+
+    The guarantees of the README (NaN stop, exact resume, logged loss of all
+    processes, ``pretrained`` override, checkpoints that survive a kill) are
+    declared in ``configs/_base_/um_mae_runtime.py`` and the checkpoint hook
+    of the runtime bases; a config that replaces ``custom_hooks`` or the
+    checkpoint hook loses them. Nothing is added: the config stays the truth.
+
+    Returns:
+        list[str]: The missing hook types (empty when all are declared).
+    """
+    from um_mae.engine.hooks import UM_MAE_HOOKS
+    declared = ' '.join(
+        str(h.get('type')) for h in cfg.get('custom_hooks') or []
+        if isinstance(h, dict))
+    missing = [h for h in UM_MAE_HOOKS if h not in declared]
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and 'AtomicCheckpointHook' not in str(
+            checkpoint.get('type')):
+        missing.append('AtomicCheckpointHook')
+    if missing:
+        print(
+            f'warning: the config does not declare {", ".join(missing)}; '
+            'the NaN stop, exact resume, rank-mean loss logging, the '
+            '`pretrained` override or kill-safe checkpoints may not apply. '
+            "Inherit configs/_base_/um_mae_runtime.py (and use type="
+            "'mmpretrain.AtomicCheckpointHook' for default_hooks.checkpoint)"
+            ', or list them again where the config sets its own',
+            file=sys.stderr)
+    return missing
+
+
+def to_fp32(cfg: Config) -> None:
+    """Train an AMP config in float32 (``--fp32``; AMP needs CUDA).
+
+    ``AmpOptimWrapper`` becomes ``OptimWrapper`` and the options only AMP
+    knows (``loss_scale``, ``dtype``, ``use_fsdp``) are dropped; every other
+    option (accumulation, clipping, constructor, paramwise settings) stays.
+    """
+    wrapper = cfg.optim_wrapper
+    if 'AmpOptimWrapper' not in str(wrapper.get('type')):
+        return
+    wrapper.type = 'OptimWrapper'
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        wrapper.pop(key, None)
+
+
+_SYNC_BN = ('SyncBN', 'MMSyncBN', 'NaiveSyncBN')
+
+
+def _sync_bn_to_bn(cfg) -> int:
+    """Replace SyncBN norm layers by BN in a config tree; count them."""
+    count = 0
+    if isinstance(cfg, dict):
+        if cfg.get('type') in _SYNC_BN:
+            cfg['type'] = 'BN'
+            count += 1
+        for value in cfg.values():
+            count += _sync_bn_to_bn(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            count += _sync_bn_to_bn(value)
+    return count
 
 
 def setup_distributed(cfg: Config) -> None:
@@ -166,6 +406,14 @@ def setup_distributed(cfg: Config) -> None:
             f'--launcher pytorch without {", ".join(missing)} in the '
             'environment; start it with `bash tools/dist_train.sh CONFIG N`')
     dist.init_process_group(backend='gloo')
+    # torch's SyncBatchNorm needs CUDA tensors once a process group exists
+    # (DDP refuses to wrap it on CPU): CPU processes normalise per process
+    if _sync_bn_to_bn(cfg.model):
+        print(
+            'warning: no CUDA: the SyncBN layers of the config run as '
+            'per-process BN on CPU (gloo); statistics are not synchronised '
+            'across processes. Use GPUs for the recipe itself',
+            file=sys.stderr)
     # mmengine passes device_ids=[LOCAL_RANK] to DDP, which CPU modules reject
     cfg.setdefault(
         'model_wrapper_cfg',
@@ -174,35 +422,6 @@ def setup_distributed(cfg: Config) -> None:
             device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False)))
-
-
-@contextlib.contextmanager
-def user_errors():
-    """Report configuration and data errors as one line, not a traceback.
-
-    ``ValueError`` / ``TypeError`` / ``KeyError`` / ``FileNotFoundError``
-    (raised by our modules with the offending value and the fix, or by the
-    registries for unknown types) and a non-finite loss end the run with
-    ``error: <message>`` and exit code 1. Set ``UM_MAE_DEBUG=1`` to get the
-    full traceback instead.
-    """
-    from um_mae.engine.hooks import NonFiniteLossError
-    try:
-        yield
-    except (UsageError, ValueError, TypeError, KeyError, FileNotFoundError,
-            NonFiniteLossError) as e:
-        if os.environ.get('UM_MAE_DEBUG'):
-            raise
-        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
-        if 'Original Traceback' in msg:  # re-raised from a dataloader worker
-            head = f'{type(e).__name__}: '
-            starts = [i for i, line in enumerate(msg.splitlines())
-                      if line.startswith(head)]
-            if starts:
-                msg = '\n'.join(msg.splitlines()[starts[-1]:])[len(head):]
-        print(f'error: {msg}\n(set UM_MAE_DEBUG=1 for the traceback)',
-              file=sys.stderr)
-        sys.exit(1)
 
 
 def _model_cfg_channels(cfg: Config) -> Optional[Tuple[str, list]]:

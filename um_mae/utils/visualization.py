@@ -170,7 +170,12 @@ def load_square_rgb(path: Optional[str], size: int) -> np.ndarray:
     else:
         if not os.path.isfile(path):
             raise ValueError(f'image {path!r} does not exist')
-        img = Image.open(path).convert('RGB')
+        try:
+            with Image.open(path) as f:
+                img = f.convert('RGB')
+        except Exception as e:  # not an image, truncated, unsupported
+            raise ValueError(f'cannot read image {path!r} ({e}); pass a '
+                             'JPEG or PNG file') from e
     side = min(img.size)
     left, top = (img.size[0] - side) // 2, (img.size[1] - side) // 2
     img = img.crop((left, top, left + side, top + side))

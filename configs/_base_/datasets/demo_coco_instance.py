@@ -1,7 +1,6 @@
 # Demo detection / instance segmentation data: shapes with boxes and polygon
 # masks in COCO format, written by `python tools/make_demo_data.py coco` to
 # data/demo_coco/ (240 train / 60 val images of 128x128).
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # data
 dataset_type = 'CocoDataset'

@@ -3,7 +3,6 @@
 # A dataset-only base: combine it with a model base and
 # ../demo_runtime.py; children add a mask generator to the pipeline by
 # overriding train_dataloader.dataset.dataset.pipeline.
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # data
 data_root = 'data/demo_images'

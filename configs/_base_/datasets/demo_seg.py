@@ -1,7 +1,6 @@
 # Demo semantic segmentation data: shapes with per-pixel labels in mmseg's
 # layout, written by `python tools/make_demo_data.py seg` to data/demo_seg/
 # (160 train / 40 val images of 128x128; label 0 = background).
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # data
 dataset_type = 'BaseSegDataset'

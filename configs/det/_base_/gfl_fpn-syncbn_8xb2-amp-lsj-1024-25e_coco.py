@@ -4,8 +4,10 @@
 # 2000-iteration linear warm-up then cosine, 25 epochs, AMP.
 # A model config sets the backbone, its `pretrained` checkpoint and the FPN
 # in_channels.
-_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+    '../../_base_/um_mae_runtime.py',
+]
 
 # model
 image_size = (1024, 1024)
@@ -87,4 +89,7 @@ param_scheduler = [
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 # runtime
-default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=2))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook', interval=5,
+        max_keep_ckpts=2))

@@ -7,9 +7,11 @@
 # optimizer (AdamW, half-period cosine, 0.25-epoch warm-up) and pad test
 # images to 1024 x 1024 too. A model config sets the backbone, `pretrained`
 # and the FPN in_channels.
-_base_ = 'mmdet::strong_baselines/' \
-    'mask-rcnn_r50_fpn_rpn-2conv_4conv1fc_syncbn-all_amp-lsj-100e_coco.py'
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::strong_baselines/'
+    'mask-rcnn_r50_fpn_rpn-2conv_4conv1fc_syncbn-all_amp-lsj-100e_coco.py',
+    '../../_base_/um_mae_runtime.py',
+]
 
 # model
 # torch's SyncBN also in the heads: mmdet's base uses mmcv's MMSyncBN there
@@ -74,3 +76,6 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=64)
+
+# runtime: new checkpoints are written before old ones are deleted
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))

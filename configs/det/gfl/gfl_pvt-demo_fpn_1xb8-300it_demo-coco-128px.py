@@ -4,8 +4,10 @@
 # metric:
 #   python tools/train.py <this file>
 #   python tools/test.py <this file> work_dirs/<name>/iter_300.pth
-_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
+    '../../_base_/um_mae_runtime.py',
+]
 
 # model: strides 8/16/32 of a 16/32/64/128-channel PVT, 2 extra levels
 model = dict(
@@ -93,6 +95,10 @@ auto_scale_lr = dict(enable=False, base_batch_size=8)
 # runtime
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook',
+        by_epoch=False,
+        interval=max_iters,
+        max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

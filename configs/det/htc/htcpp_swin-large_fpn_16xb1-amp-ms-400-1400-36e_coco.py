@@ -3,9 +3,10 @@
 # COCO-stuff maps) with our backbone, AdamW, AMP, a 3x schedule and
 # soft-NMS at test time. InstaBoost, part of the original HTC++, is left
 # out (it needs the extra `instaboostfast` package).
-_base_ = 'mmdet::htc/' \
-    'htc_x101-64x4d-dconv-c3-c5_fpn_ms-400-1400-16xb1-20e_coco.py'
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::htc/htc_x101-64x4d-dconv-c3-c5_fpn_ms-400-1400-16xb1-20e_coco.py',
+    '../../_base_/um_mae_runtime.py',
+]
 
 pretrained = 'work_dirs/ummae_swin-large_8xb64-accum8-amp-coslr-800e_' \
     'in1k-256px/epoch_800.pth'
@@ -53,3 +54,6 @@ param_scheduler = [
         gamma=0.1)
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# runtime: new checkpoints are written before old ones are deleted
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))

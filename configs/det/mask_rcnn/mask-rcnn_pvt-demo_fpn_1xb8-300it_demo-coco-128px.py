@@ -7,6 +7,7 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
     '../../_base_/datasets/demo_coco_instance.py',
+    '../../_base_/um_mae_runtime.py',
 ]
 
 # model: 4 stages of 16/32/64/128 channels at strides 4-32
@@ -60,6 +61,10 @@ auto_scale_lr = dict(enable=False, base_batch_size=8)
 # runtime
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook',
+        by_epoch=False,
+        interval=max_iters,
+        max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

@@ -38,4 +38,4 @@ train_pipeline = [
     dict(type='UniformMaskGenerator', strategy='RS', mask_ratio=0.75),
     dict(type='PackInputs')
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))

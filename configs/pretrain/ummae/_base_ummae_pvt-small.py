@@ -1,7 +1,7 @@
 # UM-MAE (Li et al., 2022) model on PVT-Small: compact encoder over the
 # uniformly sampled 25% of 16-px tokens, 2-layer 512-wide MAE decoder,
 # normalised-pixel MSE on the dropped tokens. Model-only base; the configs
-# using it set `custom_imports` (bases may not repeat a key).
+# using it add data, schedule and runtime bases.
 
 # model
 model = dict(

@@ -13,8 +13,8 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../../_base_/um_mae_runtime.py',
 ]
-custom_imports = dict(imports=['um_mae'], allow_failed_imports=False)
 
 # model
 crop_size = (512, 512)
@@ -55,3 +55,6 @@ param_scheduler = [
         end=160000)
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# runtime: new checkpoints are written before old ones are deleted
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))

@@ -7,6 +7,7 @@ _base_ = [
     'mmseg::_base_/models/upernet_swin.py',
     'mmseg::_base_/default_runtime.py',
     '../../_base_/datasets/demo_seg.py',
+    '../../_base_/um_mae_runtime.py',
 ]
 
 # model: plain BN in the heads (one process)
@@ -53,5 +54,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=4)
 # runtime
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=800))
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook', by_epoch=False,
+        interval=800))
 randomness = dict(seed=0)

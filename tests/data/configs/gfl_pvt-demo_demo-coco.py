@@ -3,6 +3,7 @@
 _base_ = [
     'mmdet::_base_/default_runtime.py',
     '../../../configs/_base_/datasets/demo_coco_instance.py',
+    '../../../configs/_base_/um_mae_runtime.py',
 ]
 model = dict(
     type='GFL',
@@ -65,5 +66,6 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=2),
-    checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False))
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook', interval=2, by_epoch=False))
 log_processor = dict(by_epoch=False)

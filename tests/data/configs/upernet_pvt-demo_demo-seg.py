@@ -4,6 +4,7 @@ _base_ = [
     'mmseg::_base_/models/upernet_r50.py',
     'mmseg::_base_/default_runtime.py',
     '../../../configs/_base_/datasets/demo_seg.py',
+    '../../../configs/_base_/um_mae_runtime.py',
 ]
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
@@ -30,4 +31,5 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=2),
-    checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False))
+    checkpoint=dict(
+        type='mmpretrain.AtomicCheckpointHook', interval=2, by_epoch=False))

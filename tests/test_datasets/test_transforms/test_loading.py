@@ -56,3 +56,21 @@ def test_skip_policy_in_a_dataset_draws_other_samples(folder):
 def test_bad_policy():
     with pytest.raises(ValueError, match="'raise' or 'skip'"):
         CheckedLoadImageFromFile(on_error='ignore')
+
+
+@pytest.mark.parametrize('channels', [1, 3, 4], ids=['grey', 'bgr', 'bgra'])
+def test_16bit_png_is_scaled_not_clipped(tmp_path, channels):
+    import cv2
+    rng = np.random.default_rng(0)
+    shape = (32, 32) if channels == 1 else (32, 32, channels)
+    img16 = rng.integers(0, 65536, size=shape, dtype=np.uint16)
+    path = str(tmp_path / 'deep.png')
+    cv2.imwrite(path, img16)
+    out = CheckedLoadImageFromFile()(dict(img_path=path))['img']
+    expected = np.round(img16 / 257.).astype(np.uint8)
+    if channels == 1:
+        expected = np.repeat(expected[..., None], 3, axis=2)
+    expected = expected[..., :3]
+    assert out.dtype == np.uint8 and out.shape == (32, 32, 3)
+    np.testing.assert_array_equal(out, expected)
+    assert (out == 255).mean() < 0.01

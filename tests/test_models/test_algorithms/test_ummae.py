@@ -1,7 +1,5 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """UMMAE on PVT, and the SimMIM-PVT / MAE-ViT baselines, in mode='loss'."""
-import importlib.util
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -12,9 +10,8 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
 import um_mae  # noqa: F401
+from um_mae.models.converters import convert
 
-REPO = osp.dirname(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 FIXTURE_ARCH = dict(
     embed_dims=[16, 32, 40, 64],
     depths=[1, 2, 1, 1],
@@ -113,15 +110,6 @@ def test_ummae_needs_a_mask():
         model.loss(torch.randn(1, 3, 64, 64), [DataSample()])
 
 
-def _converter():
-    path = osp.join(REPO, 'tools', 'model_converters',
-                    'ummae_official_to_ours.py')
-    spec = importlib.util.spec_from_file_location('ummae_converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('official', [True, False])
 def test_ummae_loss_matches_fixture(reference, official):
     ref = reference('mae_pvt.pt')
@@ -138,7 +126,7 @@ def test_ummae_loss_matches_fixture(reference, official):
                 num_heads=4,
                 official_pos_order=official),
             head=HEAD))
-    state_dict, report = _converter().convert({'model': ref['state_dict']})
+    state_dict, report = convert({'model': ref['state_dict']})
     assert report['unused'] == []
     model.load_state_dict(state_dict, strict=True)
     model.double()

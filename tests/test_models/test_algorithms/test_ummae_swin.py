@@ -1,8 +1,5 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """UM-MAE and SimMIM on the Swin backbone, against the official fixtures."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
 from mmpretrain.models import ImageClassifier
@@ -10,23 +7,13 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import um_mae  # noqa: F401
+from um_mae.models.converters import convert
 
-REPO = osp.dirname(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 FIXTURE_ARCH = dict(
     embed_dims=12,
     depths=[2, 2, 2, 2],
     num_heads=[1, 2, 4, 8],
     pos_mlp_dims=16)
-
-
-def _converter():
-    path = osp.join(REPO, 'tools', 'model_converters',
-                    'ummae_official_to_ours.py')
-    spec = importlib.util.spec_from_file_location('ummae_converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ummae_swin(official_pos_order=False):
@@ -58,7 +45,7 @@ def _ummae_swin(official_pos_order=False):
 
 
 def _load_official(model, state_dict):
-    converted, report = _converter().convert(state_dict)
+    converted, report = convert(state_dict)
     model.load_state_dict(converted, strict=True)
     return report
 
@@ -76,12 +63,12 @@ def _data_samples(ref):
 
 def test_converter_report_swin(reference):
     ref = reference('mae_swin.pt')
-    converted, report = _converter().convert({'model': ref['state_dict']})
+    converted, report = convert({'model': ref['state_dict']})
     assert report['arch'] == 'swin' and report['kind'] == 'pretrain'
     assert report['unused'] == []
     assert converted['neck.in_norm.weight'] is ref['state_dict']['norm.weight']
     ft = reference('ft_swin.pt')
-    _, report = _converter().convert(ft['state_dict'])
+    _, report = convert(ft['state_dict'])
     assert report['kind'] == 'classifier' and report['unused'] == []
     assert report['mapped']['head.weight'] == 'head.fc.weight'
     assert report['mapped']['blocks.2.downsample.proj.weight'] == \

@@ -1,8 +1,5 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """UM-MAE on a plain ViT (UMViT + mmpretrain's MAE decoder and head)."""
-import importlib.util
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
@@ -11,11 +8,9 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones.vit import (convert_official_vit,
-                                         convert_official_vit_decoder)
+from um_mae.models.converters import (convert, convert_official_vit,
+                                      convert_official_vit_decoder)
 
-REPO = osp.dirname(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 # mae_vit.pt config['kwargs']: embed 32, depth 2, 4 heads, mlp ratio 4
 FIXTURE_ARCH = dict(
     embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=128)
@@ -47,18 +42,9 @@ def _ummae_vit():
                 loss=dict(type='PixelReconstructionLoss', criterion='L2'))))
 
 
-def _converter():
-    path = osp.join(REPO, 'tools', 'model_converters',
-                    'ummae_official_to_ours.py')
-    spec = importlib.util.spec_from_file_location('ummae_converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _official_model(ref):
     model = _ummae_vit()
-    converted, _ = _converter().convert(ref['state_dict'])
+    converted, _ = convert(ref['state_dict'])
     model.load_state_dict(converted, strict=True)
     return model.double().eval()
 
@@ -88,7 +74,7 @@ def test_convert_official_vit_keys(reference):
         'decoder_blocks.0.attn.qkv.weight']
     # every official key lands in exactly one part
     assert len(backbone) + len(neck) == len(sd)
-    _, report = _converter().convert({'model': sd})
+    _, report = convert({'model': sd})
     assert report['arch'] == 'vit' and report['kind'] == 'pretrain'
     assert report['unused'] == []
 
@@ -101,7 +87,7 @@ def test_convert_official_vit_finetune_layout():
         'blocks.0.attn.qkv.weight': torch.zeros(24, 8),
         'head.weight': torch.zeros(3, 8),
     }
-    converted, report = _converter().convert(sd)
+    converted, report = convert(sd)
     assert report['kind'] == 'classifier'
     assert set(converted) == {
         'backbone.cls_token', 'backbone.ln2.weight',

@@ -5,7 +5,8 @@ import torch
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import UMPVT, convert_official_pvt
+from um_mae.models.backbones import UMPVT
+from um_mae.models.converters import convert_official_pvt
 
 # the fixture models (config['kwargs'] of mae_pvt.pt / ft_pvt.pt); sr_ratios
 # are the full-image ones, pre-training halves them (fixture: 4/2/1/1)

@@ -3,8 +3,9 @@ import pytest
 import torch
 from mmpretrain.models import ImageClassifier
 
-from um_mae.models.backbones import UMSwinTransformer, convert_official_swin
+from um_mae.models.backbones import UMSwinTransformer
 from um_mae.models.backbones.swin import CompactPositions, window_layout
+from um_mae.models.converters import convert_official_swin
 from um_mae.models.utils import visible_block_order
 
 # the tiny architecture of the fixtures (shared/reference/README.md)

@@ -244,3 +244,38 @@ def test_layer_depth_and_errors():
         ViTDetBackbone(arch=dict(DEMO, num_layers=6), img_size=64)
     with pytest.raises(ValueError, match='unknown arch'):
         ViTDetBackbone(arch='huge')
+
+
+def test_beit_options():
+    """Layer scale on both branches, no absolute position embedding."""
+    model = _backbone(layer_scale_init_value=0.1, use_abs_pos_embed=False)
+    keys = set(model.state_dict())
+    assert 'pos_embed' not in keys
+    assert {'layers.0.attn.gamma1.weight', 'layers.0.ffn.gamma2.weight'} <= \
+        keys
+    assert torch.equal(model.layers[3].attn.gamma1.weight,
+                       torch.full((32, ), 0.1))
+    x = torch.randn(1, 3, 64, 64)
+    assert [o.shape[-1] for o in model(x)] == [16, 8, 4, 2]
+    # layer scale multiplies each branch: scaling it by 0 leaves x
+    layer = model.layers[0]
+    with torch.no_grad():
+        layer.attn.gamma1.weight.zero_()
+        layer.ffn.gamma2.weight.zero_()
+        tokens = torch.randn(1, 16, 32)
+        assert torch.equal(layer(tokens, (4, 4)), tokens)
+
+
+def test_checkpoint_bias_tables_are_resized_or_refused():
+    model = _backbone(window_size=2)  # windowed blocks: 3 x 3 offsets
+    state = model.state_dict()
+    name = 'layers.0.attn.relative_position_bias_table'  # windowed
+    table = torch.randn(7 * 7, 2)  # a 4 x 4 grid's offsets
+    model.load_state_dict(dict(state, **{name: table}))
+    grid = table.t().reshape(2, 7, 7)
+    ours = model.layers[0].attn.relative_position_bias_table.t().reshape(
+        2, 3, 3)
+    torch.testing.assert_close(ours[:, 1, 1], grid[:, 3, 3])  # offset 0
+    with pytest.raises(ValueError, match=r'cannot map checkpoint layers\.0'
+                       r'\.attn\.relative_position_bias_table \(49, 3\)'):
+        model.load_state_dict(dict(state, **{name: torch.randn(49, 3)}))

@@ -5,9 +5,10 @@ import torch
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import UMPVT, convert_official_pvt
-from um_mae.models.necks import (MAEPyramidDecoder, SimMIMNormLinearDecoder,
-                                 convert_official_mae_decoder)
+from um_mae.models.backbones import UMPVT
+from um_mae.models.converters import (convert_official_mae_decoder,
+                                      convert_official_pvt)
+from um_mae.models.necks import MAEPyramidDecoder, SimMIMNormLinearDecoder
 
 FIXTURE_ARCH = dict(
     embed_dims=[16, 32, 40, 64],

@@ -12,8 +12,11 @@ from um_mae.models.utils import loads_checkpoint, official_init_
     (None, False),
     (dict(type='Pretrained', checkpoint='x'), True),
     (dict(type='CheckedPretrained', checkpoint='x'), True),
+    # the random arm of a transfer study: nothing to load
+    (dict(type='CheckedPretrained', checkpoint=None), False),
     (dict(type='Xavier', layer='Linear'), False),
-    ([dict(type='Constant', val=1), dict(type='Pretrained')], True),
+    ([dict(type='Constant', val=1),
+      dict(type='Pretrained', checkpoint='y')], True),
 ])
 def test_loads_checkpoint(init_cfg, expected):
     assert loads_checkpoint(init_cfg) is expected

@@ -2,6 +2,7 @@
 """Image loading with a stated policy for corrupt or truncated files."""
 from typing import Optional
 
+import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
@@ -10,6 +11,25 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import TRANSFORMS
 
 __all__ = ['CheckedLoadImageFromFile']
+
+
+def _decode_16bit(img_bytes: bytes, color_type: str) -> Optional[np.ndarray]:
+    """A 16-bit PNG / TIFF as 8-bit BGR (or grey); None for other files."""
+    deep_formats = (b'\x89PNG', b'II*\x00', b'MM\x00*')  # PNG, TIFF
+    if (color_type not in ('color', 'grayscale')
+            or not img_bytes.startswith(deep_formats)):
+        return None
+    img = cv2.imdecode(
+        np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.dtype != np.uint16:
+        return None
+    img = np.round(img / 257.).astype(np.uint8)  # 65535 -> 255
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]  # drop alpha
+    if color_type == 'grayscale':
+        return img if img.ndim == 2 else cv2.cvtColor(img,
+                                                      cv2.COLOR_BGR2GRAY)
+    return img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
 
 
 @TRANSFORMS.register_module()
@@ -25,6 +45,9 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     * ``'skip'``: log a warning naming the file and return ``None``, which
       makes mmengine's dataset draw another sample (training only; in test
       mode mmengine refuses ``None`` and the run stops).
+
+    16-bit images (PNG / TIFF) are scaled to 8 bits (``value / 257``);
+    Pillow alone would clip grey 16-bit images to white.
 
     Args:
         on_error (str): ``'raise'`` or ``'skip'``. Defaults to ``'raise'``.
@@ -44,8 +67,12 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         filename = results['img_path']
         try:
             img_bytes = get(filename, backend_args=self.backend_args)
-            img = mmcv.imfrombytes(
-                img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+            img = _decode_16bit(img_bytes, self.color_type)
+            if img is None:
+                img = mmcv.imfrombytes(
+                    img_bytes,
+                    flag=self.color_type,
+                    backend=self.imdecode_backend)
             if img is None or img.size == 0:
                 raise ValueError('decoder returned no pixels')
         except Exception as e:  # corrupt, truncated, unreadable

@@ -8,9 +8,7 @@ conv, and whose stages start with a 2x2 stride-2 patch merging. One class
 serves pre-training (compact UM-MAE mode and SimMIM mask-token mode),
 classification, detection and segmentation.
 """
-import re
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -29,7 +27,7 @@ from torch import Tensor
 from ..utils import check_uniform_mask, sincos_pos_embed_2d, uniform_pack
 from ..utils.weight_init import loads_checkpoint, official_init_
 
-__all__ = ['UMPVT', 'convert_official_pvt']
+__all__ = ['UMPVT']
 
 
 class PoolingSRAttention(BaseModule):
@@ -548,81 +546,3 @@ class UMPVT(BaseBackbone):
                         x.transpose(1, 2).reshape(x.shape[0], -1,
                                                   *hw_shape).contiguous())
         return tuple(outs)
-
-
-def convert_official_pvt(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map the encoder keys of an official UM-MAE PVT checkpoint to ours.
-
-    Handles the pre-training (``MaskedAutoencoderPVT``, ``SimMIMPVT``) and
-    fine-tuning (``PVT``) layouts: ``patch_embed``, ``pos_embed``,
-    ``vis_mask_token``, ``blocks.*``, ``fc_norm`` and, for SimMIM (no
-    ``decoder_embed``), the encoder's ``mask_token``. Other keys (decoder,
-    the UM-MAE decoder ``mask_token``, final ``norm``, ``head``) are left out
-    for the caller. Tensors are passed through unchanged.
-
-    Args:
-        state_dict (dict): Official state dict (the ``'model'`` entry of an
-            official checkpoint); ``module.`` prefixes are allowed.
-
-    Returns:
-        OrderedDict: Our backbone keys (without a ``backbone.`` prefix).
-    """
-    state_dict = OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state_dict.items())
-    # official blocks are numbered globally; a block with `downsample`
-    # starts a new stage
-    block_ids = sorted({
-        int(m.group(1))
-        for k in state_dict
-        for m in [re.match(r'blocks\.(\d+)\.', k)] if m
-    })
-    starts = {
-        int(m.group(1))
-        for k in state_dict
-        for m in [re.match(r'blocks\.(\d+)\.downsample\.', k)] if m
-    }
-    place, stage, idx = {}, 0, 0
-    for b in block_ids:
-        if b in starts and b != block_ids[0]:
-            stage, idx = stage + 1, 0
-        place[b] = (stage, idx)
-        idx += 1
-
-    renames = [
-        (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
-        (r'^(pos_embed|vis_mask_token)$', r'\1'),
-        (r'^fc_norm\.', 'fc_norm.'),
-    ]
-    if 'decoder_embed.weight' not in state_dict:
-        # SimMIM: the mask token is the encoder's
-        renames.append((r'^mask_token$', 'mask_token'))
-    layer_renames = [
-        (r'^mlp\.fc1\.', 'ffn.layers.0.0.'),
-        (r'^mlp\.fc2\.', 'ffn.layers.1.'),
-        (r'^(norm1|norm2|attn\.(q|kv|sr|norm|proj))\.', r'\1.'),
-    ]
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        m = re.match(r'^blocks\.(\d+)\.(.*)$', key)
-        if m:
-            stage, idx = place[int(m.group(1))]
-            rest = m.group(2)
-            if rest.startswith('downsample.proj.'):
-                new = (f'stages.{stage}.downsample.projection.' +
-                       rest[len('downsample.proj.'):])
-            else:
-                new = None
-                for pattern, repl in layer_renames:
-                    if re.match(pattern, rest):
-                        new = (f'stages.{stage}.blocks.{idx}.' +
-                               re.sub(pattern, repl, rest))
-                        break
-            if new is not None:
-                out[new] = value
-            continue
-        for pattern, repl in renames:
-            if re.match(pattern, key):
-                out[re.sub(pattern, repl, key)] = value
-                break
-    return out

@@ -40,10 +40,7 @@ from torch import Tensor
 from ..utils.uniform_packing import check_uniform_mask, uniform_pack
 from ..utils.weight_init import loads_checkpoint, official_init_
 
-__all__ = [
-    'UMSwinTransformer', 'convert_official_swin', 'window_layout',
-    'CompactPositions'
-]
+__all__ = ['UMSwinTransformer', 'window_layout', 'CompactPositions']
 
 # Value added to the attention logits of token pairs that a shifted window
 # joins but that are not neighbours in the image. The official model adds
@@ -1032,81 +1029,3 @@ class UMSwinTransformer(BaseBackbone):
             block = int(parts[3]) if parts[2] == 'blocks' else 0
             return sum(self.depths[:stage]) + block + 1, num_layers
         return num_layers - 1, num_layers
-
-
-def convert_official_swin(
-        state_dict: Dict[str, Tensor],
-        depths: Optional[Sequence[int]] = None) -> Dict[str, Tensor]:
-    """Map official UM-MAE Swin keys to :class:`UMSwinTransformer` keys.
-
-    Only the backbone part is returned (keys relative to the backbone):
-    pre-training-only keys (``norm.*``, ``decoder_*``, and the decoder
-    ``mask_token`` of UM-MAE) and the classifier ``head.*`` are left out;
-    ``fc_norm.*`` is kept. The ``mask_token`` of an official SimMIM-Swin
-    checkpoint (no ``decoder_embed``) is the encoder's and is kept.
-
-    Args:
-        state_dict (dict[str, Tensor]): Official ``models_mae_swin`` or
-            ``models_swin`` state dict (``module.`` prefixes allowed).
-        depths (Sequence[int], optional): Blocks per stage. ``None`` infers
-            them from the ``blocks.<i>.downsample`` keys. Defaults to None.
-
-    Returns:
-        dict[str, Tensor]: Converted backbone state dict.
-    """
-    state_dict = {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
-    block_ids = sorted(
-        {int(k.split('.')[1])
-         for k in state_dict if k.startswith('blocks.')})
-    if depths is None:
-        starts = [0] + sorted({
-            int(k.split('.')[1])
-            for k in state_dict
-            if k.startswith('blocks.') and '.downsample.' in k
-        })
-        ends = starts[1:] + [len(block_ids)]
-        depths = [e - s for s, e in zip(starts, ends)]
-    if sum(depths) != len(block_ids):
-        raise ValueError(f'depths {list(depths)} do not add up to the '
-                         f'{len(block_ids)} blocks of the state dict')
-    simmim = 'decoder_embed.weight' not in state_dict
-    location = {}
-    for stage, depth in enumerate(depths):
-        for j in range(depth):
-            location[sum(depths[:stage]) + j] = (stage, j)
-
-    sub_keys = {
-        'attn.posmlp.0.': 'attn.rel_pos_mlp.0.',
-        'attn.posmlp.2.': 'attn.rel_pos_mlp.2.',
-        'mlp.fc1.': 'ffn.layers.0.0.',
-        'mlp.fc2.': 'ffn.layers.1.',
-    }
-    converted = {}
-    for key, value in state_dict.items():
-        if key.startswith('patch_embed.proj.'):
-            new_key = key.replace('patch_embed.proj.',
-                                  'patch_embed.projection.')
-        elif key.startswith(('patch_embed.norm.', 'fc_norm.')) or \
-                key == 'vis_mask_token':
-            new_key = key
-        elif key == 'mask_token' and simmim:
-            new_key = key
-        elif key.startswith('blocks.'):
-            parts = key.split('.')
-            stage, j = location[int(parts[1])]
-            rest = '.'.join(parts[2:])
-            if rest.startswith('downsample.'):
-                new_key = f'stages.{stage}.{rest}'
-            else:
-                for old, new in sub_keys.items():
-                    if rest.startswith(old):
-                        rest = new + rest[len(old):]
-                        break
-                new_key = f'stages.{stage}.blocks.{j}.{rest}'
-        else:
-            continue  # pre-training decoder / final norm / classifier head
-        converted[new_key] = value
-    return converted

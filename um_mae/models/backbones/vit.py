@@ -7,9 +7,7 @@ ViT-B/16 with Uniform Sampling (one kept token per 2x2 block) and
 Secondary Masking (a share of the kept tokens is replaced by a learnable
 token inside the encoder).
 """
-import re
-from collections import OrderedDict
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -21,7 +19,7 @@ from torch import Tensor
 
 from ..utils.weight_init import loads_checkpoint
 
-__all__ = ['UMViT', 'convert_official_vit', 'convert_official_vit_decoder']
+__all__ = ['UMViT']
 
 
 @MODELS.register_module()
@@ -39,7 +37,11 @@ class UMViT(MAEViT):
 
     Without a mask it is mmpretrain's ``VisionTransformer`` (the same keys),
     so the pre-trained ``backbone.*`` weights fine-tune with it or with
-    ``VisionTransformer`` directly.
+    ``VisionTransformer`` directly. ``CheckedPretrained`` loads MAE, UM-MAE,
+    timm / DeiT, MoCo v3 and mmpretrain ViT checkpoints into it exactly (a
+    release with layer scale needs ``layer_cfgs=dict(
+    layer_scale_init_value=...)``); BEiT's relative position biases have no
+    place in it (use ``ViTDetBackbone`` or mmpretrain's ``BEiTViT``).
 
     Args:
         arch (str | dict): ViT architecture, see ``VisionTransformer``.
@@ -68,6 +70,9 @@ class UMViT(MAEViT):
         init_cfg (dict | list[dict], optional): Initialization config.
             Defaults to None.
     """
+    # a final norm the model is built without (final_norm=False) is not
+    # used on purpose (see um_mae.models.converters.load_pretrained)
+    pretrained_unused_keys = (r'ln1\.', )
 
     def __init__(self,
                  arch: Union[str, dict] = 'b',
@@ -105,18 +110,24 @@ class UMViT(MAEViT):
             self.vis_mask_token = None
 
     def init_weights(self) -> None:
-        """MAEViT's init, plus a small normal init of ``vis_mask_token``.
+        """MAEViT's random init, then the checkpoint of ``init_cfg``.
 
-        With a pre-trained ``init_cfg`` only the checkpoint is loaded:
-        ``MAEViT.init_weights`` would re-draw the position embedding, the
-        patch embedding and the class token after loading.
+        The random part (sin-cos ``pos_embed``, Xavier patch embedding,
+        normal class token and ``vis_mask_token``) runs every time; a
+        pre-trained ``init_cfg`` then loads over it, so nothing the
+        checkpoint fills is re-drawn after loading, and nothing it leaves
+        out (``allow_partial=True``) stays at construction values.
         """
-        if loads_checkpoint(self.init_cfg):
-            BaseModule.init_weights(self)
-            return
+        if self.is_init:
+            return BaseModule.init_weights(self)  # mmengine warns and skips
+        init_cfg, self.init_cfg = self.init_cfg, None
         super().init_weights()
         if self.vis_mask_token is not None:
             nn.init.normal_(self.vis_mask_token, std=.02)
+        self.init_cfg = init_cfg
+        if loads_checkpoint(init_cfg):
+            self._is_init = False  # the children keep theirs
+            BaseModule.init_weights(self)
 
     def _flat_mask(self, mask: Tensor, name: str, num_tokens: int) -> Tensor:
         """(N, h, w) or (N, L) mask -> bool (N, L), checked."""
@@ -212,82 +223,3 @@ class UMViT(MAEViT):
         if self.final_norm:
             x = self.ln1(x)
         return x, mask.to(x.dtype), ids_restore
-
-
-def _strip_module(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state_dict.items())
-
-
-# timm Block -> mmpretrain TransformerEncoderLayer
-_LAYER_RENAMES = [
-    (r'norm1\.', 'ln1.'),
-    (r'norm2\.', 'ln2.'),
-    (r'attn\.(qkv|proj)\.', r'attn.\1.'),
-    (r'mlp\.fc1\.', 'ffn.layers.0.0.'),
-    (r'mlp\.fc2\.', 'ffn.layers.1.'),
-]
-
-
-def _rename(state_dict: Dict[str, Tensor], renames) -> Dict[str, Tensor]:
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        for pattern, repl in renames:
-            if re.match(pattern, key):
-                out[re.sub(pattern, repl, key, count=1)] = value
-                break
-    return out
-
-
-def convert_official_vit(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map the encoder keys of an official MAE / UM-MAE ViT checkpoint.
-
-    Handles the pre-training layout (``MaskedAutoencoderViT``: the final
-    ``norm`` becomes ``ln1``, the encoder norm of :class:`UMViT` and
-    ``MAEViT``) and the fine-tuning layout (``models_vit.VisionTransformer``:
-    ``norm`` -> ``ln1``, or ``fc_norm`` -> ``ln2``, the norm of mmpretrain's
-    ``out_type='avg_featmap'``). Decoder keys (``decoder_*``, the decoder
-    ``mask_token``) and ``head`` are left out for the caller. Tensors are
-    passed through unchanged.
-
-    Args:
-        state_dict (dict): Official state dict; ``module.`` prefixes are
-            allowed.
-
-    Returns:
-        OrderedDict: Our backbone keys (without a ``backbone.`` prefix).
-    """
-    renames = [
-        (r'^(cls_token|pos_embed|vis_mask_token)$', r'\1'),
-        (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
-        (r'^norm\.', 'ln1.'),
-        (r'^fc_norm\.', 'ln2.'),
-    ] + [(r'^blocks\.(\d+)\.' + p, r'layers.\1.' + r.replace('\\1', '\\2'))
-         for p, r in _LAYER_RENAMES]
-    return _rename(_strip_module(state_dict), renames)
-
-
-def convert_official_vit_decoder(
-        state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map the decoder keys of an official MAE / UM-MAE ViT checkpoint.
-
-    Target: mmpretrain's ``MAEPretrainDecoder`` (``decoder_embed``,
-    ``mask_token``, ``decoder_pos_embed``, ``decoder_blocks``, ``ln1`` for
-    the official ``decoder_norm``, ``decoder_pred``). Tensors are passed
-    through unchanged; other keys are left out.
-
-    Args:
-        state_dict (dict): Official state dict.
-
-    Returns:
-        OrderedDict: Our neck keys (without a ``neck.`` prefix).
-    """
-    renames = [
-        (r'^(mask_token|decoder_pos_embed)$', r'\1'),
-        (r'^(decoder_embed|decoder_pred)\.', r'\1.'),
-        (r'^decoder_norm\.', 'ln1.'),
-    ] + [(r'^decoder_blocks\.(\d+)\.' + p,
-          r'decoder_blocks.\1.' + r.replace('\\1', '\\2'))
-         for p, r in _LAYER_RENAMES]
-    return _rename(_strip_module(state_dict), renames)

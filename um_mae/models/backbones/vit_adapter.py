@@ -8,6 +8,7 @@ relative position biases and four resolution modules that turn the
 stride-16 outputs of blocks d/4, 2d/4, 3d/4 and d into a stride 4/8/16/32
 pyramid for an FPN.
 """
+import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks import LayerScale
 from mmcv.cnn.bricks.drop import DropPath
 from mmcv.cnn.bricks.transformer import FFN, PatchEmbed
 from mmengine.logging import MMLogger
@@ -25,9 +27,34 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils.weight_init import loads_checkpoint
-
 __all__ = ['ViTDetBackbone']
+
+
+def resize_rel_pos_table(table: Tensor, table_size: Tuple[int, int],
+                         grid: Tuple[int, int]) -> Tensor:
+    """Resize a relative position bias table to another token grid.
+
+    Args:
+        table (Tensor): ``((2*th-1) * (2*tw-1), heads)``, learnt for a
+            ``table_size = (th, tw)`` grid; row ``(dy + th-1) * (2*tw-1) +
+            dx + tw-1`` holds the bias of a query ``dy`` rows and ``dx``
+            columns after its key (BEiT's and Swin's layout).
+        table_size (tuple[int, int]): ``(th, tw)``.
+        grid (tuple[int, int]): The grid ``(h, w)`` to resize to (bicubic,
+            corners aligned, so offset 0 stays offset 0).
+
+    Returns:
+        Tensor: ``((2*h-1) * (2*w-1), heads)``.
+    """
+    th, tw = table_size
+    h, w = grid
+    if (h, w) == (th, tw):
+        return table
+    heads = table.shape[1]
+    table = table.t().reshape(1, heads, 2 * th - 1, 2 * tw - 1)
+    table = F.interpolate(
+        table, size=(2 * h - 1, 2 * w - 1), mode='bicubic', align_corners=True)
+    return table.reshape(heads, -1).t()
 
 
 def relative_position_bias(table: Tensor, table_size: Tuple[int, int],
@@ -36,26 +63,18 @@ def relative_position_bias(table: Tensor, table_size: Tuple[int, int],
 
     Args:
         table (Tensor): ``((2*th-1) * (2*tw-1), heads)``, learnt for a
-            ``table_size = (th, tw)`` grid.
+            ``table_size = (th, tw)`` grid (see :func:`resize_rel_pos_table`).
         table_size (tuple[int, int]): ``(th, tw)``.
         grid (tuple[int, int]): Grid ``(h, w)`` the attention runs on. When
-            it differs from ``table_size`` the table is resized (bicubic,
-            corners aligned, so offset 0 stays offset 0).
+            it differs from ``table_size`` the table is resized.
 
     Returns:
         Tensor: ``(heads, h*w, h*w)``; entry ``(i, j)`` is the bias for
         query token ``i`` attending to key token ``j`` (raster ids).
     """
-    th, tw = table_size
     h, w = grid
-    table = table.t().reshape(1, -1, 2 * th - 1, 2 * tw - 1)
-    if (h, w) != (th, tw):
-        table = F.interpolate(
-            table,
-            size=(2 * h - 1, 2 * w - 1),
-            mode='bicubic',
-            align_corners=True)
-    table = table[0]  # (heads, 2h-1, 2w-1)
+    table = resize_rel_pos_table(table, table_size, grid)
+    table = table.t().reshape(-1, 2 * h - 1, 2 * w - 1)  # (heads, 2h-1, 2w-1)
     rows = torch.arange(h, device=table.device)
     cols = torch.arange(w, device=table.device)
     dy = rows[:, None] - rows[None, :] + h - 1  # (h, h): query row, key row
@@ -70,7 +89,9 @@ class WindowRelPosAttention(BaseModule):
 
     Keys ``qkv`` and ``proj`` are those of mmpretrain's
     ``MultiheadAttention``, so ViT checkpoints load unchanged. The bias table
-    ``relative_position_bias_table`` is zero-initialised.
+    ``relative_position_bias_table`` is zero-initialised. With layer scale
+    the output is scaled per channel by ``gamma1`` (mmpretrain's key
+    ``attn.gamma1.weight``).
 
     Args:
         embed_dims (int): Channels.
@@ -83,6 +104,8 @@ class WindowRelPosAttention(BaseModule):
         qkv_bias (bool): Bias in the qkv projection. Defaults to True.
         attn_drop (float): Attention dropout. Defaults to 0.
         proj_drop (float): Output dropout. Defaults to 0.
+        layer_scale_init_value (float): Initial layer scale; 0 means no
+            layer scale. Defaults to 0.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -94,6 +117,7 @@ class WindowRelPosAttention(BaseModule):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
+                 layer_scale_init_value: float = 0.,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
@@ -106,6 +130,9 @@ class WindowRelPosAttention(BaseModule):
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.gamma1 = LayerScale(
+            embed_dims, scale=layer_scale_init_value
+        ) if layer_scale_init_value > 0 else nn.Identity()
         th, tw = self.table_size
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * th - 1) * (2 * tw - 1), num_heads))
@@ -130,7 +157,7 @@ class WindowRelPosAttention(BaseModule):
             attn_mask=bias,
             dropout_p=self.attn_drop if self.training else 0.)
         x = x.transpose(1, 2).reshape(B, n, C)
-        return self.proj_drop(self.proj(x))
+        return self.gamma1(self.proj_drop(self.proj(x)))
 
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
         """Attend within windows, or globally.
@@ -186,6 +213,8 @@ class ViTDetBlock(BaseModule):
         attn_drop_rate (float): Attention dropout rate. Defaults to 0.
         drop_path_rate (float): Stochastic depth rate. Defaults to 0.
         qkv_bias (bool): Bias in the qkv projection. Defaults to True.
+        layer_scale_init_value (float): Initial layer scale of the
+            attention and MLP branches; 0 means none. Defaults to 0.
         act_cfg (dict): MLP activation. Defaults to ``dict(type='GELU')``.
         norm_cfg (dict): Norm layers. Defaults to
             ``dict(type='LN', eps=1e-6)``.
@@ -203,6 +232,7 @@ class ViTDetBlock(BaseModule):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  qkv_bias: bool = True,
+                 layer_scale_init_value: float = 0.,
                  act_cfg: dict = dict(type='GELU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  with_cp: bool = False,
@@ -217,7 +247,8 @@ class ViTDetBlock(BaseModule):
             window_size=window_size,
             qkv_bias=qkv_bias,
             attn_drop=attn_drop_rate,
-            proj_drop=drop_rate)
+            proj_drop=drop_rate,
+            layer_scale_init_value=layer_scale_init_value)
         self.drop_path = DropPath(drop_path_rate)
         self.ln2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = FFN(
@@ -226,7 +257,8 @@ class ViTDetBlock(BaseModule):
             num_fcs=2,
             ffn_drop=drop_rate,
             dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
-            act_cfg=act_cfg)
+            act_cfg=act_cfg,
+            layer_scale_init_value=layer_scale_init_value)
 
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
         """(B, H*W, C) -> (B, H*W, C)."""
@@ -246,25 +278,31 @@ class ViTDetBackbone(BaseModule):
 
     The ViT follows mmpretrain's ``VisionTransformer`` key names
     (``patch_embed.projection``, ``pos_embed``, ``layers.i.ln1``,
-    ``layers.i.attn.qkv``, ``layers.i.ffn.layers.0.0``, ...), so MAE, UM-MAE
-    (``UMViT``), MoCo v3 and supervised ViT checkpoints of mmpretrain load
-    with ``init_cfg=dict(type='Pretrained', checkpoint=...,
-    prefix='backbone.')``; mmengine reports the keys that are missing
-    (``relative_position_bias_table``, ``scale_modules``) or unexpected
-    (``cls_token``, the final ``ln1``, ``vis_mask_token``). Official MAE /
-    UM-MAE checkpoints go through
-    ``tools/model_converters/ummae_official_to_ours.py`` first.
+    ``layers.i.attn.qkv``, ``layers.i.ffn.layers.0.0``, ...). With
+    ``init_cfg=dict(type='CheckedPretrained', checkpoint=...,
+    prefix='backbone.')`` it loads, exactly, the checkpoints of the five
+    initializations Li et al. compare (see
+    :mod:`um_mae.models.converters`): MAE, UM-MAE (official or ours), timm /
+    DeiT (distilled too), MoCo v3 and BEiT releases, and mmpretrain's.
+    The class token and the final norm of a checkpoint are not used (dense
+    features need neither); the resolution modules and, unless the
+    checkpoint has them (BEiT), the relative position bias tables are new.
 
     * ``pos_embed`` keeps the ``(1, 1 + h*w, C)`` shape of the pre-training
       table (the class-token slot is loaded and unused); it is resized to
       the grid of every input. A checkpoint table of another size is resized
-      to the pre-training grid when loaded.
+      to the pre-training grid when loaded. BEiT has no absolute position
+      embedding: ``use_abs_pos_embed=False`` builds none.
     * Blocks ``d/4-1, 2d/4-1, 3d/4-1, d-1`` attend globally, the others
       within non-overlapping ``window_size`` windows (the map is padded to a
       multiple of the window, padded keys are masked).
-    * Every block has a zero-initialised relative position bias table for
-      its window (global blocks: for the pre-training grid, resized to the
-      input grid).
+    * Every block has a relative position bias table for its window (global
+      blocks: for the pre-training grid, resized to the input grid), zero
+      unless loaded; a checkpoint's tables (BEiT's, shared or per block) are
+      resized to each block's table when loaded (bicubic, corners aligned).
+    * ``layer_scale_init_value > 0`` adds BEiT's layer scale to both
+      branches of every block (``attn.gamma1``, ``ffn.gamma2``); BEiT's q /
+      v biases load into ``qkv.bias`` with a zero k bias, which is exact.
     * The outputs of the four global blocks (stride 16) go through the
       resolution modules: 2 stride-2 2x2 transposed convs with norm + GELU
       in between (stride 4), one transposed conv (stride 8), identity
@@ -292,6 +330,11 @@ class ViTDetBackbone(BaseModule):
         drop_path_rate (float): Stochastic depth rate, linearly increasing
             over the blocks. Defaults to 0.
         qkv_bias (bool): Bias in the qkv projections. Defaults to True.
+        layer_scale_init_value (float): Initial layer scale (BEiT: 0.1 for
+            ViT-B, 1e-5 for ViT-L; overwritten by a loaded checkpoint); 0
+            means no layer scale. Defaults to 0.
+        use_abs_pos_embed (bool): Add the absolute position embedding
+            ``pos_embed``; False for BEiT. Defaults to True.
         norm_cfg (dict): Norm of the blocks. Defaults to
             ``dict(type='LN', eps=1e-6)``.
         scale_norm_cfg (dict): Norm inside the stride-4 module. Defaults to
@@ -328,6 +371,12 @@ class ViTDetBackbone(BaseModule):
         },
     }
     num_extra_tokens = 1  # the class-token slot of pos_embed
+    # parts no pre-trained ViT has (they keep this class's init), and the
+    # parts of a pre-trained ViT that dense features do not use (see
+    # um_mae.models.converters.load_pretrained)
+    pretrained_new_keys = (r'scale_modules\.',
+                           r'layers\.\d+\.attn\.relative_position_bias_table$')
+    pretrained_unused_keys = (r'cls_token$', r'ln1\.')
 
     def __init__(self,
                  arch: Union[str, dict] = 'base',
@@ -341,6 +390,8 @@ class ViTDetBackbone(BaseModule):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  qkv_bias: bool = True,
+                 layer_scale_init_value: float = 0.,
+                 use_abs_pos_embed: bool = True,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  scale_norm_cfg: dict = dict(type='GN', num_groups=32),
                  act_cfg: dict = dict(type='GELU'),
@@ -379,8 +430,9 @@ class ViTDetBackbone(BaseModule):
         num_patches = self.patch_resolution[0] * self.patch_resolution[1]
         self.pos_embed = nn.Parameter(
             torch.zeros(1, num_patches + self.num_extra_tokens,
-                        self.embed_dims))
+                        self.embed_dims)) if use_abs_pos_embed else None
         self._register_load_state_dict_pre_hook(self._resize_ckpt_pos_embed)
+        self._register_load_state_dict_pre_hook(self._resize_ckpt_tables)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
 
         if window_size is None:
@@ -423,6 +475,7 @@ class ViTDetBackbone(BaseModule):
                     attn_drop_rate=attn_drop_rate,
                     drop_path_rate=float(dpr[i]),
                     qkv_bias=qkv_bias,
+                    layer_scale_init_value=layer_scale_init_value,
                     act_cfg=act_cfg,
                     norm_cfg=norm_cfg,
                     with_cp=with_cp))
@@ -441,22 +494,52 @@ class ViTDetBackbone(BaseModule):
         ])
 
     def init_weights(self) -> None:
-        """Random init unless a ``Pretrained`` init_cfg loads weights."""
-        super().init_weights()
-        if loads_checkpoint(self.init_cfg):
-            return
-        trunc_normal_(self.pos_embed, std=.02)
+        """The random initialization, then the checkpoint of ``init_cfg``.
+
+        Random (every run, also under a checkpoint, so a partial load with
+        ``allow_partial=True`` leaves nothing at construction values):
+        ``pos_embed`` and the blocks' linear weights truncated normal with
+        std 0.02 and zero biases; LayerNorms 1 / 0; relative position bias
+        tables 0; layer scale ``layer_scale_init_value``; patch embedding and
+        resolution modules PyTorch's default. A ``CheckedPretrained``
+        ``init_cfg`` then loads over it.
+        """
+        if self.is_init:
+            return super().init_weights()  # mmengine warns and skips
+        if self.pos_embed is not None:
+            trunc_normal_(self.pos_embed, std=.02)
         for m in self.layers.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        super().init_weights()
+
+    def _resize_ckpt_tables(self, state_dict: Dict[str, Tensor], prefix: str,
+                            *args, **kwargs) -> None:
+        """Bring checkpoint bias tables of another grid to each block's."""
+        for i, layer in enumerate(self.layers):
+            name = f'{prefix}layers.{i}.attn.relative_position_bias_table'
+            own = layer.attn.relative_position_bias_table
+            if name not in state_dict or state_dict[name].shape == own.shape:
+                continue
+            table = state_dict[name]
+            side = math.isqrt(table.shape[0])
+            if table.dim() != 2 or side * side != table.shape[0] or \
+                    side % 2 == 0 or table.shape[1] != own.shape[1]:
+                raise ValueError(
+                    f'cannot map checkpoint {name} {tuple(table.shape)} to '
+                    f'{tuple(own.shape)}; expected ((2s-1)^2, '
+                    f'{own.shape[1]}) for a square grid of side s')
+            src = ((side + 1) // 2, ) * 2
+            state_dict[name] = resize_rel_pos_table(table, src,
+                                                    layer.attn.table_size)
 
     def _resize_ckpt_pos_embed(self, state_dict: Dict[str, Tensor],
                                prefix: str, *args, **kwargs) -> None:
         """Bring a checkpoint ``pos_embed`` of another grid to ours."""
         name = prefix + 'pos_embed'
-        if name not in state_dict:
+        if name not in state_dict or self.pos_embed is None:
             return
         ckpt = state_dict[name]
         if ckpt.shape == self.pos_embed.shape:
@@ -523,13 +606,15 @@ class ViTDetBackbone(BaseModule):
                 f'data_preprocessor=dict(pad_size_divisor=32)')
         B = x.shape[0]
         x, hw = self.patch_embed(x)  # (B, h*w, C)
-        pos_embed = resize_pos_embed(
-            self.pos_embed,
-            self.patch_resolution,
-            hw,
-            mode=self.interpolate_mode,
-            num_extra_tokens=self.num_extra_tokens)
-        x = self.drop_after_pos(x + pos_embed[:, self.num_extra_tokens:])
+        if self.pos_embed is not None:
+            pos_embed = resize_pos_embed(
+                self.pos_embed,
+                self.patch_resolution,
+                hw,
+                mode=self.interpolate_mode,
+                num_extra_tokens=self.num_extra_tokens)
+            x = x + pos_embed[:, self.num_extra_tokens:]
+        x = self.drop_after_pos(x)
 
         stride16 = []
         for i, layer in enumerate(self.layers):

@@ -1,10 +1,8 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-from .mae_pyramid_decoder import (MAEPyramidDecoder,
-                                  convert_official_mae_decoder)
+from .mae_pyramid_decoder import MAEPyramidDecoder
 from .simmim_norm_linear_decoder import SimMIMNormLinearDecoder
 from .stage_norm_projection import StageNormProjection
 
 __all__ = [
-    'MAEPyramidDecoder', 'SimMIMNormLinearDecoder', 'StageNormProjection',
-    'convert_official_mae_decoder'
+    'MAEPyramidDecoder', 'SimMIMNormLinearDecoder', 'StageNormProjection'
 ]

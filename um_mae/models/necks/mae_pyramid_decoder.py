@@ -7,9 +7,7 @@ encoder is lifted back to one feature per kept 16-px token by a linear
 layer and a 2x pixel shuffle, then decoded together with mask tokens as in
 MAE.
 """
-import re
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -24,7 +22,7 @@ from torch import Tensor
 from ..utils import sincos_pos_embed_2d, visible_block_order
 from ..utils.weight_init import loads_checkpoint, official_init_
 
-__all__ = ['MAEPyramidDecoder', 'convert_official_mae_decoder']
+__all__ = ['MAEPyramidDecoder']
 
 
 @MODELS.register_module()
@@ -238,41 +236,3 @@ def _layer_forward(layer: nn.Module,
     y = attn.proj(y.transpose(1, 2).reshape(N, L - start, C))
     x = x[:, start:] + attn.out_drop(attn.gamma1(attn.proj_drop(y)))
     return layer.ffn(layer.ln2(x), identity=x)
-
-
-def convert_official_mae_decoder(
-        state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Map the decoder keys of an official UM-MAE PVT/Swin checkpoint.
-
-    Covers the final encoder ``norm`` (our ``in_norm``), ``decoder_embed``,
-    ``mask_token``, ``decoder_pos_embed``, ``decoder_blocks`` (timm blocks
-    -> mmpretrain ``TransformerEncoderLayer``), ``decoder_norm`` and
-    ``decoder_pred``. Tensors are passed through unchanged; other keys are
-    left out.
-
-    Args:
-        state_dict (dict): Official state dict.
-
-    Returns:
-        OrderedDict: Our neck keys (without a ``neck.`` prefix).
-    """
-    renames = [
-        (r'^norm\.', 'in_norm.'),
-        (r'^(decoder_embed|decoder_norm|decoder_pred)\.', r'\1.'),
-        (r'^(mask_token|decoder_pos_embed)$', r'\1'),
-        (r'^decoder_blocks\.(\d+)\.norm1\.', r'decoder_blocks.\1.ln1.'),
-        (r'^decoder_blocks\.(\d+)\.norm2\.', r'decoder_blocks.\1.ln2.'),
-        (r'^decoder_blocks\.(\d+)\.attn\.(qkv|proj)\.',
-         r'decoder_blocks.\1.attn.\2.'),
-        (r'^decoder_blocks\.(\d+)\.mlp\.fc1\.',
-         r'decoder_blocks.\1.ffn.layers.0.0.'),
-        (r'^decoder_blocks\.(\d+)\.mlp\.fc2\.',
-         r'decoder_blocks.\1.ffn.layers.1.'),
-    ]
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        for pattern, repl in renames:
-            if re.match(pattern, key):
-                out[re.sub(pattern, repl, key)] = value
-                break
-    return out

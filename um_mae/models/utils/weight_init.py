@@ -5,21 +5,24 @@ from typing import Optional, Union
 
 import torch.nn as nn
 
-__all__ = ['loads_checkpoint', 'official_init_']
+__all__ = ['CHECKPOINT_INITS', 'loads_checkpoint', 'official_init_']
 
-_CHECKPOINT_INITS = ('Pretrained', 'CheckedPretrained')
+#: initializer types that load a checkpoint
+CHECKPOINT_INITS = ('Pretrained', 'CheckedPretrained')
 
 
 def loads_checkpoint(init_cfg: Optional[Union[dict, list]]) -> bool:
     """Whether ``init_cfg`` loads a checkpoint (then no random init).
+
+    ``checkpoint=None`` loads nothing (the random arm of a transfer study).
 
     Args:
         init_cfg (dict | list[dict] | None): A module's ``init_cfg``.
     """
     cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
     return any(
-        isinstance(cfg, dict) and cfg.get('type') in _CHECKPOINT_INITS
-        for cfg in cfgs)
+        isinstance(cfg, dict) and cfg.get('type') in CHECKPOINT_INITS
+        and cfg.get('checkpoint') is not None for cfg in cfgs)
 
 
 def official_init_(module: nn.Module) -> None:

@@ -1,20 +1,20 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""Checked loading of pre-trained backbones (``CheckedPretrained``)."""
+"""Checked loading of pre-trained backbones (``CheckedPretrained``): our
+own and the official UM-MAE checkpoints, partial loads, wrong files."""
 import uuid
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
-from um_mae.models.backbones import (UMPVT, UMSwinTransformer, ViTDetBackbone,
-                                     convert_official_pvt,
-                                     convert_official_swin)
-from um_mae.models.utils import (detect_official_arch, load_pretrained,
-                                 unwrap_state_dict)
+from um_mae.models.backbones import (UMPVT, UMSwinTransformer, UMViT,
+                                     ViTDetBackbone)
+from um_mae.models.converters import (convert_official_pvt,
+                                      convert_official_swin, detect_format,
+                                      load_pretrained, unwrap)
 
 PVT_FIXTURE_ARCH = dict(
     embed_dims=[16, 32, 40, 64],
@@ -147,7 +147,8 @@ def test_official_finetuned_checkpoint_parity(reference, tmp_path, name, cls,
 
     report = load_pretrained(
         cls(out_indices=(0, 1, 2, 3), **kwargs), path, prefix='backbone.')
-    assert report['source'].startswith('official UM-MAE')
+    assert report['source'].startswith('UM-MAE') and \
+        report['source'].endswith('(official)')
     assert report['missing'] == []
     # fc_norm belongs to the classifier mode; the head is left out
     assert sorted(report['unexpected']) == ['fc_norm.bias', 'fc_norm.weight']
@@ -162,7 +163,7 @@ def test_official_finetuned_checkpoint_parity(reference, tmp_path, name, cls,
 def test_official_pretraining_checkpoint(reference, tmp_path, name, arch, cls,
                                          kwargs):
     ref = reference(name)
-    assert detect_official_arch(ref['state_dict']) == arch
+    assert detect_format(ref['state_dict']).official_arch == arch
     path = _save(tmp_path, dict(model=ref['state_dict']))
     model = cls(out_indices=(0, 1, 2, 3), **kwargs)
     report = load_pretrained(model, path)
@@ -227,16 +228,23 @@ def _mmpretrain_vit(kind):
 
 @pytest.mark.parametrize('kind', ['mae', 'mocov3', 'supervised'])
 def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
+    """mmpretrain's ``{'state_dict': {'backbone.*'}}`` releases, exactly:
+    our blocks against mmpretrain's own layers (one window covers the
+    4 x 4 grid)."""
+    torch.manual_seed(0)
     model = _build(_mmpretrain_vit(kind))
+    with torch.no_grad():  # no zero / one tensors left
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
     sd = model.state_dict()
     if kind == 'mocov3':  # the momentum encoder is not the one transferred
         assert any(k.startswith('momentum_encoder.') for k in sd)
     path = _save(tmp_path, dict(state_dict=sd))
     vitdet = _checked(
-        ViTDetBackbone, path, arch=VIT_ARCH, img_size=64, window_size=2)
+        ViTDetBackbone, path, arch=VIT_ARCH, img_size=64, window_size=4)
 
     report = load_pretrained(
-        ViTDetBackbone(arch=VIT_ARCH, img_size=64, window_size=2), path,
+        ViTDetBackbone(arch=VIT_ARCH, img_size=64, window_size=4), path,
         'backbone.')
     # the ViT tensors load; the windowed-attention biases and the
     # resolution modules are new
@@ -245,59 +253,86 @@ def test_vitdet_from_mmpretrain_vit(tmp_path, kind):
         for k in report['missing'])
     assert {'cls_token', 'ln1.weight'} <= set(report['unexpected'])
     assert 'layers.3.ffn.layers.1.weight' in report['matched']
-    backbone_sd = {
-        k[len('backbone.'):]: v
-        for k, v in sd.items() if k.startswith('backbone.')
-    }
-    _assert_loaded(vitdet, backbone_sd, report['matched'])
+
+    vitdet.double().eval()
+    vit = model.backbone.double()
+    vit.eval()
+    img = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        x, hw = vitdet.patch_embed(img)
+        ref, _ = vit.patch_embed(img)
+        torch.testing.assert_close(x, ref, rtol=1e-10, atol=1e-10)
+        x = x + vitdet.pos_embed[:, 1:]
+        ref = ref + vit.pos_embed[:, 1:]
+        for ours, theirs in zip(vitdet.layers, vit.layers):
+            x, ref = ours(x, hw), theirs(ref)
+            torch.testing.assert_close(x, ref, rtol=1e-10, atol=1e-10)
 
 
-def test_vitdet_from_official_ummae_vit(reference, tmp_path):
+def test_partial_load_is_refused(reference, tmp_path, mm_log):
     ref = reference('mae_vit.pt')  # 2 blocks, 32 channels, 4 heads, 64 px
-    assert detect_official_arch(ref['state_dict']) == 'vit'
+    assert detect_format(ref['state_dict']).name == 'UM-MAE ViT (official)'
     path = _save(tmp_path, dict(model=ref['state_dict']))
-    arch = dict(VIT_ARCH, num_heads=4)
-    report = load_pretrained(ViTDetBackbone(arch=arch, img_size=64), path)
-    assert {
-        'patch_embed.projection.weight', 'pos_embed',
-        'layers.1.attn.qkv.weight'
-    } <= set(report['matched'])
-    assert 'layers.2.attn.qkv.weight' in report['missing']
-    assert 'vis_mask_token' in report['unexpected']
+    arch = dict(VIT_ARCH, num_heads=4)  # 4 blocks
+    with pytest.raises(ValueError) as info:
+        load_pretrained(ViTDetBackbone(arch=arch, img_size=64), path)
+    msg = str(info.value)
+    assert '\n' not in msg
+    assert f'{path} (UM-MAE ViT (official)) does not fit ViTDetBackbone' \
+        in msg
+    assert '24 of 51 trunk tensors of ViTDetBackbone would stay unfilled ' \
+        '(layers.2.ln1.weight' in msg
+    assert 'the checkpoint has 2 blocks, ViTDetBackbone 4' in msg
+    assert msg.endswith('pass allow_partial=True to load it anyway')
+
+    # the opt-out loads, warns, and leaves the rest randomly initialized
+    model = ViTDetBackbone(
+        arch=arch,
+        img_size=64,
+        init_cfg=dict(
+            type='CheckedPretrained', checkpoint=path, allow_partial=True))
+    model.init_weights()
+    assert 'loaded anyway: allow_partial=True' in mm_log()
+    assert torch.equal(model.layers[1].attn.qkv.weight,
+                       ref['state_dict']['blocks.1.attn.qkv.weight'])
+    assert model.layers[2].attn.qkv.weight.std() < 0.05  # trunc-normal .02
+    assert model.layers[2].attn.qkv.bias.abs().sum() == 0
 
 
-def test_report_is_logged(tmp_path, capsys):
+def test_report_is_logged(tmp_path, mm_log):
     src = UMPVT(**_dense_pvt_demo())
     path = _save(tmp_path, {
         'backbone.' + k: v
         for k, v in src.state_dict().items()
     })
-    logger = MMLogger.get_instance(f'ckpt-{uuid.uuid4().hex}')
     load_pretrained(
         UMPVT(**_dense_pvt_demo(with_vis_mask_token=True)),
         path,
-        prefix='backbone.',
-        logger=logger)
-    out = capsys.readouterr().out
+        prefix='backbone.')
+    out = mm_log()
     n = len(src.state_dict())
-    assert f'matched {n}/{n + 1} keys' in out
-    assert 'missing in the checkpoint (1, left as initialized): ' \
-        'vis_mask_token' in out
+    assert 'um_mae / mmpretrain layout (a UMPVT (PVT) backbone), keys ' \
+        "under 'backbone.'" in out
+    assert f'filled {n}/{n + 1} tensors' in out
+    assert 'new in UMPVT, initialized by it (1): vis_mask_token' in out
 
 
 def test_wrong_prefix(tmp_path):
     path = _save(tmp_path, dict(state_dict={'backbone.x': torch.zeros(1)}))
     with pytest.raises(
             ValueError,
-            match=r"no checkpoint key starts with "
-            r"prefix 'encoder\.'.*\['backbone\.'\]"):
+            match=r"starts with prefix 'encoder\.' \(its keys start with "
+            r"backbone\.\).*under no prefix does it fill the trunk of UMPVT"):
         load_pretrained(UMPVT(arch='demo'), path, prefix='encoder.')
 
 
 def test_nothing_matched(tmp_path):
     neck_only = {'neck.decoder_embed.weight': torch.zeros(2, 2)}
     path = _save(tmp_path, neck_only)
-    with pytest.raises(ValueError, match='wrong file or the wrong prefix'):
+    with pytest.raises(
+            ValueError,
+            match=r'\(um_mae / mmpretrain layout, keys under \'neck\.\': '
+            r'decoder_embed\.weight\) is a key of UMPVT'):
         load_pretrained(UMPVT(arch='demo'), path, prefix='neck.')
 
 
@@ -328,13 +363,12 @@ def test_shape_mismatch_without_a_fitting_arch(reference, tmp_path):
 
 def test_unwrap_and_detect():
     sd = {'module.blocks.0.attn.qkv.weight': torch.zeros(1), 'step': 3}
-    assert list(unwrap_state_dict(
-        dict(model=sd))) == ['blocks.0.attn.qkv.weight']
+    assert list(unwrap(dict(model=sd))) == ['blocks.0.attn.qkv.weight']
     # our own keys are never taken for official ones
-    assert detect_official_arch(
-        {'stages.0.blocks.0.attn.sr.weight': torch.zeros(1)}) is None
+    assert detect_format({'stages.0.blocks.0.attn.sr.weight':
+                          torch.zeros(1)}) is None
     with pytest.raises(TypeError, match='must hold a dict'):
-        unwrap_state_dict([1])
+        unwrap([1])
 
 
 def test_umvit_keeps_loaded_weights(tmp_path):
@@ -344,8 +378,7 @@ def test_umvit_keeps_loaded_weights(tmp_path):
     cfg = dict(
         type='UMViT',
         arch=dict(
-            embed_dims=32, num_layers=2, num_heads=4,
-            feedforward_channels=64),
+            embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64),
         img_size=64,
         patch_size=16,
         with_vis_mask_token=True)
@@ -353,8 +386,12 @@ def test_umvit_keeps_loaded_weights(tmp_path):
     src.init_weights()
     path = str(tmp_path / 'umvit.pth')
     torch.save(
-        {'state_dict': {'backbone.' + k: v
-                        for k, v in src.state_dict().items()}}, path)
+        {
+            'state_dict': {
+                'backbone.' + k: v
+                for k, v in src.state_dict().items()
+            }
+        }, path)
     dst = PRETRAIN_MODELS.build(
         dict(
             cfg,
@@ -364,3 +401,70 @@ def test_umvit_keeps_loaded_weights(tmp_path):
     dst.init_weights()
     for key, value in src.state_dict().items():
         assert torch.equal(dst.state_dict()[key], value), key
+
+
+def test_swin_checkpoint_into_pvt_is_refused(tmp_path):
+    """The widths of the demo archs match; the load must still stop."""
+    swin = UMSwinTransformer(arch='demo')
+    path = _save(tmp_path, {
+        'backbone.' + k: v
+        for k, v in swin.state_dict().items()
+    })
+    with pytest.raises(ValueError) as info:
+        _checked(UMPVT, path, arch='demo')
+    msg = str(info.value)
+    assert '\n' not in msg
+    assert f'{path} (um_mae / mmpretrain layout (a UMSwinTransformer ' \
+        "(Swin) backbone), keys under 'backbone.')" in msg
+    assert 'UMPVT' in msg
+
+
+@pytest.mark.parametrize('cls,kwargs', [
+    (ViTDetBackbone, dict(arch=VIT_ARCH, img_size=64)),
+    (UMViT, dict(arch=VIT_ARCH, img_size=64)),
+])
+@pytest.mark.parametrize(
+    'init_cfg', [None, dict(type='CheckedPretrained', checkpoint=None)])
+def test_random_arm_is_random(cls, kwargs, init_cfg):
+    """No checkpoint: the documented random init, never zeros."""
+    torch.manual_seed(0)
+    model = cls(init_cfg=init_cfg, **kwargs)
+    model.init_weights()
+    if cls is UMViT:  # MAE's fixed sin-cos table
+        from mmpretrain.models.utils import build_2d_sincos_position_embedding
+        expected = build_2d_sincos_position_embedding(
+            4, VIT_ARCH['embed_dims'], cls_token=True)
+        torch.testing.assert_close(model.pos_embed, expected)
+    else:  # truncated normal, std 0.02, also the blocks' linear layers
+        pos = model.pos_embed
+        assert pos.abs().min() > 0 and 0.01 < pos.std() < 0.03
+        qkv = model.layers[0].attn.qkv
+        assert 0.015 < qkv.weight.std() < 0.025 and not qkv.bias.any()
+        assert not model.layers[0].attn.relative_position_bias_table.any()
+
+
+@pytest.mark.parametrize('cls', [ViTDetBackbone, UMViT])
+def test_failed_load_raises(tmp_path, cls):
+    bad = tmp_path / 'model.pth'
+    bad.write_text('<html>404</html>')
+    model = cls(
+        arch=VIT_ARCH,
+        img_size=64,
+        init_cfg=dict(type='CheckedPretrained', checkpoint=str(bad)))
+    with pytest.raises(ValueError, match='is not a checkpoint'):
+        model.init_weights()
+
+
+def test_prefix_hint_names_a_prefix_that_fills_the_trunk(tmp_path):
+    src = UMPVT(arch='demo')
+    path = _save(tmp_path, {
+        'model.backbone.' + k: v
+        for k, v in src.state_dict().items()
+    })
+    with pytest.raises(
+            ValueError,
+            match="prefix='model.backbone.' fills every trunk tensor of "
+            'UMPVT'):
+        load_pretrained(UMPVT(arch='demo'), path, prefix='backbone.')
+    report = load_pretrained(UMPVT(arch='demo'), path, 'model.backbone.')
+    assert report['unfilled'] == [] and report['changes_math'] == []

@@ -1,0 +1,88 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""A checkpoint hook that never leaves a run without a loadable checkpoint.
+
+mmengine's ``CheckpointHook`` deletes the oldest checkpoint *before* it
+writes the new one, writes the new one straight into its final name and
+rewrites ``last_checkpoint`` in place. With ``max_keep_ckpts=1`` a job
+killed while saving has lost every checkpoint, and ``last_checkpoint`` can
+be left empty or point at a truncated file. :class:`AtomicCheckpointHook`
+keeps mmengine's options and file names and changes the order:
+
+1. write the new checkpoint to ``.<name>.tmp``, fsync it, rename it;
+2. only then delete checkpoints beyond ``max_keep_ckpts``;
+3. replace ``last_checkpoint`` atomically.
+
+Temporaries left by a killed save are removed when training starts.
+"""
+import os
+import os.path as osp
+
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook
+from mmpretrain.registry import HOOKS
+
+from .atomic_save import TMP_SUFFIX, atomic_write, remove_stale_temporaries
+
+__all__ = ['AtomicCheckpointHook']
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` that writes new checkpoints before deleting old.
+
+    Takes exactly the arguments of :class:`mmengine.hooks.CheckpointHook`.
+    Checkpoints on other storage than the local disk are saved by
+    mmengine's own procedure.
+    """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if is_main_process() and self._is_local() and osp.isdir(
+                self.out_dir):
+            for path in remove_stale_temporaries(self.out_dir):
+                runner.logger.warning(
+                    f'removed {path}, left by a save that was interrupted')
+
+    def _is_local(self) -> bool:
+        return self.file_client_args is None and isinstance(
+            self.file_backend, LocalBackend)
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        if not self._is_local():
+            return super()._save_checkpoint_with_step(runner, step, meta)
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = osp.join(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        expired = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                expired.append(self.keep_ckpt_ids[0])
+            self.keep_ckpt_ids.append(step)  # a deque of max_keep_ckpts
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(self.keep_ckpt_ids))
+
+        tmp_name = f'.{filename}{TMP_SUFFIX}'
+        runner.save_checkpoint(
+            self.out_dir,
+            tmp_name,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        tmp = osp.join(self.out_dir, tmp_name)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.last_ckpt)
+        for old in expired:
+            path = osp.join(self.out_dir, self.filename_tmpl.format(old))
+            if osp.isfile(path) and path != self.last_ckpt:
+                os.remove(path)
+        atomic_write(self.last_ckpt.encode(),
+                     osp.join(runner.work_dir, 'last_checkpoint'))
