@@ -9,6 +9,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -18,9 +19,10 @@ from um_mae.utils.benchmark import (TABLE_COLUMNS, BenchmarkResult,
                                     EncoderInputs, EncoderTokenCounter,
                                     build_model_and_optimizer,
                                     build_synthetic_batch, encoder_step,
-                                    format_markdown, load_benchmark_config,
-                                    model_state_bytes, quiet_logger,
-                                    resolve_baselines, train_step)
+                                    flop_counter, format_markdown,
+                                    load_benchmark_config, model_state_bytes,
+                                    quiet_logger, resolve_baselines,
+                                    train_step)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark_pretrain.py')
@@ -69,7 +71,7 @@ def test_tool_token_ratio_is_a_quarter(tool_run):
     out, _ = tool_run
     with open(osp.join(out, 'benchmark.csv')) as f:
         rows = {r['method']: r for r in csv.DictReader(f)}
-    ummae, simmim = rows['UMMAE'], rows['SimMIM']
+    ummae, simmim = rows['UMMAE'], rows['CompilableSimMIM']
     # 64 px, 4-px patches: SimMIM's full 16x16 map vs the compact 8x8 one
     assert int(simmim['encoder_tokens']) == 256
     assert int(ummae['encoder_tokens']) == 64
@@ -257,3 +259,199 @@ def test_unknown_amp_is_refused():
     cfg = load_benchmark_config(UMMAE_PVT, 64)
     with pytest.raises(ValueError, match="amp 'fp8' is not supported"):
         build_model_and_optimizer(cfg, amp='fp8')
+
+
+def _tool_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('benchmark_pretrain_tool',
+                                                  TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_tool(*args):
+    return subprocess.run([sys.executable, TOOL, *args],
+                          cwd=REPO,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
+
+
+def test_checkout_is_timed_in_the_same_rounds(tmp_path):
+    """--checkout: the other checkout's code and configs build its rows."""
+    import shutil
+    other = tmp_path / 'other'
+    ignore = shutil.ignore_patterns('__pycache__')
+    shutil.copytree(osp.join(REPO, 'um_mae'), other / 'um_mae', ignore=ignore)
+    shutil.copytree(
+        osp.join(REPO, 'configs'), other / 'configs', ignore=ignore)
+    # the other checkout's copy of the config has a deeper decoder
+    config = other / osp.relpath(UMMAE_PVT, REPO)
+    text = config.read_text()
+    assert 'depth=1,' in text
+    config.write_text(text.replace('depth=1,', 'depth=2,'))
+    out = tmp_path / 'out'
+    proc = _run_tool(UMMAE_PVT, '--checkout', str(other), '--batch-size',
+                     '1', '--input-size', '64', '--warmup', '0', '--rounds',
+                     '2', '--threads', '1', '--no-memory', '--profile',
+                     '--out-dir', str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # each checkout's models ran with its own um_mae
+    assert f'um_mae from {other}' in proc.stderr
+    assert f'um_mae from {REPO}' in proc.stderr
+    with open(out / 'benchmark.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['checkout'] for r in rows][1] == 'other'
+    this, theirs = rows
+    assert theirs['config'].endswith('@other')
+    assert float(theirs['gflops']) > float(this['gflops'])
+    for row in rows:
+        assert len(row['step_times'].split()) == 2
+    md = (out / 'benchmark.md').read_text()
+    assert 'speed-up of this checkout' in md
+    ab_row = next(line for line in md.splitlines()
+                  if line.startswith('| ummae_pvt-demo') and '(other)' in line)
+    speedup = float(ab_row.split('|')[4].strip().strip('*'))
+    ratio = float(theirs['sec_per_step']) / float(this['sec_per_step'])
+    assert speedup == pytest.approx(ratio, abs=0.006)
+    # --profile: both checkouts' steps, split by kind of operator
+    lines = md[md.index('by kind of operator'):].splitlines()
+    rows = [line for line in lines if line.startswith('| ummae_pvt-demo')]
+    assert len(rows) == 2
+    for line in rows:
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        shares = [float(c) for c in cells[2:-1]]
+        assert sum(shares) == pytest.approx(100, abs=0.5)
+        assert shares[0] > 0  # matmul
+        assert float(cells[-1]) > 0  # matmul GFLOP/s
+
+
+def test_compile_rows_one_graph_and_its_timing(tmp_path):
+    """--compile with dynamo's tracing-only backend (cheap): one forward
+    graph between the eager preprocessing and update."""
+    proc = _run_tool(UMMAE_PVT, '--compile', '--compile-backend', 'eager',
+                     '--batch-size', '2', '--input-size', '64',
+                     '--warmup', '1', '--rounds', '1', '--threads', '1',
+                     '--no-memory', '--out-dir', str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(tmp_path / 'benchmark.csv') as f:
+        eager, compiled = list(csv.DictReader(f))
+    assert eager['compiled'] == 'False' and compiled['compiled'] == 'True'
+    assert compiled['config'].endswith('+compile')
+    assert int(compiled['graphs']) == 1
+    # the eager preprocessing and parameter update
+    assert int(compiled['graph_breaks']) == 2
+    # mmengine's iteration counter becomes dynamic once, then no more
+    assert int(compiled['recompiles']) <= 1
+    assert float(compiled['compile_s']) > 0
+    assert 'backend eager' in proc.stdout
+    assert float(compiled['gflops']) == float(eager['gflops'])
+
+
+@pytest.mark.parametrize('args, patch, message', [
+    (['--compile'], 'no_dynamo', 'error: torch.compile is not supported'),
+    (['--compile'], 'no_compiler',
+     'error: torch.compile (inductor) on CPU needs a C++ compiler'),
+    (['--compile', '--compile-backend', 'nope'], None,
+     "error: torch.compile backend 'nope' is not known"),
+    (['--input-size', '64'], 'missing_config',
+     "error: config 'configs/nope.py' does not exist"),
+])
+def test_bad_options_give_one_line(monkeypatch, args, patch, message):
+    import torch._dynamo
+    import torch._inductor.cpp_builder as cpp_builder
+    configs = [UMMAE_PVT]
+    if patch == 'no_dynamo':
+        monkeypatch.setattr(torch._dynamo, 'is_dynamo_supported',
+                            lambda: False)
+    elif patch == 'no_compiler':
+
+        def no_compiler():
+            raise RuntimeError('no C++ compiler found\nmore details')
+
+        monkeypatch.setattr(cpp_builder, 'get_cpp_compiler', no_compiler)
+    elif patch == 'missing_config':
+        configs = ['configs/nope.py']
+    with pytest.raises(SystemExit) as exc:
+        _tool_module().main([*configs, *args, '--no-memory'])
+    text = str(exc.value)
+    assert text.startswith(message) and '\n' not in text
+
+
+def test_pipeline_throughput_and_loader_workers(tmp_path):
+    from um_mae.datasets.demo_data import make_pretrain_images
+    from um_mae.utils.benchmark import measure_pipeline
+    make_pretrain_images(str(tmp_path / 'images'), num_images=4, size=160)
+    cfg = load_benchmark_config(UMMAE_PVT)
+    threads = torch.get_num_threads()
+    speed = measure_pipeline(
+        cfg, str(tmp_path / 'images'), batch_size=2, num_images=6, rounds=1)
+    assert speed > 0
+    assert torch.get_num_threads() == threads  # restored
+    result = _result('ummae_pvt', 'UMPVT-demo', 0.5, 100., 64)
+    result.pipeline_images_per_s = 10.
+    assert result.loader_workers == 2  # 16 images/s needed, 10 per worker
+    result.pipeline_images_per_s = 16.
+    assert result.loader_workers == 1
+    with pytest.raises(ValueError, match='make_demo_data.py pretrain'):
+        measure_pipeline(cfg, str(tmp_path / 'empty'))
+
+
+def test_ab_table_and_baselines_stay_within_a_checkout():
+    from um_mae.utils.benchmark import format_ab, paired_ratios
+
+    def row(name, checkout, times):
+        res = _result(name, 'UMPVT-small', 1., 100., 1024)
+        res.checkout, res.step_times = checkout, times
+        return res
+
+    results = [
+        row('ummae_pvt', 'new', [1.0, 2.0, 1.0]),
+        row('simmim_pvt', 'new', [2.0, 4.0, 2.0]),
+        row('ummae_pvt', 'old', [1.5, 2.0, 1.2]),
+        row('simmim_pvt', 'old', [2.0, 4.0, 2.0]),
+    ]
+    # each row is compared with the SimMIM row of its own checkout
+    assert resolve_baselines(results, 'simmim') == [1, 1, 3, 3]
+    assert paired_ratios(results[0], results[2]) == [1.5, 1.0, 1.2]
+    lines = format_ab(results).splitlines()
+    assert len(lines) == 4
+    cells = [c.strip() for c in lines[2].strip('|').split('|')]
+    assert cells[0] == 'ummae_pvt'
+    assert cells[3] == '**1.50**'  # median 1.5 s vs median 1.0 s
+    # step by step: 1.5, 1.0, 1.2
+    assert cells[4] == '1.20 (1.00 - 1.50)'
+    assert format_ab(results[:2]) == ''
+
+
+def test_cpu_clock():
+    from um_mae.utils import benchmark
+    benchmark.set_clock('cpu')
+    try:
+        assert benchmark._clock is time.process_time
+    finally:
+        benchmark.set_clock('wall')
+    assert benchmark._clock is time.perf_counter
+    with pytest.raises(ValueError, match="clock 'gpu' is not known"):
+        benchmark.set_clock('gpu')
+
+
+def test_profile_step_splits_a_step_by_operator_kind():
+    from um_mae.utils.benchmark import PROFILE_KINDS, build_entry, profile_step
+    quiet_logger()
+    torch.set_num_threads(1)
+    entry, _ = build_entry(UMMAE_PVT, 2, 64)
+    times = profile_step(entry)
+    assert set(times) == set(PROFILE_KINDS) | {'matmul_gflop'}
+    # the matrix products of one step: most of the FlopCounter's count
+    # (which also counts attention and convolutions)
+    with flop_counter() as flops:
+        train_step(entry['model'], entry['optim_wrapper'],
+                   entry['batches'][0])
+    total = flops.get_total_flops() / 1e9
+    assert 0.5 * total < times['matmul_gflop'] <= total
+    # the demo recipe's AdamW (not fused) runs ops under Optimizer.step
+    for kind in ('matmul', 'attention', 'gelu', 'norms', 'optimizer'):
+        assert times[kind] > 0, kind

@@ -148,7 +148,9 @@ def sample_strategy_masks(
                 input_size=input_size,
                 token_size=token_size)
             res = gen(dict())
-            out[strategy] = (res['mask'], res.get('secondary_mask'))
+            secondary = res.get('secondary_mask')
+            out[strategy] = (res['mask'], None if secondary is None else
+                             np.asarray(secondary))
     finally:
         np.random.set_state(state)
     return out

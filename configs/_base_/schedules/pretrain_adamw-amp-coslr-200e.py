@@ -12,7 +12,9 @@ optim_wrapper = dict(
         type='AdamW',
         lr=1.5e-4 * 4096 / 256,
         betas=(0.9, 0.95),
-        weight_decay=0.05))
+        weight_decay=0.05,
+        # one kernel for all parameters (CPU and CUDA) instead of a loop
+        fused=True))
 param_scheduler = [
     dict(
         type='LinearLR',

@@ -7,7 +7,7 @@ _base_ = ['../ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py']
 # model
 model = dict(
     _delete_=True,
-    type='SimMIM',
+    type='CompilableSimMIM',
     backbone=dict(
         type='UMPVT',
         arch='demo',

@@ -6,10 +6,11 @@ _base_ = [
     '../ummae/ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-256px.py'
 ]
 
-# model
+# model: mmpretrain's SimMIM, its parameter update kept out of a
+# torch.compile-d train_step (compile=True)
 model = dict(
     _delete_=True,
-    type='SimMIM',
+    type='CompilableSimMIM',
     backbone=dict(
         type='UMPVT',
         arch='small',

@@ -1,6 +1,7 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 import numpy as np
 import pytest
+import torch
 from mmcv.transforms import Compose
 from mmpretrain.registry import TRANSFORMS
 
@@ -57,7 +58,10 @@ def test_secondary_mask_is_superset_with_floor_count(ratio, visible):
     np.random.seed(4)
     results = _draw('UM', secondary_mask_ratio=ratio)
     mask, secondary = results['mask'], results['secondary_mask']
-    assert secondary.dtype == bool and secondary.shape == mask.shape
+    # a tensor, which PackInputs keeps (and torch.compile can move)
+    assert isinstance(secondary, torch.Tensor)
+    assert secondary.dtype == torch.bool and secondary.shape == mask.shape
+    secondary = secondary.numpy()
     assert not (mask & ~secondary).any()
     # floor(64 * (1 - ratio)) kept tokens stay visible
     assert (~secondary).sum() == visible
@@ -67,7 +71,7 @@ def test_secondary_count_floors_like_the_reference():
     # 128 px -> 8x8 tokens, 16 kept; floor(16 * 0.75) = 12
     np.random.seed(5)
     results = _draw('UM', size=128)
-    assert (~results['secondary_mask']).sum() == 12
+    assert (~results['secondary_mask']).sum().item() == 12
 
 
 def test_samples_differ_and_seed_reproduces():
@@ -101,6 +105,7 @@ def test_builds_from_registry_in_a_pipeline():
     out = pipeline(dict(img=np.zeros((64, 64, 3), np.uint8)))
     sample = out['data_samples']
     assert tuple(sample.mask.shape) == (4, 4)
+    assert isinstance(sample.get('secondary_mask'), torch.Tensor)
     assert sample.get('secondary_mask').shape == (4, 4)
 
 

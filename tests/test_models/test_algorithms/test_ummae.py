@@ -75,9 +75,9 @@ def test_ummae_loss_and_gradients_reach_the_encoder():
         _batch(
             dict(type='UniformMaskGenerator', strategy='UM'),
             algorithm_keys=['secondary_mask']), True)
-    # the secondary mask is packed as numpy, the mask as a tensor
+    # both masks are packed as tensors
     assert isinstance(data['data_samples'][0].get('secondary_mask'),
-                      np.ndarray)
+                      torch.Tensor)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss'} and torch.isfinite(losses['loss'])
     losses['loss'].backward()

@@ -150,13 +150,14 @@ def test_compact_mode_ignores_dropped_and_secondary_pixels():
 def test_compact_mode_halves_spatial_reduction():
     model = _demo()
     seen = []
-    model.stages[0].blocks[0].attn.sr.register_forward_hook(
-        lambda m, i, o: seen.append(tuple(o.shape[-2:])))
+    # the norm of the reduced keys/values sees (N, keys, C)
+    model.stages[0].blocks[0].attn.norm.register_forward_hook(
+        lambda m, i, o: seen.append(o.shape[1]))
     with torch.no_grad():
         model(torch.randn(1, 3, 128, 128))
         model(torch.randn(1, 3, 128, 128), _uniform_mask(1, 8, 8))
-    # sr 8 on 32x32 and sr 4 on the 16x16 compact map: same key grid
-    assert seen == [(4, 4), (4, 4)]
+    # sr 8 on 32x32 and sr 4 on the 16x16 compact map: same 4x4 key grid
+    assert seen == [16, 16]
 
 
 def test_mask_token_mode_replaces_masked_tokens():
@@ -229,3 +230,42 @@ def test_small_arch_is_pvt_s():
     assert model.stages[0].blocks[0].ffn.layers[0][0].out_features == 512
     # default eps reproduces the official blocks (torch default, 1e-5)
     assert model.stages[0].blocks[0].norm1.eps == 1e-5
+
+
+@pytest.mark.parametrize('sr, hw', [(1, (4, 4)), (2, (8, 6)), (4, (8, 8)),
+                                    (8, (12, 16))])
+def test_spatial_reduction_equals_pooling_and_conv(sr, hw):
+    """Pooling a channels-last view + the 1x1 conv as a linear map gives
+    the values and gradients of avg_pool2d + Conv2d on an NCHW copy."""
+    import torch.nn.functional as F
+    from um_mae.models.backbones.pvt import PoolingSRAttention
+    torch.manual_seed(0)
+    attn = PoolingSRAttention(16, 2).double()
+    for p in attn.parameters():  # break the init symmetries
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(3, hw[0] * hw[1], 16, dtype=torch.float64)
+
+    def plain(x):
+        B, N, C = x.shape
+        q = attn.q(x).reshape(B, N, 2, C // 2).transpose(1, 2)
+        kv = x.transpose(1, 2).reshape(B, C, *hw)
+        kv = attn.sr(F.avg_pool2d(kv, sr))
+        kv = attn.norm(kv.flatten(2).transpose(1, 2))
+        k, v = attn.kv(kv).reshape(B, -1, 2, 2, C // 2).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return attn.proj(out.transpose(1, 2).reshape(B, N, C))
+
+    results = []
+    for fn in (lambda x: attn(x, hw, sr), plain):
+        attn.zero_grad()
+        xi = x.clone().requires_grad_()
+        out = fn(xi)
+        weight = torch.linspace(-1, 1, out.numel()).view_as(out)
+        (out * weight).sum().backward()
+        results.append((out, xi.grad,
+                        [p.grad.clone() for p in attn.parameters()]))
+    (out, grad_x, grads), (ref, ref_grad_x, ref_grads) = results
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(grad_x, ref_grad_x)
+    for grad, ref_grad in zip(grads, ref_grads):
+        torch.testing.assert_close(grad, ref_grad)

@@ -4,7 +4,7 @@ import torch
 from mmpretrain.models import ImageClassifier
 
 from um_mae.models.backbones import UMSwinTransformer
-from um_mae.models.backbones.swin import window_layout
+from um_mae.models.backbones.swin import CompactPositions, window_layout
 from um_mae.models.converters import convert_official_swin
 from um_mae.models.utils import visible_block_order
 
@@ -38,18 +38,17 @@ def _assert_close(actual, expected, atol=1e-5):
     assert diff <= atol, diff
 
 
-def _record_coords(model, monkeypatch):
-    """Record the window coordinates every block feeds its position MLP."""
+def _record_coords(monkeypatch):
+    """Record the window coordinates the compact blocks take biases of."""
     seen = []
-    for stage in model.stages:
-        for block in stage.blocks:
-            original = block.attn.position_bias
+    original = CompactPositions.window_coords
 
-            def spy(coords, _original=original):
-                seen.append(coords.clone())
-                return _original(coords)
+    def spy(self, layout):
+        coords = original(self, layout)
+        seen.append((layout, coords.clone()))
+        return coords
 
-            monkeypatch.setattr(block.attn, 'position_bias', spy)
+    monkeypatch.setattr(CompactPositions, 'window_coords', spy)
     return seen
 
 
@@ -144,11 +143,17 @@ def test_coordinates_roll_with_shift_and_halve_at_merge(
     ref = reference('mae_swin.pt')
     img, mask, secondary = _mae_inputs(ref)
     model = _fixture_swin(ref['state_dict'], with_vis_mask_token=True)
-    seen = _record_coords(model, monkeypatch)
+    seen = _record_coords(monkeypatch)
     with torch.no_grad():
         _, coords = model.compact_embed(img, mask, secondary)
         model(img, mask, secondary)
-    assert len(seen) == 8  # one call per block
+    # once per window layout of a stage, shared by its blocks: 32x32 and
+    # 16x16 maps have plain and shifted 8x8 windows, 8x8 and 4x4 maps one
+    # global window
+    assert [layout for layout, _ in seen] == [
+        ((8, 8), (0, 0)), ((8, 8), (4, 4)), ((8, 8), (0, 0)),
+        ((8, 8), (4, 4)), ((8, 8), (0, 0)), ((4, 4), (0, 0))
+    ]
 
     def windows(c, w):
         N, H, W, _ = c.shape
@@ -156,16 +161,52 @@ def test_coordinates_roll_with_shift_and_halve_at_merge(
         return c.reshape(-1, w * w, 2)
 
     # block 0: plain 8x8 windows of the packed coordinates
-    assert torch.equal(seen[0], windows(coords, 8))
+    assert torch.equal(seen[0][1], windows(coords, 8))
     # block 1: the coordinates are rolled by half a window with the tokens
     rolled = torch.roll(coords, shifts=(-4, -4), dims=(1, 2))
-    assert torch.equal(seen[1], windows(rolled, 8))
+    assert torch.equal(seen[1][1], windows(rolled, 8))
     # stage 2: merged token = its top-left source token, halved
     merged = coords[:, ::2, ::2] / 2
-    assert torch.equal(seen[2], windows(merged, 8))
+    assert torch.equal(seen[2][1], windows(merged, 8))
     # stage 4 (4x4 map): one global window, no shift
     last = coords[:, ::8, ::8] / 8
-    assert torch.equal(seen[7], windows(last, 4))
+    assert torch.equal(seen[5][1], windows(last, 4))
+
+
+@pytest.mark.parametrize('size', [(256, 256), (128, 512)])
+def test_lattice_bias_equals_per_pair_mlp(size):
+    """The MLP run once on the lattice of offsets gives every pair the
+    value (and the gradient) of the MLP run on that pair's offset."""
+    torch.manual_seed(0)
+    model = UMSwinTransformer(
+        arch=TINY_ARCH, with_vis_mask_token=True).double()
+    img = torch.randn(2, 3, *size, dtype=torch.float64)
+    h, w = size[0] // 16, size[1] // 16
+    keep = torch.randint(0, 4, (2, h // 2 * w // 2))
+    mask = torch.ones(2, h // 2 * w // 2, 4, dtype=torch.bool)
+    mask.scatter_(2, keep.unsqueeze(-1), False)
+    mask = mask.reshape(2, h // 2, w // 2, 2, 2).permute(0, 1, 3, 2, 4)
+    mask = mask.reshape(2, h, w)
+
+    def run(positions):
+        model.zero_grad()
+        tokens, coords = model.compact_embed(img, mask)
+        grid = (size[0] // 4, size[1] // 4)
+        coords = CompactPositions(coords, grid) if positions else coords
+        out = model._run_stages(tokens, coords, model.compact_window_size)
+        out[-1].square().sum().backward()
+        return out[-1], {
+            n: p.grad.clone()
+            for n, p in model.named_parameters() if p.grad is not None
+        }
+
+    out, grads = run(True)
+    ref_out, ref_grads = run(False)
+    torch.testing.assert_close(out, ref_out)
+    assert set(grads) == set(ref_grads)
+    assert any('rel_pos_mlp' in n for n in grads)
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, msg=name)
 
 
 def test_finetune_fixture_parity(reference):
@@ -390,28 +431,28 @@ def test_cross_scope_build():
         assert isinstance(model, UMSwinTransformer)
 
 
-def test_compact_bias_lookup_equals_per_pair_mlp():
-    """The grid lookup of the compact-mode bias gives the per-pair MLP's
-    values and gradients."""
+def test_lattice_lookup_equals_per_pair_mlp():
+    """The lattice lookup gives the per-pair MLP's values and gradients,
+    also for half-integer positions (after a merge) and shifted windows."""
     from um_mae.models.backbones.swin import ContinuousWindowMSA
     torch.manual_seed(0)
     attn = ContinuousWindowMSA(16, 2, pos_mlp_dims=8).double()
-    # 16 windows of 36 tokens at half-integer positions (after merges)
-    coords = torch.randint(0, 16, (16, 36, 2)).double() / 2
-    offset = coords[:, None] - coords[:, :, None]
-    looked_up = attn._lookup_bias(offset)
-    assert looked_up is not None
-    direct = attn.rel_pos_mlp(
-        (torch.sign(offset) * torch.log1p(offset.abs())).permute(0, 3, 1, 2))
-    torch.testing.assert_close(looked_up, direct, rtol=0, atol=1e-12)
-    grads = []
-    for out in (looked_up, direct):
-        g = torch.autograd.grad((out * direct.detach()).sum(),
-                                list(attn.rel_pos_mlp.parameters()))
-        grads.append(g)
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-    # off-grid positions fall back to the per-pair MLP
-    assert attn._lookup_bias(offset + 1e-3 * torch.rand_like(offset)) is None
-    torch.testing.assert_close(
-        attn.position_bias(coords), direct, rtol=0, atol=1e-12)
+    # patch indices of a 16x16 grid, halved once: offsets k / 2, |k| < 16
+    coords = torch.randint(0, 16, (2, 12, 12, 2)).double() / 2
+    positions = CompactPositions(coords, (16, 16), step=0.5)
+    for layout in [((6, 6), (0, 0)), ((6, 6), (3, 3))]:
+        looked_up = positions.bias(attn, layout)
+        direct = attn.position_bias(positions.window_coords(layout))
+        assert looked_up.shape == (2 * 4, 2, 36, 36)
+        torch.testing.assert_close(looked_up, direct, rtol=0, atol=1e-12)
+        grads = []
+        for out in (looked_up, direct):
+            g = torch.autograd.grad((out * direct.detach()).sum(),
+                                    list(attn.rel_pos_mlp.parameters()))
+            grads.append(g)
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # the lattice spans every offset of the grid: (2 * 16 - 1)**2 points
+    assert positions.lattice().shape == (2, 31, 31)
+    index = positions.window_index(((6, 6), (0, 0)))
+    assert 0 <= index.min() and index.max() < 31 * 31

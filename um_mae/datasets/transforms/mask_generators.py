@@ -16,6 +16,7 @@ Locality", 2022:
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmpretrain.registry import TRANSFORMS
@@ -47,12 +48,16 @@ class UniformMaskGenerator(BaseTransform):
     **Added Keys:**
 
     - ``mask`` (np.ndarray): bool ``(h, w)``, True = dropped (primary mask).
-    - ``secondary_mask`` (np.ndarray): bool ``(h, w)``, superset of ``mask``
+    - ``secondary_mask`` (Tensor): bool ``(h, w)``, superset of ``mask``
       that also marks the kept tokens the encoder replaces by its
       ``vis_mask_token``. Only added when ``secondary_mask_ratio > 0``.
 
     Pack them with ``dict(type='PackInputs',
     algorithm_keys=['secondary_mask'])`` (``mask`` is packed by default).
+    ``PackInputs`` turns ``mask`` into a tensor but keeps algorithm keys as
+    they are: the secondary mask is made a tensor here, so that the data
+    preprocessor can move it to the device also inside a
+    ``torch.compile``-d training step (which fails on numpy fields).
 
     Args:
         strategy (str): ``'RS'``/``'random'``, ``'GS'``/``'grid'``,
@@ -169,7 +174,7 @@ class UniformMaskGenerator(BaseTransform):
         mask, secondary = self._sample(h, w)
         results['mask'] = mask
         if secondary is not None:
-            results['secondary_mask'] = secondary
+            results['secondary_mask'] = torch.from_numpy(secondary)
         return results
 
     def __repr__(self) -> str:

@@ -1,5 +1,6 @@
 # Copyright (c) um-mae contributors. All rights reserved.
+from .eager_update import CompilableSimMIM, EagerUpdateMixin
 from .ummae import UMMAE
 from .ummae_vit import UMMAEViT
 
-__all__ = ['UMMAE', 'UMMAEViT']
+__all__ = ['UMMAE', 'UMMAEViT', 'EagerUpdateMixin', 'CompilableSimMIM']

@@ -12,6 +12,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from .eager_update import EagerUpdateMixin
+
 __all__ = ['UMMAE']
 
 
@@ -45,7 +47,7 @@ def pipeline_masks(data_samples: List[DataSample], device: torch.device,
 
 
 @MODELS.register_module()
-class UMMAE(BaseSelfSupervisor):
+class UMMAE(EagerUpdateMixin, BaseSelfSupervisor):
     """UM-MAE pre-training: uniform masking, compact encoder, MAE decoder.
 
     The masks come from the data pipeline (``UniformMaskGenerator``): the
@@ -59,6 +61,9 @@ class UMMAE(BaseSelfSupervisor):
     ``forward(last_map, mask, predict_visible) -> (N, L, p*p*3)`` in raster
     order (e.g. ``MAEPyramidDecoder``) and a head with
     ``loss(pred, img, mask)`` (e.g. mmpretrain's ``MAEPretrainHead``).
+
+    Under ``compile=True`` the forward and loss are one graph and the
+    parameter update runs eagerly (:class:`EagerUpdateMixin`).
     """
 
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor]:

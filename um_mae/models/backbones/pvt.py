@@ -75,9 +75,12 @@ class PoolingSRAttention(BaseModule):
         B, N, C = x.shape
         d = C // self.num_heads
         q = self.q(x).reshape(B, N, self.num_heads, d).transpose(1, 2)
-        kv = x.transpose(1, 2).reshape(B, C, *hw_shape)
-        kv = self.sr(F.avg_pool2d(kv, sr_ratio))  # (B, C, H/sr, W/sr)
-        kv = self.norm(kv.flatten(2).transpose(1, 2))  # (B, M, C)
+        # channels-last all the way: an NCHW view of the tokens pools
+        # without a copy, and the 1x1 conv is the same linear map
+        kv = x.view(B, *hw_shape, C).permute(0, 3, 1, 2)
+        kv = F.avg_pool2d(kv, sr_ratio).permute(0, 2, 3, 1).reshape(B, -1, C)
+        kv = F.linear(kv, self.sr.weight.view(C, C), self.sr.bias)
+        kv = self.norm(kv)  # (B, M, C), M = H/sr * W/sr
         k, v = self.kv(kv).reshape(B, -1, 2, self.num_heads,
                                    d).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(
@@ -179,7 +182,9 @@ class PVTStage(BaseModule):
     def forward(self, x: Tensor, hw_shape: Tuple[int, int],
                 compact: bool) -> Tuple[Tensor, Tuple[int, int]]:
         if self.downsample is not None:
-            x = x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
+            # an NCHW view of the tokens (channels-last strides): the conv
+            # keeps that layout, so its flattened output needs no copy
+            x = x.view(x.shape[0], *hw_shape, -1).permute(0, 3, 1, 2)
             x, hw_shape = self.downsample(x)
         # the compact map has half the side, so keys/values are pooled half
         # as much to keep their grid size
@@ -453,34 +458,30 @@ class UMPVT(BaseBackbone):
                 its kept entries are packed and added.
             hw_shape (tuple[int, int]): Full patch grid.
             mask (Tensor): Uniform mask ``(N, h, w)``, checked.
-            secondary_mask (Tensor, optional): Superset of ``mask``; the
-                kept tokens it covers become ``vis_mask_token``.
+            secondary_mask (Tensor, optional): Bool superset of ``mask``
+                (checked); the kept tokens it covers become
+                ``vis_mask_token``.
 
         Returns:
             tuple: Tokens ``(N, H*W/4, C)`` and the compact grid.
         """
         N, _, C = x.shape
-        compact = (hw_shape[0] // 2, hw_shape[1] // 2)
-        x = x.transpose(1, 2).reshape(N, C, *compact)
+        H, W = hw_shape
         if secondary_mask is not None:
             if self.vis_mask_token is None:
                 raise ValueError('secondary_mask given but the backbone has '
                                  'no vis_mask_token; build it with '
                                  'with_vis_mask_token=True')
-            secondary_mask = secondary_mask.bool()
-            if (secondary_mask.shape != mask.shape
-                    or bool((mask & ~secondary_mask).any())):
-                raise ValueError('secondary_mask must have the shape of mask '
-                                 'and contain every token of mask')
             extra = self._upsample(secondary_mask & ~mask, hw_shape)
             extra = uniform_pack(extra.unsqueeze(1), mask)  # (N, 1, H/2, W/2)
-            token = self.vis_mask_token.reshape(1, C, 1, 1).to(x.dtype)
-            x = torch.where(extra, token, x)
-        pos = pos.transpose(1, 2).reshape(1, C,
-                                          *hw_shape).expand(N, -1, -1, -1)
-        # position of a secondary-masked token is kept (primary mask)
-        x = x + uniform_pack(pos, mask)
-        return x.flatten(2).transpose(1, 2), compact  # (N, H*W/4, C)
+            token = self.vis_mask_token.to(x.dtype)  # (1, 1, C)
+            x = torch.where(extra.flatten(1).unsqueeze(-1), token, x)
+        # the position of a kept patch (also secondary-masked ones): its row
+        # of the full-grid table, found by packing the raster ids
+        ids = torch.arange(H * W, device=x.device).view(1, 1, H, W)
+        ids = uniform_pack(ids.expand(N, -1, -1, -1), mask).flatten()
+        x = x + pos[0].index_select(0, ids).view(N, -1, C)
+        return x, (H // 2, W // 2)  # (N, H*W/4, C)
 
     def forward(self,
                 x: Tensor,
@@ -511,7 +512,9 @@ class UMPVT(BaseBackbone):
             # pixels of the kept tokens equals packing the embedded patches,
             # at a quarter of the cost
             mask = mask.bool()
-            check_uniform_mask(mask)
+            if secondary_mask is not None:
+                secondary_mask = secondary_mask.bool()
+            check_uniform_mask(mask, secondary_mask)
             x, hw_shape = self.patch_embed(uniform_pack(x, mask))
             hw_shape = (2 * hw_shape[0], 2 * hw_shape[1])  # full grid
         else:
@@ -528,6 +531,9 @@ class UMPVT(BaseBackbone):
             x = x + pos
         else:
             x, hw_shape = self._compact(x, pos, hw_shape, mask, secondary_mask)
+        # tokens in memory order (the patch embedding gives an NCHW map):
+        # the norms and residuals of every block then need no copies
+        x = x.contiguous()
 
         outs = []
         for i, stage in enumerate(self.stages):

@@ -40,7 +40,7 @@ from torch import Tensor
 from ..utils.uniform_packing import check_uniform_mask, uniform_pack
 from ..utils.weight_init import loads_checkpoint, official_init_
 
-__all__ = ['UMSwinTransformer', 'window_layout']
+__all__ = ['UMSwinTransformer', 'window_layout', 'CompactPositions']
 
 # Value added to the attention logits of token pairs that a shifted window
 # joins but that are not neighbours in the image. The official model adds
@@ -122,6 +122,113 @@ def _merge_windows(x: Tensor, window: Tuple[int, int], H: int,
     return x.reshape(N, H, W, C)
 
 
+def _window_coords(coords: Tensor, layout: _WindowLayout) -> Tensor:
+    """``(N, H, W, 2)`` -> ``(N * nW, Wh * Ww, 2)`` coordinates of the
+    (cyclically shifted) windows of a block."""
+    (wh, ww), (sh, sw) = layout
+    if (sh, sw) != (0, 0):
+        coords = torch.roll(coords, shifts=(-sh, -sw), dims=(1, 2))
+    return _partition(coords, (wh, ww)).flatten(0, 1)
+
+
+def _merged_coords(coords: Tensor) -> Tensor:
+    """A merged token sits at the (halved) position of its top-left source
+    token, as in the official model."""
+    return coords[:, 0::2, 0::2] / 2
+
+
+def _log_spaced(offset: Tensor) -> Tensor:
+    """``sign(d) * log(1 + |d|)``: the input of the position-bias MLP."""
+    return torch.sign(offset) * torch.log1p(offset.abs())
+
+
+class CompactPositions:
+    """Image-grid coordinates of the tokens of a compact map, on a lattice.
+
+    In compact pre-training the coordinates start as integer patch indices
+    in ``[0, H) x [0, W)`` (the patch grid of the image) and are halved at
+    every merge, so after ``s`` merges every offset between two tokens is
+    ``(k_h, k_w) * 2**-s`` with ``|k_h| < H`` and ``|k_w| < W``. The
+    position-bias MLP is therefore run once on that lattice of
+    ``(2H - 1) x (2W - 1)`` points and every token pair reads its point:
+    the same inputs as running it per pair, in shapes that do not depend on
+    the mask (no host synchronisation, no graph break under
+    ``torch.compile``). The lattice index of the window pairs is computed
+    once per window layout and shared by the blocks of a stage.
+
+    Args:
+        coords (Tensor): ``(N, H', W', 2)`` coordinates of the tokens of the
+            current map, in units of the current stage.
+        grid (tuple[int, int]): Patch grid ``(H, W)`` of the image.
+        step (float): Lattice step ``2**-s``. Defaults to 1.
+    """
+
+    def __init__(self,
+                 coords: Tensor,
+                 grid: Tuple[int, int],
+                 step: float = 1.) -> None:
+        self.coords = coords
+        self.grid = tuple(grid)
+        self.step = step
+        self._index: Dict[_WindowLayout, Tensor] = {}
+        self._lattice: Optional[Tensor] = None
+
+    def merged(self) -> 'CompactPositions':
+        """Positions after a 2x2 merge (the lattice step halves)."""
+        return CompactPositions(
+            _merged_coords(self.coords), self.grid, self.step / 2)
+
+    def lattice(self) -> Tensor:
+        """``(2, 2H - 1, 2W - 1)`` log-spaced lattice offsets."""
+        if self._lattice is None:
+            H, W = self.grid
+            dtype, device = self.coords.dtype, self.coords.device
+            dh = torch.arange(1 - H, H, device=device).to(dtype) * self.step
+            dw = torch.arange(1 - W, W, device=device).to(dtype) * self.step
+            offset = torch.stack(torch.meshgrid(dh, dw, indexing='ij'))
+            self._lattice = _log_spaced(offset)
+        return self._lattice
+
+    def window_coords(self, layout: _WindowLayout) -> Tensor:
+        """``(N * nW, Wh * Ww, 2)`` coordinates of the (shifted) windows."""
+        return _window_coords(self.coords, layout)
+
+    def window_index(self, layout: _WindowLayout) -> Tensor:
+        """``(N * nW, WW, WW)`` int64 lattice point of every window pair."""
+        if layout not in self._index:
+            coords = self.window_coords(layout)
+            offset = coords[:, None, :, :] - coords[:, :, None, :]
+            # offset / step are integers, exactly
+            k = torch.round(offset / self.step).long()  # (M, q, k, 2)
+            H, W = self.grid
+            self._index[layout] = (k[..., 0] + H - 1) * (2 * W - 1) + (
+                k[..., 1] + W - 1)
+        return self._index[layout]
+
+    def bias(self, attn: 'ContinuousWindowMSA',
+             layout: _WindowLayout) -> Tensor:
+        """``(N * nW, nH, WW, WW)`` position bias of ``attn``'s MLP."""
+        return attn.lattice_bias(self.lattice(), self.window_index(layout))
+
+
+class _PairCoords:
+    """Coordinates of any values: the position-bias MLP runs per pair."""
+
+    def __init__(self, coords: Tensor) -> None:
+        self.coords = coords
+
+    def merged(self) -> '_PairCoords':
+        return _PairCoords(_merged_coords(self.coords))
+
+    def bias(self, attn: 'ContinuousWindowMSA',
+             layout: _WindowLayout) -> Tensor:
+        return attn.position_bias(_window_coords(self.coords, layout))
+
+
+#: token coordinates given to the blocks: None in dense mode
+_Coords = Optional[Union[CompactPositions, _PairCoords, Tensor]]
+
+
 class ContinuousWindowMSA(BaseModule):
     """Window multi-head self-attention with a continuous position bias.
 
@@ -165,7 +272,7 @@ class ContinuousWindowMSA(BaseModule):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def position_bias(self, coords: Tensor) -> Tensor:
-        """Bias of every token pair of every window.
+        """Bias of every token pair of every window, the MLP run per pair.
 
         Args:
             coords (Tensor): ``(M, WW, 2)`` image-grid (h, w) coordinates of
@@ -175,44 +282,29 @@ class ContinuousWindowMSA(BaseModule):
             Tensor: ``(M, num_heads, WW, WW)``, row = query, column = key.
         """
         offset = coords[:, None, :, :] - coords[:, :, None, :]  # (M,q,k,2)
-        if offset.shape[0] > 1:  # per-window coordinates (compact mode)
-            bias = self._lookup_bias(offset)
-            if bias is not None:
-                return bias
-        offset = torch.sign(offset) * torch.log1p(offset.abs())
-        return self.rel_pos_mlp(offset.permute(0, 3, 1, 2))
+        return self.rel_pos_mlp(_log_spaced(offset).permute(0, 3, 1, 2))
 
-    def _lookup_bias(self, offset: Tensor) -> Optional[Tensor]:
-        """Evaluate the MLP once per distinct offset, then gather.
+    def lattice_bias(self, lattice: Tensor, index: Tensor) -> Tensor:
+        """Bias of token pairs whose offsets lie on a lattice.
 
-        Packed coordinates are multiples of ``2**-s`` after ``s`` merges, so
-        the offsets of the ``M * WW * WW`` pairs lie on a small grid of
-        ``(2R+1)**2`` points. The MLP runs on that grid (the same inputs, so
-        the same values) instead of on every pair: a fraction of the work
-        and of the memory kept for backward. Returns None when the offsets
-        are not on a grid of step ``2**-3`` or the grid is not smaller.
+        The MLP runs once per lattice point; every pair reads its point.
+        The inputs are the same as for :meth:`position_bias` (the lattice
+        holds the offsets exactly), and so are the values.
+
+        Args:
+            lattice (Tensor): ``(2, Sh, Sw)`` log-spaced offsets
+                (``sign(d) * log(1 + |d|)``) of the lattice points.
+            index (Tensor): ``(M, q, k)`` int64 flat lattice point of each
+                pair.
+
+        Returns:
+            Tensor: ``(M, num_heads, q, k)``.
         """
-        fine = offset * 8
-        step = fine.abs().long() | 1 << 62  # keeps zeros out of the min
-        step = (step & -step).min()  # largest power of 2 dividing all
-        off_grid = (fine - fine.round()).abs().max()
-        max_abs = fine.abs().max()
-        off_grid, max_abs, step = torch.stack(
-            [off_grid, max_abs, step.to(max_abs.dtype)]).tolist()
-        if off_grid:
-            return None
-        R = int(round(max_abs / step))
-        side = 2 * R + 1
-        if side * side * 4 > offset[..., 0].numel():
-            return None
-        idx = (fine / step).round().long() + R  # (M, q, k, 2)
-        idx = idx[..., 0] * side + idx[..., 1]
-        grid = torch.arange(-R, R + 1, device=offset.device)
-        grid = grid.to(offset.dtype) * (step / 8)  # the offsets, exactly
-        grid = torch.stack(torch.meshgrid(grid, grid, indexing='ij'))
-        grid = torch.sign(grid) * torch.log1p(grid.abs())  # (2, side, side)
-        table = self.rel_pos_mlp(grid[None]).flatten(2)[0]  # (nH, side^2)
-        return table[:, idx].transpose(0, 1)  # (M, nH, q, k)
+        table = self.rel_pos_mlp(lattice[None]).flatten(2)[0]  # (nH, S)
+        M, q, k = index.shape
+        # index_select's backward (index_add) is cheaper than indexing's
+        bias = table.index_select(1, index.flatten()).view(-1, M, q, k)
+        return bias.transpose(0, 1)
 
     def forward(self, x: Tensor, attn_bias: Tensor) -> Tensor:
         """Attend within windows.
@@ -301,16 +393,18 @@ class UMSwinBlock(BaseModule):
             act_cfg=dict(type='GELU'),
             add_identity=True)
 
-    def window_attention(self, x: Tensor, coords: Optional[Tensor],
+    def window_attention(self, x: Tensor, coords: _Coords,
                          window_size: int) -> Tensor:
         """(Shifted-)window attention over a channels-last map.
 
         Args:
             x (Tensor): ``(N, H, W, C)`` normalised tokens.
-            coords (Tensor, optional): ``(N, H, W, 2)`` image-grid
-                coordinates of the tokens (compact mode). ``None`` for a
-                full, regular map, where the coordinate offsets inside a
-                window are the in-window offsets.
+            coords (CompactPositions | Tensor, optional): Image-grid
+                coordinates of the tokens (compact mode): a
+                :class:`CompactPositions` (the MLP runs on its lattice) or
+                an ``(N, H, W, 2)`` tensor (the MLP runs per pair). ``None``
+                for a full, regular map, where the coordinate offsets inside
+                a window are the in-window offsets.
             window_size (int): Configured window side.
 
         Returns:
@@ -344,12 +438,10 @@ class UMSwinBlock(BaseModule):
                 dim=-1).view(1, wh * ww, 2)
             bias = self.attn.position_bias(grid)[None]  # (1, 1, nH, WW, WW)
         else:
-            if shift:
-                coords = torch.roll(coords, shifts=(-sh, -sw), dims=(1, 2))
-            win_coords = _partition(coords, (wh, ww))  # (N, nW, WW, 2)
-            nW = win_coords.shape[1]
-            bias = self.attn.position_bias(win_coords.flatten(0, 1))
-            bias = bias.view(N, nW, *bias.shape[1:])  # (N, nW, nH, WW, WW)
+            if isinstance(coords, Tensor):
+                coords = _PairCoords(coords)
+            bias = coords.bias(self.attn, layout)  # (N * nW, nH, WW, WW)
+            bias = bias.view(N, -1, *bias.shape[1:])  # (N, nW, nH, WW, WW)
         if shift:
             mask = _shift_attention_mask((Hp, Wp), layout, x.device, x.dtype)
             bias = bias + mask[:, None]
@@ -360,7 +452,7 @@ class UMSwinBlock(BaseModule):
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
         return x[:, :H, :W].contiguous()
 
-    def forward(self, x: Tensor, coords: Optional[Tensor],
+    def forward(self, x: Tensor, coords: _Coords,
                 window_size: int) -> Tensor:
         """Run the block on a channels-last map ``(N, H, W, C)``."""
 
@@ -420,15 +512,15 @@ class UMSwinStage(BaseModule):
         self.downsample = downsample
         self.blocks = ModuleList(blocks)
 
-    def forward(self, x: Tensor, coords: Optional[Tensor],
-                window_size: int) -> Tuple[Tensor, Optional[Tensor]]:
-        """Run the stage on ``(N, H, W, C)``; returns the map and coords."""
+    def forward(self, x: Tensor, coords: _Coords,
+                window_size: int) -> Tuple[Tensor, _Coords]:
+        """Run the stage on ``(N, H, W, C)``; returns the map and coords
+        (``None`` or positions with ``merged()`` and ``bias()``, e.g.
+        :class:`CompactPositions`)."""
         if self.downsample is not None:
             x = self.downsample(x)
             if coords is not None:
-                # a merged token sits at the (halved) position of its
-                # top-left source token, as in the official model
-                coords = coords[:, 0::2, 0::2] / 2
+                coords = coords.merged()
         for block in self.blocks:
             x = block(x, coords, window_size)
         return x, coords
@@ -783,8 +875,10 @@ class UMSwinTransformer(BaseBackbone):
         x, (H, W) = self.patch_embed(x)
         return x.view(x.shape[0], H, W, -1)
 
-    def _run_stages(self, x: Tensor, coords: Optional[Tensor],
+    def _run_stages(self, x: Tensor, coords: _Coords,
                     window_size: int) -> Tuple[Tensor, ...]:
+        if isinstance(coords, Tensor):
+            coords = _PairCoords(coords)
         outs = []
         for i, stage in enumerate(self.stages):
             x, coords = stage(x, coords, window_size)
@@ -816,7 +910,9 @@ class UMSwinTransformer(BaseBackbone):
             raise ValueError(
                 f'mask must be (N, h, w) on the token grid, got shape '
                 f'{tuple(mask.shape)}; reshape raster masks to (N, h, w)')
-        check_uniform_mask(mask)
+        if secondary_mask is not None:
+            secondary_mask = secondary_mask.bool()
+        check_uniform_mask(mask, secondary_mask)
         self.check_compact_size(tuple(x.shape[-2:]))
         N = x.shape[0]
         Hp, Wp = (s // self.patch_size for s in x.shape[-2:])
@@ -843,14 +939,6 @@ class UMSwinTransformer(BaseBackbone):
                 raise ValueError(
                     'secondary_mask given but the backbone has no '
                     'vis_mask_token; build it with with_vis_mask_token=True')
-            secondary_mask = secondary_mask.bool()
-            if secondary_mask.shape != mask.shape:
-                raise ValueError(
-                    f'secondary_mask shape {tuple(secondary_mask.shape)} '
-                    f'differs from mask shape {tuple(mask.shape)}')
-            if bool((mask & ~secondary_mask).any()):
-                raise ValueError('secondary_mask must be a superset of mask '
-                                 '(True wherever mask is True)')
             replaced = (secondary_mask & ~mask).to(packed.dtype)
             replaced = uniform_pack(replaced[:, None].repeat_interleave(
                 Hp // h, 2).repeat_interleave(Wp // w, 3),
@@ -894,7 +982,9 @@ class UMSwinTransformer(BaseBackbone):
         """
         if mask is not None and self.mask_mode == 'compact':
             tokens, coords = self.compact_embed(x, mask, secondary_mask)
-            outs = self._run_stages(tokens, coords, self.compact_window_size)
+            grid = tuple(s // self.patch_size for s in x.shape[-2:])
+            outs = self._run_stages(tokens, CompactPositions(coords, grid),
+                                    self.compact_window_size)
             return tuple(o.permute(0, 3, 1, 2).contiguous() for o in outs)
         if secondary_mask is not None:
             raise ValueError('secondary_mask is only used in compact mode '

@@ -16,6 +16,8 @@ Conventions used across um_mae:
 * raster id of token ``(r, c)`` is ``r * w + c``.
 """
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -31,11 +33,23 @@ def _blocks(mask: Tensor) -> Tensor:
                                                              w // 2, 4)
 
 
-def check_uniform_mask(mask: Tensor) -> None:
+def check_uniform_mask(mask: Tensor,
+                       secondary_mask: Optional[Tensor] = None) -> None:
     """Raise a ``ValueError`` unless ``mask`` keeps one token per 2x2 block.
+
+    The shapes are always checked. The values (one kept token per block,
+    ``secondary_mask`` a superset of ``mask``) are read back to the host,
+    which a ``torch.compile``-d step cannot do without a graph break at
+    every step; while dynamo traces, that part is left out. Compiled
+    training thus relies on the data pipeline: ``UniformMaskGenerator``'s
+    uniform strategies keep one token per block by construction (tested in
+    ``tests/test_datasets``), and eager steps (tests, tools, ``compile``
+    off) check every mask.
 
     Args:
         mask (Tensor): Bool mask ``(N, h, w)``, True = dropped.
+        secondary_mask (Tensor, optional): Bool ``(N, h, w)`` that must
+            contain every token of ``mask``. Defaults to None.
     """
     if mask.dim() != 3:
         raise ValueError(f'mask must be (N, h, w), got shape '
@@ -45,12 +59,26 @@ def check_uniform_mask(mask: Tensor) -> None:
         raise ValueError(f'token grid {h}x{w} has an odd side; uniform '
                          'masking needs even sides (input size a multiple '
                          'of 2 x token size, e.g. 32 px for 16-px tokens)')
+    if secondary_mask is not None and secondary_mask.shape != mask.shape:
+        raise ValueError(
+            f'secondary_mask shape {tuple(secondary_mask.shape)} differs '
+            f'from mask shape {tuple(mask.shape)}')
+    if torch.compiler.is_compiling():
+        return
     kept = (~_blocks(mask.bool())).sum(-1)
-    if not bool((kept == 1).all()):
+    uniform = (kept == 1).all()
+    superset = torch.ones_like(uniform) if secondary_mask is None else \
+        ~(mask.bool() & ~secondary_mask.bool()).any()
+    uniform, superset = torch.stack([uniform, superset]).tolist()  # one sync
+    if not uniform:
         raise ValueError(
             'mask is not a uniform mask: every 2x2 block must keep exactly '
             f'one token, found blocks keeping {sorted(kept.unique().tolist())}'
             '; use UniformMaskGenerator(strategy="uniform")')
+    if not superset:
+        raise ValueError('secondary_mask must be a superset of mask: it '
+                         'must contain every token of mask (True wherever '
+                         'mask is True)')
 
 
 def _kept_slot(mask: Tensor) -> Tensor:
