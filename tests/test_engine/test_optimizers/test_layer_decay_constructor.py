@@ -12,7 +12,7 @@ from torch import nn
 
 import um_mae  # noqa: F401
 from um_mae.engine.optimizers import (UMLayerDecayOptimWrapperConstructor,
-                                      backbone_layer_depth, layer_depths)
+                                      layer_depths)
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -160,17 +160,28 @@ def test_no_weight_decay_for_norms_biases_embeddings_tokens():
     assert all(p is not fixed.pos_embed for g in groups for p in g['params'])
 
 
-@pytest.mark.parametrize('backbone', [
-    dict(type='UMSwinTransformer', arch='demo'),
-    dict(type='WindowedViT', arch='demo', img_size=64),
-    dict(type='UMViT', arch='deit-tiny', img_size=32, patch_size=16),
-])
-def test_name_rule_agrees_with_backbone_methods(backbone):
-    """The rule used for UMPVT equals the other backbones' own methods."""
-    model = MODELS.build(backbone)
-    for name, _ in model.named_parameters():
-        assert backbone_layer_depth(model, name) == \
-            model.get_layer_depth(name), name
+@pytest.mark.parametrize('no_decay_names', [(), ('pos_embed', ), ('q', )])
+def test_no_decay_names_do_not_move_depths(no_decay_names):
+    """Which parameters decay is independent of their depth (lr group)."""
+    model = MODELS.build(
+        dict(
+            type='UMPVT',
+            arch='demo',
+            with_vis_mask_token=True,
+            learnable_pos_embed=True))
+    ids = {id(p): n for n, p in model.named_parameters()}
+
+    def layer_ids(wrapper):
+        return {
+            ids[id(p)]: g['layer_id']
+            for g in wrapper.optimizer.param_groups
+            for p in g['params']
+        }
+
+    default = layer_ids(_build(model, 0.75))
+    edited = layer_ids(_build(model, 0.75, no_decay_names=no_decay_names))
+    assert edited == default
+    assert default == {n: d for n, (d, _) in layer_depths(model).items()}
 
 
 def test_vit_pyramid_neck_is_on_top():

@@ -209,13 +209,25 @@ def test_forward_errors(kwargs, call, match):
         call(model)
 
 
-@pytest.mark.parametrize('kwargs, match', [
-    (dict(arch='huge'), "arch 'huge' is not in"),
-    (dict(arch=dict(embed_dims=[8])), 'custom arch lacks'),
-    (dict(out_type='avg_featmap', out_indices=(0, 3)), 'use out_indices=-1'),
-    (dict(out_type='cls_token'), "use 'featmap' or 'avg_featmap'"),
-    (dict(mask_mode='random'), "use 'compact'"),
-])
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [
+        (dict(arch='huge'),
+         r"arch 'huge' is not one of \['demo', 's', 'small'\]"),
+        (dict(arch=dict(embed_dims=[8])),
+         'custom arch needs exactly the keys'),
+        # a key PVT does not read is an error, not ignored
+        (dict(arch=dict(UMPVT.arch_zoo['demo'], window_size=7)),
+         r"got \['depths', 'embed_dims', 'mlp_ratios', 'num_heads', "
+         r"'sr_ratios', 'window_size'\]"),
+        (dict(arch=dict(UMPVT.arch_zoo['demo'], depths=[1, 1])),
+         'one entry per stage'),
+        (dict(out_indices=(1, 1)), 'must pick distinct stages from 0..3'),
+        (dict(out_type='avg_featmap',
+              out_indices=(0, 3)), 'use out_indices=-1'),
+        (dict(out_type='cls_token'), "use 'featmap' or 'avg_featmap'"),
+        (dict(mask_mode='random'), "use 'compact'"),
+    ])
 def test_constructor_errors(kwargs, match):
     kwargs.setdefault('arch', 'demo')
     with pytest.raises(ValueError, match=match):
@@ -262,8 +274,8 @@ def test_spatial_reduction_equals_pooling_and_conv(sr, hw):
         out = fn(xi)
         weight = torch.linspace(-1, 1, out.numel()).view_as(out)
         (out * weight).sum().backward()
-        results.append((out, xi.grad,
-                        [p.grad.clone() for p in attn.parameters()]))
+        results.append(
+            (out, xi.grad, [p.grad.clone() for p in attn.parameters()]))
     (out, grad_x, grads), (ref, ref_grad_x, ref_grads) = results
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(grad_x, ref_grad_x)

@@ -76,7 +76,7 @@ def test_archs():
     with pytest.raises(ValueError, match='out_indices'):
         UMSwinTransformer(
             arch=TINY_ARCH, out_type='avg_featmap', out_indices=(2, 3))
-    with pytest.raises(ValueError, match='out index 4'):
+    with pytest.raises(ValueError, match=r'out_indices=\(4,\) must pick '):
         UMSwinTransformer(arch=TINY_ARCH, out_indices=(4, ))
 
 
@@ -150,10 +150,10 @@ def test_coordinates_roll_with_shift_and_halve_at_merge(
     # once per window layout of a stage, shared by its blocks: 32x32 and
     # 16x16 maps have plain and shifted 8x8 windows, 8x8 and 4x4 maps one
     # global window
-    assert [layout for layout, _ in seen] == [
-        ((8, 8), (0, 0)), ((8, 8), (4, 4)), ((8, 8), (0, 0)),
-        ((8, 8), (4, 4)), ((8, 8), (0, 0)), ((4, 4), (0, 0))
-    ]
+    assert [layout
+            for layout, _ in seen] == [((8, 8), (0, 0)), ((8, 8), (4, 4)),
+                                       ((8, 8), (0, 0)), ((8, 8), (4, 4)),
+                                       ((8, 8), (0, 0)), ((4, 4), (0, 0))]
 
     def windows(c, w):
         N, H, W, _ = c.shape

@@ -6,8 +6,8 @@ Pyramid-based Vision Transformers with Locality", 2022) fine-tunes its
 pre-trained encoders with BEiT-style layer-wise lr decay: the learning rate
 of a parameter at depth ``d`` is ``lr * rate ** (num_layers + 1 - d)``.
 """
-import re
 from collections import OrderedDict
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import MMLogger
@@ -20,64 +20,6 @@ from torch import nn
 DEFAULT_NO_DECAY_NAMES = ('pos_embed', 'absolute_pos_embed', 'cls_token',
                           'mask_token', 'vis_mask_token')
 
-_STAGE_RE = re.compile(r'^stages\.(\d+)\.(?:blocks\.(\d+)\.)?')
-_LAYER_RE = re.compile(r'^(?:layers|blocks)\.(\d+)\.')
-
-
-def backbone_layer_depth(backbone: nn.Module,
-                         param_name: str) -> Tuple[int, int]:
-    """Depth of a backbone parameter by the UM-MAE rule, from module names.
-
-    The rule: the patch embedding, position embedding and tokens are depth
-    0; transformer block ``i``, counted over all stages, is depth ``i + 1``
-    (a merging / downsampling layer at the start of a stage belongs to the
-    first block of its stage); everything else (final norms, adaptors) is
-    depth ``num_layers + 1``. It understands pyramid backbones
-    (``stages.<s>.blocks.<j>``, like ``UMPVT`` and ``UMSwinTransformer``)
-    and plain ones (``layers.<i>`` or ``blocks.<i>``, like ``UMViT`` and
-    ``WindowedViT``).
-
-    Args:
-        backbone (nn.Module): The backbone.
-        param_name (str): Parameter name relative to ``backbone``.
-
-    Returns:
-        tuple[int, int]: The depth and the number of depths
-        (``num_layers + 2``), as ``get_layer_depth`` of mmpretrain
-        backbones.
-    """
-    stages = getattr(backbone, 'stages', None)
-    plain = getattr(backbone, 'layers', None)
-    if plain is None:
-        plain = getattr(backbone, 'blocks', None)
-    if stages is not None and all(hasattr(s, 'blocks') for s in stages):
-        offsets = [0]
-        for stage in stages:
-            offsets.append(offsets[-1] + len(stage.blocks))
-        num_layers = offsets[-1]
-    elif isinstance(plain, nn.ModuleList):
-        offsets = None
-        num_layers = len(plain)
-    else:
-        raise TypeError(
-            f'cannot tell the layer depths of {type(backbone).__name__}: it '
-            'has neither stages.<s>.blocks nor layers / blocks lists; give '
-            'it a get_layer_depth(param_name, prefix) method')
-    num_depths = num_layers + 2
-    first = param_name.split('.', 1)[0]
-    if first == 'patch_embed' or first in DEFAULT_NO_DECAY_NAMES:
-        return 0, num_depths
-    if offsets is not None:
-        match = _STAGE_RE.match(param_name)
-        if match:
-            block = int(match.group(2) or 0)
-            return offsets[int(match.group(1))] + block + 1, num_depths
-    else:
-        match = _LAYER_RE.match(param_name)
-        if match:
-            return int(match.group(1)) + 1, num_depths
-    return num_depths - 1, num_depths
-
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class UMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
@@ -86,13 +28,14 @@ class UMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     One constructor for classifiers (mmpretrain ``ImageClassifier``),
     detectors (mmdet) and segmentors (mmseg ``EncoderDecoder``): the model's
     ``backbone`` (or the model itself when it has none) is split into depths
-    ``0 .. num_layers + 1``; the backbone's own ``get_layer_depth`` is used
-    when it has one (``UMSwinTransformer``, ``UMViT``, ``WindowedViT``),
-    :func:`backbone_layer_depth` otherwise (``UMPVT``). All parameters
+    ``0 .. num_layers + 1`` by the backbone's ``get_layer_depth`` (every
+    um_mae backbone has it, from one rule:
+    :func:`um_mae.models.utils.layer_depth`). All parameters
     outside the backbone (necks, heads, decoders) are on the top depth,
     whose lr is the base lr. Parameters with fewer than two dimensions
     (norms, biases) and position embeddings / tokens get no weight decay,
-    as in the official fine-tuning.
+    as in the official fine-tuning; which ones is independent of the
+    depths.
 
     Parameters are grouped by (depth, decay / no decay); every group has
     ``lr = base_lr * lr_scale``, ``lr_scale = rate ** (num_layers + 1 -
@@ -157,20 +100,11 @@ class UMLayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             backbone, prefix = module, ''
         own = getattr(backbone, 'get_layer_depth', None)
         if own is None:
-            num_depths = backbone_layer_depth(backbone, '')[1]
-        else:
-            # a backbone method reports the count with any of its names
-            first = next(n for n, _ in backbone.named_parameters())
-            num_depths = own(prefix + first, prefix=prefix)[1]
-
-        def depth(name: str) -> Tuple[int, int]:
-            if not name.startswith(prefix):
-                return num_depths - 1, num_depths
-            if own is not None:
-                return own(name, prefix=prefix)
-            return backbone_layer_depth(backbone, name[len(prefix):])
-
-        return depth
+            raise TypeError(
+                f'cannot tell the layer depths of {type(backbone).__name__}: '
+                'give it a get_layer_depth(param_name, prefix) method (e.g. '
+                'from um_mae.models.utils.BackboneContractMixin)')
+        return partial(own, prefix=prefix)
 
     def add_params(self,
                    params: List[dict],

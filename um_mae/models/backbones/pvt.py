@@ -17,14 +17,16 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import build_dropout
 from mmcv.cnn.bricks.transformer import FFN, PatchEmbed
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils import check_uniform_mask, sincos_pos_embed_2d, uniform_pack
+from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
+                     check_uniform_mask, parse_arch, parse_indices,
+                     resize_checkpoint_pos_embed, sincos_pos_embed_2d,
+                     token_to_patch_mask, uniform_pack)
 from ..utils.weight_init import loads_checkpoint, official_init_
 
 __all__ = ['UMPVT']
@@ -195,7 +197,7 @@ class PVTStage(BaseModule):
 
 
 @MODELS.register_module()
-class UMPVT(BaseBackbone):
+class UMPVT(BackboneContractMixin, BaseBackbone):
     """Pyramid Vision Transformer for UM-MAE.
 
     ``forward(x, mask=None, secondary_mask=None)``:
@@ -291,21 +293,13 @@ class UMPVT(BaseBackbone):
                  with_vis_mask_token: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.arch_settings = self._parse_arch(arch)
+        self.arch_settings = parse_arch(arch, self.arch_zoo, self._arch_keys)
         dims = self.arch_settings['embed_dims']
         depths = self.arch_settings['depths']
         self.embed_dims = dims
+        self.stage_depths = depths
         self.num_stages = len(dims)
-
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        out_indices = [
-            i + self.num_stages if i < 0 else i for i in out_indices
-        ]
-        if any(not 0 <= i < self.num_stages for i in out_indices):
-            raise ValueError(f'out_indices {out_indices} out of range for '
-                             f'{self.num_stages} stages')
-        self.out_indices = tuple(out_indices)
+        self.out_indices = parse_indices(out_indices, self.num_stages)
         if out_type not in ('featmap', 'avg_featmap'):
             raise ValueError(f"out_type {out_type!r} is not supported; use "
                              "'featmap' or 'avg_featmap'")
@@ -366,25 +360,6 @@ class UMPVT(BaseBackbone):
         self.fc_norm = build_norm_layer(
             fc_norm_cfg, dims[-1])[1] if out_type == 'avg_featmap' else None
 
-    def _parse_arch(self, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise ValueError(f'arch {arch!r} is not in '
-                                 f'{sorted(self.arch_zoo)}; pass one of '
-                                 'them or a dict')
-            return dict(self.arch_zoo[arch.lower()])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
-        missing = set(self._arch_keys) - set(arch)
-        if missing:
-            raise ValueError(f'custom arch lacks {sorted(missing)}; give all '
-                             f'of {list(self._arch_keys)}')
-        lengths = {len(arch[k]) for k in self._arch_keys}
-        if len(lengths) != 1:
-            raise ValueError('every list of a custom arch needs one entry '
-                             f'per stage, got lengths {lengths}')
-        return {k: list(arch[k]) for k in self._arch_keys}
-
     def init_weights(self) -> None:
         """Initialize as the official model unless a checkpoint is given."""
         super().init_weights()
@@ -400,23 +375,9 @@ class UMPVT(BaseBackbone):
 
     def _resize_pos_embed_hook(self, state_dict, prefix, *args, **kwargs):
         """Resize a checkpoint's position table to this model's grid."""
-        name = prefix + 'pos_embed'
-        if name not in state_dict or \
-                state_dict[name].shape == self.pos_embed.shape:
-            return
-        src = state_dict[name]
-        side = int(src.shape[1]**0.5)
-        if side * side != src.shape[1]:
-            raise ValueError(f'cannot resize a {tuple(src.shape)} '
-                             'pos_embed: its grid is not square')
-        MMLogger.get_current_instance().info(
-            f'Resize pos_embed from {side}x{side} to '
-            f'{self.patch_resolution} (bicubic).')
-        state_dict[name] = resize_pos_embed(
-            src, (side, side),
-            self.patch_resolution,
-            mode='bicubic',
-            num_extra_tokens=0)
+        resize_checkpoint_pos_embed(state_dict, prefix + 'pos_embed',
+                                    self.pos_embed, self.patch_resolution, 0,
+                                    'bicubic')
 
     def _pos_embed(self, hw_shape: Tuple[int, int]) -> Tensor:
         """Position table (1, H*W, C0) for a patch grid of ``hw_shape``."""
@@ -431,18 +392,6 @@ class UMPVT(BaseBackbone):
                 num_extra_tokens=0)
         return sincos_pos_embed_2d(hw_shape,
                                    self.embed_dims[0]).to(self.pos_embed)
-
-    @staticmethod
-    def _upsample(mask: Tensor, hw_shape: Tuple[int, int]) -> Tensor:
-        """Token mask (N, h, w) -> patch mask (N, H, W)."""
-        h, w = mask.shape[-2:]
-        H, W = hw_shape
-        if H % h or W % w:
-            raise ValueError(
-                f'mask grid {h}x{w} does not tile the {H}x{W} patch grid; '
-                'give the mask on the token grid of the input image (input '
-                'size / 16)')
-        return mask.repeat_interleave(H // h, 1).repeat_interleave(W // w, 2)
 
     def _compact(
             self, x: Tensor, pos: Tensor, hw_shape: Tuple[int, int],
@@ -468,11 +417,7 @@ class UMPVT(BaseBackbone):
         N, _, C = x.shape
         H, W = hw_shape
         if secondary_mask is not None:
-            if self.vis_mask_token is None:
-                raise ValueError('secondary_mask given but the backbone has '
-                                 'no vis_mask_token; build it with '
-                                 'with_vis_mask_token=True')
-            extra = self._upsample(secondary_mask & ~mask, hw_shape)
+            extra = token_to_patch_mask(secondary_mask & ~mask, hw_shape)
             extra = uniform_pack(extra.unsqueeze(1), mask)  # (N, 1, H/2, W/2)
             token = self.vis_mask_token.to(x.dtype)  # (1, 1, C)
             x = torch.where(extra.flatten(1).unsqueeze(-1), token, x)
@@ -506,6 +451,8 @@ class UMPVT(BaseBackbone):
                 f'input size {H}x{W} is not divisible by 32 (4 stages, '
                 f'total stride 32); resize or pad to '
                 f'{-(-H // 32) * 32}x{-(-W // 32) * 32}')
+        check_mask_inputs(mask, secondary_mask, self.vis_mask_token,
+                          self.mask_mode)
         compact = mask is not None and self.mask_mode == 'compact'
         if compact:
             # a 4-px patch never crosses a 16-px token: embedding the packed
@@ -514,6 +461,8 @@ class UMPVT(BaseBackbone):
             mask = mask.bool()
             if secondary_mask is not None:
                 secondary_mask = secondary_mask.bool()
+            check_mask_grid(mask, x.shape[0],
+                            (H // self.patch_size, W // self.patch_size))
             check_uniform_mask(mask, secondary_mask)
             x, hw_shape = self.patch_embed(uniform_pack(x, mask))
             hw_shape = (2 * hw_shape[0], 2 * hw_shape[1])  # full grid
@@ -521,11 +470,10 @@ class UMPVT(BaseBackbone):
             x, hw_shape = self.patch_embed(x)  # (N, H/4*W/4, C0)
         pos = self._pos_embed(hw_shape).to(x.dtype)
         if mask is None:
-            if secondary_mask is not None:
-                raise ValueError('secondary_mask needs mask')
             x = x + pos
         elif self.mask_mode == 'mask_token':
-            weight = self._upsample(mask, hw_shape).flatten(1).unsqueeze(-1)
+            weight = token_to_patch_mask(mask, hw_shape)
+            weight = weight.flatten(1).unsqueeze(-1)
             weight = weight.to(x.dtype)
             x = x * (1. - weight) + self.mask_token.to(x.dtype) * weight
             x = x + pos
@@ -535,14 +483,14 @@ class UMPVT(BaseBackbone):
         # the norms and residuals of every block then need no copies
         x = x.contiguous()
 
-        outs = []
+        outs = {}
         for i, stage in enumerate(self.stages):
             x, hw_shape = stage(x, hw_shape, compact)
             if i in self.out_indices:
                 if self.out_type == 'avg_featmap':
-                    outs.append(self.fc_norm(x.mean(dim=1)))
+                    outs[i] = self.fc_norm(x.mean(dim=1))
                 else:
-                    outs.append(
-                        x.transpose(1, 2).reshape(x.shape[0], -1,
-                                                  *hw_shape).contiguous())
-        return tuple(outs)
+                    outs[i] = x.transpose(1,
+                                          2).reshape(x.shape[0], -1,
+                                                     *hw_shape).contiguous()
+        return tuple(outs[i] for i in self.out_indices)

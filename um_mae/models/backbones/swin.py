@@ -37,7 +37,9 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils.uniform_packing import check_uniform_mask, uniform_pack
+from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
+                     check_uniform_mask, parse_arch, parse_indices,
+                     token_to_patch_mask, uniform_pack)
 from ..utils.weight_init import loads_checkpoint, official_init_
 
 __all__ = ['UMSwinTransformer', 'window_layout', 'CompactPositions']
@@ -452,8 +454,7 @@ class UMSwinBlock(BaseModule):
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
         return x[:, :H, :W].contiguous()
 
-    def forward(self, x: Tensor, coords: _Coords,
-                window_size: int) -> Tensor:
+    def forward(self, x: Tensor, coords: _Coords, window_size: int) -> Tensor:
         """Run the block on a channels-last map ``(N, H, W, C)``."""
 
         def _inner_forward(x):
@@ -527,7 +528,7 @@ class UMSwinStage(BaseModule):
 
 
 @MODELS.register_module()
-class UMSwinTransformer(BaseBackbone):
+class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
     """Swin Transformer of UM-MAE for pre-training and downstream tasks.
 
     Three modes share all weights:
@@ -614,6 +615,7 @@ class UMSwinTransformer(BaseBackbone):
         },
     }
     OUT_TYPES = ('featmap', 'avg_featmap')
+    _arch_keys = ('embed_dims', 'depths', 'num_heads', 'pos_mlp_dims')
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -635,12 +637,12 @@ class UMSwinTransformer(BaseBackbone):
                  block_norm_cfg: dict = dict(type='LN', eps=1e-5),
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.arch_settings = self._parse_arch(arch)
+        self.arch_settings = parse_arch(arch, self.arch_zoo, self._arch_keys)
         embed_dims = self.arch_settings['embed_dims']
         depths = self.arch_settings['depths']
         num_heads = self.arch_settings['num_heads']
         self.embed_dims = embed_dims
-        self.depths = list(depths)
+        self.depths = self.stage_depths = list(depths)
         self.num_stages = len(depths)
         self.num_features = [embed_dims * 2**i for i in range(self.num_stages)]
         self.patch_size = patch_size
@@ -653,12 +655,12 @@ class UMSwinTransformer(BaseBackbone):
                              f'{self.compact_window_size} must be >= 1; '
                              'set it explicitly or raise window_size')
 
-        self.out_indices = self._parse_out_indices(out_indices)
+        self.out_indices = parse_indices(out_indices, self.num_stages)
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'out_type {out_type!r} is not supported; use '
                              f'one of {self.OUT_TYPES}')
         if (out_type == 'avg_featmap'
-                and self.out_indices != [self.num_stages - 1]):
+                and self.out_indices != (self.num_stages - 1, )):
             raise ValueError(
                 f"out_type='avg_featmap' pools the last stage only, got "
                 f'out_indices {tuple(out_indices)}; use out_indices='
@@ -719,40 +721,6 @@ class UMSwinTransformer(BaseBackbone):
 
     # ------------------------------------------------------------------
     # construction helpers
-    def _parse_arch(self, arch: Union[str, dict]) -> dict:
-        keys = {'embed_dims', 'depths', 'num_heads', 'pos_mlp_dims'}
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise ValueError(
-                    f'arch {arch!r} is not known; use one of '
-                    f'{sorted(set(self.arch_zoo))} or a dict with keys '
-                    f'{sorted(keys)}')
-            return dict(self.arch_zoo[arch.lower()])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or dict, got {type(arch)}')
-        if set(arch) != keys:
-            raise ValueError(f'custom arch needs exactly the keys '
-                             f'{sorted(keys)}, got {sorted(arch)}')
-        if len(arch['depths']) != len(arch['num_heads']):
-            raise ValueError(
-                f"arch depths {arch['depths']} and num_heads "
-                f"{arch['num_heads']} must have one entry per stage")
-        return dict(arch)
-
-    def _parse_out_indices(self, out_indices: Sequence[int]) -> List[int]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        parsed = []
-        for idx in out_indices:
-            real = idx % self.num_stages if idx < 0 else idx
-            if not 0 <= real < self.num_stages:
-                raise ValueError(
-                    f'out index {idx} is out of range for '
-                    f'{self.num_stages} stages; use 0..{self.num_stages - 1}'
-                    ' (or negative indices)')
-            parsed.append(real)
-        return sorted(parsed)
-
     def init_weights(self) -> None:
         """Official UM-MAE initialization unless a checkpoint is loaded."""
         super().init_weights()
@@ -765,11 +733,6 @@ class UMSwinTransformer(BaseBackbone):
         for token in (self.vis_mask_token, self.mask_token):
             if token is not None:
                 nn.init.normal_(token, std=.02)
-
-    def train(self, mode: bool = True) -> 'UMSwinTransformer':
-        """Set training mode; returns ``self`` like ``nn.Module.train``."""
-        super().train(mode)
-        return self
 
     # ------------------------------------------------------------------
     # layouts and size checks
@@ -879,12 +842,12 @@ class UMSwinTransformer(BaseBackbone):
                     window_size: int) -> Tuple[Tensor, ...]:
         if isinstance(coords, Tensor):
             coords = _PairCoords(coords)
-        outs = []
+        outs = {}
         for i, stage in enumerate(self.stages):
             x, coords = stage(x, coords, window_size)
             if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+                outs[i] = x
+        return tuple(outs[i] for i in self.out_indices)
 
     def compact_embed(
             self,
@@ -906,22 +869,14 @@ class UMSwinTransformer(BaseBackbone):
             units of patches.
         """
         mask = mask.bool()
-        if mask.dim() == 2:
-            raise ValueError(
-                f'mask must be (N, h, w) on the token grid, got shape '
-                f'{tuple(mask.shape)}; reshape raster masks to (N, h, w)')
+        N = x.shape[0]
+        Hp, Wp = (s // self.patch_size for s in x.shape[-2:])
+        check_mask_grid(mask, N, (Hp, Wp))
         if secondary_mask is not None:
+            check_mask_inputs(mask, secondary_mask, self.vis_mask_token)
             secondary_mask = secondary_mask.bool()
         check_uniform_mask(mask, secondary_mask)
         self.check_compact_size(tuple(x.shape[-2:]))
-        N = x.shape[0]
-        Hp, Wp = (s // self.patch_size for s in x.shape[-2:])
-        h, w = mask.shape[-2:]
-        if Hp % h or Wp % w or mask.shape[0] != N:
-            raise ValueError(
-                f'mask grid {tuple(mask.shape)} does not tile the {Hp}x{Wp} '
-                f'patch grid of {N} images; pass one mask per image with '
-                'sides dividing the patch grid (16-px tokens: H/16 x W/16)')
         # a patch never crosses a token: embedding the packed pixels of the
         # kept tokens equals packing the embedded patches, at 1/4 the cost
         packed = self._embed(uniform_pack(x, mask))  # (N, Hc, Wc, C)
@@ -935,14 +890,10 @@ class UMSwinTransformer(BaseBackbone):
         coords = coords.permute(0, 2, 3, 1)  # (N, Hc, Wc, 2)
 
         if secondary_mask is not None:
-            if self.vis_mask_token is None:
-                raise ValueError(
-                    'secondary_mask given but the backbone has no '
-                    'vis_mask_token; build it with with_vis_mask_token=True')
             replaced = (secondary_mask & ~mask).to(packed.dtype)
-            replaced = uniform_pack(replaced[:, None].repeat_interleave(
-                Hp // h, 2).repeat_interleave(Wp // w, 3),
-                                    mask)  # (N, 1, Hc, Wc)
+            replaced = uniform_pack(
+                token_to_patch_mask(replaced[:, None], (Hp, Wp)),
+                mask)  # (N, 1, Hc, Wc)
             vis_token = self.patch_embed.norm(self.vis_mask_token)
             packed = torch.where(replaced[:, 0, :, :, None].bool(),
                                  vis_token.view(1, 1, 1, C), packed)
@@ -951,14 +902,8 @@ class UMSwinTransformer(BaseBackbone):
     def _insert_mask_token(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """Replace the tokens under ``mask`` (N, h, w) by ``mask_token``."""
         N, H, W, C = tokens.shape
-        if mask.dim() != 3 or mask.shape[0] != N or H % mask.shape[1] or \
-                W % mask.shape[2]:
-            raise ValueError(
-                f'mask {tuple(mask.shape)} does not tile the {H}x{W} patch '
-                f'grid of {N} images; pass (N, h, w) with h, w dividing the '
-                'patch grid (16-px tokens: image size / 16)')
-        mask = mask.repeat_interleave(H // mask.shape[1], 1)
-        mask = mask.repeat_interleave(W // mask.shape[2], 2)
+        check_mask_grid(mask, N, (H, W))
+        mask = token_to_patch_mask(mask, (H, W))
         return torch.where(mask[..., None], self.mask_token.view(1, 1, 1, C),
                            tokens)
 
@@ -980,15 +925,14 @@ class UMSwinTransformer(BaseBackbone):
             tuple[Tensor]: NCHW maps of ``out_indices`` or, for
             ``out_type='avg_featmap'`` in dense mode, ``(N, C)`` features.
         """
+        check_mask_inputs(mask, secondary_mask, self.vis_mask_token,
+                          self.mask_mode)
         if mask is not None and self.mask_mode == 'compact':
             tokens, coords = self.compact_embed(x, mask, secondary_mask)
             grid = tuple(s // self.patch_size for s in x.shape[-2:])
             outs = self._run_stages(tokens, CompactPositions(coords, grid),
                                     self.compact_window_size)
             return tuple(o.permute(0, 3, 1, 2).contiguous() for o in outs)
-        if secondary_mask is not None:
-            raise ValueError('secondary_mask is only used in compact mode '
-                             "with a mask; pass mask and mask_mode='compact'")
 
         tokens = self._embed(x)  # (N, H, W, C)
         if mask is not None:  # SimMIM: mask tokens at full resolution
@@ -997,35 +941,3 @@ class UMSwinTransformer(BaseBackbone):
         if self.out_type == 'avg_featmap':
             return (self.fc_norm(outs[-1].mean(dim=(1, 2))), )
         return tuple(o.permute(0, 3, 1, 2).contiguous() for o in outs)
-
-    # ------------------------------------------------------------------
-    def get_layer_depth(self,
-                        param_name: str,
-                        prefix: str = '') -> Tuple[int, int]:
-        """Layer depth of a parameter, for layer-wise lr decay.
-
-        Matches the official UM-MAE rule: the patch embedding is layer 0,
-        block k (counted over all stages; the merging belongs to the first
-        block of its stage) is layer k + 1, everything after the last block
-        is the last layer.
-
-        Args:
-            param_name (str): Parameter name.
-            prefix (str): Prefix of the backbone in ``param_name``.
-                Defaults to ''.
-
-        Returns:
-            tuple[int, int]: Layer depth and number of layers.
-        """
-        num_layers = sum(self.depths) + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        name = param_name[len(prefix):]
-        if name.startswith(('patch_embed', 'vis_mask_token', 'mask_token')):
-            return 0, num_layers
-        if name.startswith('stages.'):
-            parts = name.split('.')
-            stage = int(parts[1])
-            block = int(parts[3]) if parts[2] == 'blocks' else 0
-            return sum(self.depths[:stage]) + block + 1, num_layers
-        return num_layers - 1, num_layers

@@ -17,13 +17,16 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ..utils import (BackboneContractMixin, check_mask_inputs,
+                     check_secondary_superset, parse_arch, parse_indices,
+                     resize_checkpoint_pos_embed)
 from ..utils.weight_init import loads_checkpoint
 
 __all__ = ['UMViT']
 
 
 @MODELS.register_module()
-class UMViT(MAEViT):
+class UMViT(BackboneContractMixin, MAEViT):
     """ViT that encodes the tokens a data-pipeline mask leaves visible.
 
     A drop-in replacement of mmpretrain's ``MAEViT`` for UM-MAE: instead of
@@ -76,6 +79,8 @@ class UMViT(MAEViT):
     # a final norm the model is built without (final_norm=False) is not
     # used on purpose (see um_mae.models.converters.load_pretrained)
     pretrained_unused_keys = (r'ln1\.', )
+    _arch_keys = ('embed_dims', 'num_layers', 'num_heads',
+                  'feedforward_channels')
 
     def __init__(self,
                  arch: Union[str, dict] = 'b',
@@ -93,11 +98,14 @@ class UMViT(MAEViT):
                  with_vis_mask_token: bool = False,
                  learnable_pos_embed: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None) -> None:
+        arch = parse_arch(arch, self.arch_zoo, self._arch_keys)
+        out_indices = parse_indices(
+            out_indices, arch['num_layers'], unit='layers')
         super().__init__(
             arch=arch,
             img_size=img_size,
             patch_size=patch_size,
-            out_indices=out_indices,
+            out_indices=list(out_indices),
             drop_rate=drop_rate,
             drop_path_rate=drop_path_rate,
             norm_cfg=norm_cfg,
@@ -107,6 +115,8 @@ class UMViT(MAEViT):
             patch_cfg=patch_cfg,
             layer_cfgs=layer_cfgs,
             init_cfg=init_cfg)
+        self.out_indices = out_indices
+        self.stage_depths = [self.num_layers]
         if with_vis_mask_token:
             self.vis_mask_token = nn.Parameter(
                 torch.zeros(1, 1, self.embed_dims))
@@ -133,6 +143,13 @@ class UMViT(MAEViT):
         if loads_checkpoint(init_cfg):
             self._is_init = False  # the children keep theirs
             BaseModule.init_weights(self)
+
+    def _prepare_pos_embed(self, state_dict, prefix, *args, **kwargs):
+        """Resize a checkpoint's position table to this model's grid."""
+        resize_checkpoint_pos_embed(state_dict, prefix + 'pos_embed',
+                                    self.pos_embed, self.patch_resolution,
+                                    self.num_extra_tokens,
+                                    self.interpolate_mode)
 
     def _flat_mask(self, mask: Tensor, name: str, num_tokens: int) -> Tensor:
         """(N, h, w) or (N, L) mask -> bool (N, L), checked."""
@@ -172,10 +189,8 @@ class UMViT(MAEViT):
             sequence [kept tokens, dropped tokens] (each in raster order)
             back to raster order, as ``MAEPretrainDecoder`` expects.
         """
+        check_mask_inputs(mask, secondary_mask, self.vis_mask_token)
         if mask is None:
-            if secondary_mask is not None:
-                raise ValueError('secondary_mask was given without mask; '
-                                 'pass the primary mask as well')
             return super().forward(x, mask=None)
 
         N = x.shape[0]
@@ -207,15 +222,9 @@ class UMViT(MAEViT):
         x = x.gather(1, ids_keep)  # (N, L_vis, C)
 
         if secondary_mask is not None:
-            if self.vis_mask_token is None:
-                raise ValueError(
-                    'secondary_mask needs the vis_mask_token; build the '
-                    'backbone with with_vis_mask_token=True')
             secondary_mask = self._flat_mask(secondary_mask, 'secondary_mask',
                                              L)
-            if bool((mask & ~secondary_mask).any()):
-                raise ValueError('secondary_mask must be a superset of mask '
-                                 '(every dropped token also True in it)')
+            check_secondary_superset(mask, secondary_mask)
             replaced = secondary_mask.gather(1, ids_keep[..., 0])
             # the replaced tokens keep their position information
             token = self.vis_mask_token + patch_pos.gather(1, ids_keep)

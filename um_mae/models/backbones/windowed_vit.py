@@ -22,12 +22,14 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import LayerScale
 from mmcv.cnn.bricks.drop import DropPath
 from mmcv.cnn.bricks.transformer import FFN, PatchEmbed
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
+
+from ..utils import (BackboneContractMixin, parse_arch, parse_indices,
+                     resize_checkpoint_pos_embed)
 
 __all__ = ['WindowedViT']
 
@@ -275,7 +277,7 @@ class WindowedViTBlock(BaseModule):
 
 
 @MODELS.register_module()
-class WindowedViT(BaseModule):
+class WindowedViT(BackboneContractMixin, BaseModule):
     """Plain ViT with windowed and global attention; stride-16 NCHW maps.
 
     The detector backbone of Li et al. and ViTDet, without the pyramid: it
@@ -397,6 +399,8 @@ class WindowedViT(BaseModule):
     pretrained_new_keys = (
         r'layers\.\d+\.attn\.relative_position_bias_table$', )
     pretrained_unused_keys = (r'cls_token$', r'ln1\.', r'scale_modules\.')
+    _arch_keys = ('embed_dims', 'num_layers', 'num_heads',
+                  'feedforward_channels')
 
     def __init__(self,
                  arch: Union[str, dict] = 'base',
@@ -419,19 +423,10 @@ class WindowedViT(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise ValueError(f'unknown arch {arch!r}; use one of '
-                                 f'{sorted(self.arch_zoo)} or a dict')
-            arch = self.arch_zoo[arch.lower()]
-        essential = {
-            'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'
-        }
-        if not isinstance(arch, dict) or not essential <= set(arch):
-            raise ValueError(f'a custom arch needs the keys {essential}, '
-                             f'got {arch}')
+        arch = parse_arch(arch, self.arch_zoo, self._arch_keys)
         self.embed_dims = arch['embed_dims']
         self.num_layers = depth = arch['num_layers']
+        self.stage_depths = [depth]
         self.patch_size = patch_size
         self.interpolate_mode = interpolate_mode
 
@@ -499,14 +494,7 @@ class WindowedViT(BaseModule):
                     'cannot default to the blocks d/4, 2d/4, 3d/4 and d; '
                     'set it explicitly')
             return tuple(depth // 4 * (i + 1) - 1 for i in range(4))
-        if isinstance(indices, int):
-            raise TypeError(f'{name} must be a sequence of block indices, '
-                            f'got the int {indices}; write ({indices}, )')
-        out = tuple(depth + i if i < 0 else i for i in indices)
-        if not out or not all(0 <= i < depth for i in out):
-            raise ValueError(f'{name}={tuple(indices)} must pick blocks '
-                             f'from 0..{depth - 1} (or -{depth}..-1)')
-        return out
+        return parse_indices(indices, depth, name, unit='blocks')
 
     def train(self, mode: bool = True) -> 'WindowedViT':
         """Set the training mode; a frozen backbone stays in eval mode."""
@@ -557,54 +545,11 @@ class WindowedViT(BaseModule):
     def _resize_ckpt_pos_embed(self, state_dict: Dict[str, Tensor],
                                prefix: str, *args, **kwargs) -> None:
         """Bring a checkpoint ``pos_embed`` of another grid to ours."""
-        name = prefix + 'pos_embed'
-        if name not in state_dict or self.pos_embed is None:
-            return
-        ckpt = state_dict[name]
-        if ckpt.shape == self.pos_embed.shape:
-            return
-        num_extra = ckpt.shape[1] - int(np.sqrt(ckpt.shape[1]))**2
-        side = int(np.sqrt(ckpt.shape[1] - num_extra))
-        if num_extra not in (0, 1) or ckpt.shape[-1] != self.embed_dims:
-            raise ValueError(
-                f'cannot map checkpoint pos_embed {tuple(ckpt.shape)} to '
-                f'{tuple(self.pos_embed.shape)}; expected (1, [1 +] s*s, '
-                f'{self.embed_dims})')
-        if num_extra == 0:  # no class-token slot: add an unused one
-            ckpt = torch.cat([ckpt.new_zeros(1, 1, ckpt.shape[-1]), ckpt], 1)
-        MMLogger.get_current_instance().info(
-            f'resize pos_embed from {tuple(state_dict[name].shape)} to '
-            f'{tuple(self.pos_embed.shape)}')
-        state_dict[name] = resize_pos_embed(ckpt, (side, side),
-                                            self.patch_resolution,
-                                            self.interpolate_mode,
-                                            self.num_extra_tokens)
-
-    def get_layer_depth(self,
-                        param_name: str,
-                        prefix: str = '') -> Tuple[int, int]:
-        """Layer depth of a parameter, for layer-wise lr decay.
-
-        Embeddings are depth 0, block ``i`` is ``i + 1``; anything outside
-        the backbone (the pyramid neck, FPN, heads) is the last depth.
-
-        Args:
-            param_name (str): Parameter name.
-            prefix (str): Prefix of the backbone parameters. Defaults to
-                ``''``.
-
-        Returns:
-            tuple[int, int]: The depth and the number of depths.
-        """
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
-        if name == 'pos_embed' or name.startswith('patch_embed'):
-            return 0, num_depths
-        if name.startswith('layers.'):
-            return int(name.split('.')[1]) + 1, num_depths
-        return num_depths - 1, num_depths
+        if self.pos_embed is not None:
+            resize_checkpoint_pos_embed(state_dict, prefix + 'pos_embed',
+                                        self.pos_embed, self.patch_resolution,
+                                        self.num_extra_tokens,
+                                        self.interpolate_mode)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Stride-16 maps of full images.

@@ -1,10 +1,18 @@
 # Copyright (c) um-mae contributors. All rights reserved.
+from .backbone_contract import (STEM_NAMES, BackboneContractMixin, layer_depth,
+                                parse_arch, parse_indices,
+                                resize_checkpoint_pos_embed)
 from .pos_embed import sincos_pos_embed_2d
-from .uniform_packing import (check_uniform_mask, uniform_pack,
+from .uniform_packing import (check_mask_grid, check_mask_inputs,
+                              check_secondary_superset, check_uniform_mask,
+                              token_to_patch_mask, uniform_pack,
                               visible_block_order)
 from .weight_init import loads_checkpoint, official_init_
 
 __all__ = [
-    'check_uniform_mask', 'sincos_pos_embed_2d', 'uniform_pack',
-    'visible_block_order', 'loads_checkpoint', 'official_init_'
+    'STEM_NAMES', 'BackboneContractMixin', 'check_mask_grid',
+    'check_mask_inputs', 'check_secondary_superset', 'check_uniform_mask',
+    'layer_depth', 'loads_checkpoint', 'official_init_', 'parse_arch',
+    'parse_indices', 'resize_checkpoint_pos_embed', 'sincos_pos_embed_2d',
+    'token_to_patch_mask', 'uniform_pack', 'visible_block_order'
 ]

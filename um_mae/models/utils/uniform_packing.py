@@ -16,21 +16,34 @@ Conventions used across um_mae:
 * raster id of token ``(r, c)`` is ``r * w + c``.
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ['check_uniform_mask', 'uniform_pack', 'visible_block_order']
+__all__ = [
+    'check_mask_grid', 'check_mask_inputs', 'check_secondary_superset',
+    'check_uniform_mask', 'token_to_patch_mask', 'uniform_pack',
+    'visible_block_order'
+]
+
+_NOT_SUPERSET = ('secondary_mask must be a superset of mask: it must '
+                 'contain every token of mask (True wherever mask is True)')
 
 
 def _blocks(mask: Tensor) -> Tensor:
     """(N, h, w) -> (N, h/2, w/2, 4): the 4 tokens of each 2x2 block."""
     N, h, w = mask.shape
-    return mask.reshape(N, h // 2, 2, w // 2, 2).permute(0, 1, 3, 2,
-                                                         4).reshape(
-                                                             N, h // 2,
-                                                             w // 2, 4)
+    return mask.reshape(N, h // 2, 2, w // 2,
+                        2).permute(0, 1, 3, 2,
+                                   4).reshape(N, h // 2, w // 2, 4)
+
+
+def _check_same_shape(mask: Tensor, secondary_mask: Tensor) -> None:
+    if secondary_mask.shape != mask.shape:
+        raise ValueError(
+            f'secondary_mask shape {tuple(secondary_mask.shape)} differs '
+            f'from mask shape {tuple(mask.shape)}')
 
 
 def check_uniform_mask(mask: Tensor,
@@ -59,10 +72,8 @@ def check_uniform_mask(mask: Tensor,
         raise ValueError(f'token grid {h}x{w} has an odd side; uniform '
                          'masking needs even sides (input size a multiple '
                          'of 2 x token size, e.g. 32 px for 16-px tokens)')
-    if secondary_mask is not None and secondary_mask.shape != mask.shape:
-        raise ValueError(
-            f'secondary_mask shape {tuple(secondary_mask.shape)} differs '
-            f'from mask shape {tuple(mask.shape)}')
+    if secondary_mask is not None:
+        _check_same_shape(mask, secondary_mask)
     if torch.compiler.is_compiling():
         return
     kept = (~_blocks(mask.bool())).sum(-1)
@@ -76,9 +87,103 @@ def check_uniform_mask(mask: Tensor,
             f'one token, found blocks keeping {sorted(kept.unique().tolist())}'
             '; use UniformMaskGenerator(strategy="uniform")')
     if not superset:
-        raise ValueError('secondary_mask must be a superset of mask: it '
-                         'must contain every token of mask (True wherever '
-                         'mask is True)')
+        raise ValueError(_NOT_SUPERSET)
+
+
+def check_mask_inputs(mask: Optional[Tensor],
+                      secondary_mask: Optional[Tensor],
+                      vis_mask_token: Optional[Tensor],
+                      mask_mode: str = 'compact') -> None:
+    """Raise a ``ValueError`` unless a backbone can use a secondary mask.
+
+    ``secondary_mask`` needs the primary ``mask``, the compact (UM-MAE)
+    encoder (a SimMIM ``'mask_token'`` encoder has no use for it) and a
+    ``vis_mask_token`` to put in place of the tokens it marks. Its values
+    are checked by :func:`check_uniform_mask` or
+    :func:`check_secondary_superset`.
+
+    Args:
+        mask (Tensor, optional): Primary mask.
+        secondary_mask (Tensor, optional): Secondary mask.
+        vis_mask_token (Tensor, optional): The backbone's token, None if it
+            was built without one.
+        mask_mode (str): The backbone's masked mode. Defaults to
+            ``'compact'``.
+    """
+    if secondary_mask is None:
+        return
+    if mask is None:
+        raise ValueError('secondary_mask was given without mask; pass the '
+                         'primary mask as well')
+    if mask_mode != 'compact':
+        raise ValueError(f'secondary_mask is only used by the compact '
+                         f'(UM-MAE) encoder, not mask_mode={mask_mode!r}; '
+                         "drop it or use mask_mode='compact'")
+    if vis_mask_token is None:
+        raise ValueError('secondary_mask given but the backbone has no '
+                         'vis_mask_token; build it with '
+                         'with_vis_mask_token=True')
+
+
+def check_secondary_superset(mask: Tensor, secondary_mask: Tensor) -> None:
+    """Raise a ``ValueError`` unless ``secondary_mask`` contains ``mask``.
+
+    For masks of any pattern (:func:`check_uniform_mask` checks uniform
+    ones). Like there, the values are checked in eager mode only.
+
+    Args:
+        mask (Tensor): Bool mask, True = dropped.
+        secondary_mask (Tensor): Bool mask of the same shape.
+    """
+    _check_same_shape(mask, secondary_mask)
+    if torch.compiler.is_compiling():
+        return
+    if bool((mask.bool() & ~secondary_mask.bool()).any()):
+        raise ValueError(_NOT_SUPERSET)
+
+
+def _check_tiles(mask: Tensor, grid: Tuple[int, int]) -> None:
+    h, w = mask.shape[-2:]
+    H, W = grid
+    if H % h or W % w:
+        raise ValueError(
+            f'mask grid {h}x{w} does not tile the {H}x{W} grid; give the '
+            'mask on the token grid of the input image (image size / token '
+            'size, e.g. H/16 x W/16 for 16-px tokens)')
+
+
+def check_mask_grid(mask: Tensor, num_images: int, grid: Tuple[int,
+                                                               int]) -> None:
+    """Raise a ``ValueError`` unless ``mask`` is one token mask per image.
+
+    Args:
+        mask (Tensor): ``(N, h, w)``, True = dropped.
+        num_images (int): ``N`` of the batch.
+        grid (tuple[int, int]): Patch grid ``(H, W)`` the mask must tile.
+    """
+    if mask.dim() != 3 or mask.shape[0] != num_images:
+        raise ValueError(
+            f'mask must be (N, h, w), one mask per image of the {num_images}'
+            f', got shape {tuple(mask.shape)}; reshape raster masks to '
+            '(N, h, w)')
+    _check_tiles(mask, grid)
+
+
+def token_to_patch_mask(mask: Tensor, grid: Tuple[int, int]) -> Tensor:
+    """Lift a token mask to a finer grid of patches (or pixels).
+
+    Args:
+        mask (Tensor): ``(..., h, w)`` on the token grid.
+        grid (tuple[int, int]): ``(H, W)``, multiples of ``(h, w)``.
+
+    Returns:
+        Tensor: ``(..., H, W)``; each token's value fills its
+        ``H/h x W/w`` cells.
+    """
+    _check_tiles(mask, grid)
+    h, w = mask.shape[-2:]
+    H, W = grid
+    return mask.repeat_interleave(H // h, -2).repeat_interleave(W // w, -1)
 
 
 def _kept_slot(mask: Tensor) -> Tensor:

@@ -1,0 +1,202 @@
+# Copyright (c) um-mae contributors. All rights reserved.
+"""Construction rules shared by the UM-MAE backbones.
+
+``UMPVT``, ``UMSwinTransformer``, ``UMViT`` and ``WindowedViT`` read their
+``arch``, ``out_indices``, checkpoint position tables and layer-wise lr
+decay depths by these rules, so each rule has one behaviour and one error
+text. The mask rules live next to the packing conventions in
+:mod:`um_mae.models.utils.uniform_packing`.
+"""
+import math
+import re
+from typing import Dict, Mapping, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import MMLogger
+from mmpretrain.models.utils import resize_pos_embed
+from torch import Tensor
+
+__all__ = [
+    'STEM_NAMES', 'BackboneContractMixin', 'layer_depth', 'parse_arch',
+    'parse_indices', 'resize_checkpoint_pos_embed'
+]
+
+#: top-level parameters that belong to the input embedding (depth 0)
+STEM_NAMES = ('patch_embed', 'pos_embed', 'cls_token', 'mask_token',
+              'vis_mask_token')
+
+# block j of stage s of a pyramid (a merging at the stage start belongs to
+# its first block), or block i of a plain ViT
+_PYRAMID_BLOCK = re.compile(r'^stages\.(\d+)\.(?:blocks\.(\d+)\.)?')
+_PLAIN_BLOCK = re.compile(r'^layers\.(\d+)\.')
+
+
+def parse_arch(arch: Union[str, dict], arch_zoo: Mapping[str, dict],
+               keys: Sequence[str]) -> dict:
+    """Settings of a named or custom architecture.
+
+    Args:
+        arch (str | dict): A key of ``arch_zoo`` (any case), or a dict with
+            exactly ``keys``; its list values hold one entry per stage.
+        arch_zoo (Mapping[str, dict]): The named architectures.
+        keys (Sequence[str]): The keys of a custom arch.
+
+    Returns:
+        dict: A copy of the settings (lists copied).
+    """
+    if isinstance(arch, str):
+        if arch.lower() not in arch_zoo:
+            raise ValueError(f'arch {arch!r} is not one of {sorted(arch_zoo)}'
+                             f'; pass one of them or a dict with the keys '
+                             f'{sorted(keys)}')
+        arch = arch_zoo[arch.lower()]
+    elif not isinstance(arch, dict):
+        raise TypeError(f'arch must be a str or dict, got {type(arch)}')
+    elif set(arch) != set(keys):
+        raise ValueError(f'custom arch needs exactly the keys {sorted(keys)}'
+                         f', got {sorted(arch)}')
+    lengths = {
+        k: len(v)
+        for k, v in arch.items() if isinstance(v, (list, tuple))
+    }
+    if len(set(lengths.values())) > 1:
+        raise ValueError('every list of a custom arch needs one entry per '
+                         f'stage, got lengths {lengths}')
+    return {
+        k: list(v) if isinstance(v, (list, tuple)) else v
+        for k, v in arch.items()
+    }
+
+
+def parse_indices(indices: Union[int, Sequence[int]],
+                  num: int,
+                  name: str = 'out_indices',
+                  unit: str = 'stages') -> Tuple[int, ...]:
+    """Stage or block indices in ``0 .. num-1``, in the given order.
+
+    Args:
+        indices (int | Sequence[int]): One index or several; negative ones
+            count from the end (-1 is the last).
+        num (int): Number of stages (blocks).
+        name (str): Argument name for the error. Defaults to
+            ``'out_indices'``.
+        unit (str): What is indexed, for the error. Defaults to
+            ``'stages'``.
+
+    Returns:
+        tuple[int, ...]: The non-negative indices.
+    """
+    given = (indices, ) if isinstance(indices, int) else tuple(indices)
+    out = tuple(num + i if i < 0 else i for i in given)
+    if not out or not all(0 <= i < num for i in out) or \
+            len(set(out)) != len(out):
+        raise ValueError(f'{name}={given} must pick distinct {unit} from '
+                         f'0..{num - 1} (or -{num}..-1)')
+    return out
+
+
+def resize_checkpoint_pos_embed(state_dict: Dict[str, Tensor], name: str,
+                                pos_embed: Tensor, grid: Tuple[int, int],
+                                num_extra_tokens: int, mode: str) -> None:
+    """Bring a checkpoint's square position table to this model's grid.
+
+    A ``load_state_dict`` pre-hook body: ``state_dict[name]``, if present
+    and of another shape, is resized in place (``resize_pos_embed``). A
+    table without the class-token slot the model has gets an unused zero
+    slot.
+
+    Args:
+        state_dict (dict[str, Tensor]): The state dict being loaded.
+        name (str): Key of the table in ``state_dict``.
+        pos_embed (Tensor): The model's table ``(1, extra + h*w, C)``.
+        grid (tuple[int, int]): The model's token grid ``(h, w)``.
+        num_extra_tokens (int): Class-token slots of the model's table
+            (0 or 1).
+        mode (str): Interpolation mode, e.g. ``'bicubic'``.
+    """
+    if name not in state_dict or state_dict[name].shape == pos_embed.shape:
+        return
+    ckpt = state_dict[name]
+    extra = ckpt.shape[1] - math.isqrt(ckpt.shape[1])**2 \
+        if ckpt.dim() == 3 else -1
+    if extra not in (0, num_extra_tokens) or ckpt.shape[0] != 1 or \
+            ckpt.shape[-1] != pos_embed.shape[-1]:
+        slot = '1 + ' if num_extra_tokens else ''
+        raise ValueError(
+            f'cannot resize checkpoint {name} {tuple(ckpt.shape)} to '
+            f'{tuple(pos_embed.shape)}: expected (1, {slot}s*s, '
+            f'{pos_embed.shape[-1]}) for a square grid of side s')
+    side = math.isqrt(ckpt.shape[1] - extra)
+    if extra < num_extra_tokens:  # no class-token slot: add an unused one
+        ckpt = torch.cat([ckpt.new_zeros(1, 1, ckpt.shape[-1]), ckpt], 1)
+    MMLogger.get_current_instance().info(
+        f'Resize {name} from a {side}x{side} grid to {tuple(grid)} '
+        f'({mode}).')
+    state_dict[name] = resize_pos_embed(ckpt, (side, side), tuple(grid), mode,
+                                        num_extra_tokens)
+
+
+def layer_depth(param_name: str, prefix: str,
+                stage_depths: Sequence[int]) -> Tuple[int, int]:
+    """Layer depth of a parameter, for layer-wise lr decay (UM-MAE rule).
+
+    The input embedding (:data:`STEM_NAMES`) is depth 0; block ``k``,
+    counted over all stages (``stages.<s>.blocks.<j>`` of a pyramid, whose
+    stage-start merging belongs to the first block, or ``layers.<i>`` of a
+    plain ViT), is depth ``k + 1``; everything else (final norms, and
+    necks / heads outside ``prefix``) is the top depth ``sum + 1``.
+
+    Args:
+        param_name (str): Parameter name.
+        prefix (str): Prefix of the backbone in ``param_name``.
+        stage_depths (Sequence[int]): Blocks per stage (a plain ViT: one
+            stage of all its layers).
+
+    Returns:
+        tuple[int, int]: The depth and the number of depths
+        (``sum(stage_depths) + 2``).
+    """
+    num_depths = sum(stage_depths) + 2
+    if not param_name.startswith(prefix):
+        return num_depths - 1, num_depths
+    name = param_name[len(prefix):]
+    if name.split('.', 1)[0] in STEM_NAMES:
+        return 0, num_depths
+    match = _PYRAMID_BLOCK.match(name)
+    if match:
+        stage = int(match.group(1))
+        block = int(match.group(2) or 0)
+        return sum(stage_depths[:stage]) + block + 1, num_depths
+    match = _PLAIN_BLOCK.match(name)
+    if match:
+        return int(match.group(1)) + 1, num_depths
+    return num_depths - 1, num_depths
+
+
+class BackboneContractMixin:
+    """``get_layer_depth`` and a ``train`` that returns ``self``.
+
+    Put it first among the bases of a backbone that sets
+    ``self.stage_depths`` (blocks per stage).
+    """
+    stage_depths: Sequence[int]
+
+    def get_layer_depth(self,
+                        param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Layer depth of a parameter; see :func:`layer_depth`.
+
+        Args:
+            param_name (str): Parameter name.
+            prefix (str): Prefix of the backbone in ``param_name``.
+                Defaults to ''.
+
+        Returns:
+            tuple[int, int]: The depth and the number of depths.
+        """
+        return layer_depth(param_name, prefix, self.stage_depths)
+
+    def train(self, mode: bool = True):
+        """Set the training mode; returns ``self`` like ``nn.Module``."""
+        super().train(mode)
+        return self
