@@ -132,3 +132,59 @@ def mm_log():
     yield stream.getvalue
     logger.removeHandler(handler)
     MMLogger._instance_dict.pop(name, None)
+
+
+# the tiny models of the official-model fixtures (config['kwargs'] of the
+# files in shared/reference/; see its README.md). PVT's sr_ratios are the
+# full-image ones, pre-training halves them (fixture: 4/2/1/1)
+PVT_FIXTURE_ARCH = dict(
+    embed_dims=[16, 32, 40, 64],
+    depths=[1, 2, 1, 1],
+    num_heads=[1, 2, 5, 8],
+    mlp_ratios=[8, 8, 4, 4],
+    sr_ratios=[8, 4, 2, 1])
+SWIN_FIXTURE_ARCH = dict(
+    embed_dims=12,
+    depths=[2, 2, 2, 2],
+    num_heads=[1, 2, 4, 8],
+    pos_mlp_dims=16)
+
+
+def mask_data_samples(mask, secondary_mask=None):
+    """One ``DataSample`` per image carrying its masks, as the pipeline
+    leaves them: ``mask`` a tensor, ``secondary_mask`` (an extra algorithm
+    key, which ``PackInputs`` does not convert) a numpy array.
+
+    Args:
+        mask (Tensor): ``(N, h, w)``.
+        secondary_mask (Tensor, optional): ``(N, h, w)``. Defaults to None.
+    """
+    from mmpretrain.structures import DataSample
+    samples = []
+    for i, m in enumerate(mask):
+        sample = DataSample()
+        sample.set_field(m, 'mask')
+        if secondary_mask is not None:
+            sample.set_field(secondary_mask[i].numpy(), 'secondary_mask')
+        samples.append(sample)
+    return samples
+
+
+def pipeline_batch(mask_cfg, n=2, size=64, algorithm_keys=()):
+    """Random images -> mask generator -> PackInputs -> default_collate."""
+    import numpy as np
+    from mmcv.transforms import Compose
+    from mmengine.dataset import default_collate
+    from mmpretrain.registry import TRANSFORMS
+    np.random.seed(0)
+    pipeline = Compose([
+        TRANSFORMS.build(mask_cfg),
+        TRANSFORMS.build(
+            dict(type='PackInputs', algorithm_keys=list(algorithm_keys)))
+    ])
+    packed = [
+        pipeline(
+            dict(img=np.random.randint(0, 255, (size, size, 3), np.uint8)))
+        for _ in range(n)
+    ]
+    return default_collate(packed)

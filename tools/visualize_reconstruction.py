@@ -48,6 +48,7 @@ def main(argv=None):
 
     from um_mae.engine.checkpoint import check_model_checkpoint
     from um_mae.models.converters import read_checkpoint, unwrap
+    from um_mae.models.utils import token_to_patch_mask
     from um_mae.utils.benchmark import (config_input_size,
                                         load_benchmark_config, pack_images,
                                         quiet_logger)
@@ -88,9 +89,8 @@ def main(argv=None):
     for i, (orig, rec) in enumerate(zip(originals, recons)):
         m = mask[i].numpy()
         s = secondary[i].numpy() if secondary is not None else None
-        seen = ~(s if s is not None else m)  # tokens the encoder saw
-        seen_px = seen.repeat(size // m.shape[0],
-                              0).repeat(size // m.shape[1], 1)
+        seen = ~(secondary[i] if s is not None else mask[i])  # encoder saw
+        seen_px = token_to_patch_mask(seen, (size, size)).numpy()
         pasted = np.where(seen_px[..., None], orig, rec)
         rows.append([orig, paint_masks(orig, m, s), rec, pasted])
     grid = image_grid(

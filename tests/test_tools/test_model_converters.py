@@ -7,18 +7,13 @@ import sys
 
 import pytest
 import torch
+from conftest import PVT_FIXTURE_ARCH
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
 from um_mae.models.converters import convert, detect_arch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-FIXTURE_ARCH = dict(
-    embed_dims=[16, 32, 40, 64],
-    depths=[1, 2, 1, 1],
-    num_heads=[1, 2, 5, 8],
-    mlp_ratios=[8, 8, 4, 4],
-    sr_ratios=[8, 4, 2, 1])
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +45,7 @@ def test_pretrain_checkpoint_to_ummae(tool, reference, tmp_path, monkeypatch,
         dict(
             type='UMMAE',
             backbone=dict(
-                type='UMPVT', arch=FIXTURE_ARCH, with_vis_mask_token=True),
+                type='UMPVT', arch=PVT_FIXTURE_ARCH, with_vis_mask_token=True),
             neck=dict(
                 type='MAEPyramidDecoder',
                 in_channels=64,
@@ -80,7 +75,7 @@ def test_classifier_checkpoint_to_image_classifier(tool, reference):
             type='ImageClassifier',
             backbone=dict(
                 type='UMPVT',
-                arch=FIXTURE_ARCH,
+                arch=PVT_FIXTURE_ARCH,
                 out_type='avg_featmap',
                 learnable_pos_embed=True),
             head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))

@@ -2,6 +2,5 @@
 from . import converters  # noqa: F401 (registers CheckedPretrained)
 from .algorithms import *  # noqa: F401,F403
 from .backbones import *  # noqa: F401,F403
-from .heads import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403

@@ -32,12 +32,8 @@ SECONDARY_COLOR = (40, 110, 255)
 
 def _upsample(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """Token mask (h, w) -> pixel mask (H, W)."""
-    h, w = mask.shape
-    H, W = size
-    if H % h or W % w:
-        raise ValueError(f'mask grid {h}x{w} does not tile a {H}x{W} image; '
-                         'give the mask on the token grid (image size / 16)')
-    return mask.repeat(H // h, 0).repeat(W // w, 1)
+    from um_mae.models.utils import token_to_patch_mask
+    return token_to_patch_mask(torch.from_numpy(mask), size).numpy()
 
 
 def paint_masks(img: np.ndarray,

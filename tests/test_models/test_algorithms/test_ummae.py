@@ -1,44 +1,20 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """UMMAE on PVT, and the SimMIM-PVT / MAE-ViT baselines, in mode='loss'."""
 
-import numpy as np
 import pytest
 import torch
-from mmcv.transforms import Compose
-from mmengine.dataset import default_collate
-from mmpretrain.registry import MODELS, TRANSFORMS
+from conftest import PVT_FIXTURE_ARCH, pipeline_batch
+from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import um_mae  # noqa: F401
 from um_mae.models.converters import convert
 
-FIXTURE_ARCH = dict(
-    embed_dims=[16, 32, 40, 64],
-    depths=[1, 2, 1, 1],
-    num_heads=[1, 2, 5, 8],
-    mlp_ratios=[8, 8, 4, 4],
-    sr_ratios=[8, 4, 2, 1])
 HEAD = dict(
     type='MAEPretrainHead',
     norm_pix=True,
     patch_size=16,
     loss=dict(type='PixelReconstructionLoss', criterion='L2'))
-
-
-def _batch(mask_cfg, n=2, size=64, algorithm_keys=()):
-    """Images -> mask generator -> PackInputs -> default_collate."""
-    np.random.seed(0)
-    pipeline = Compose([
-        TRANSFORMS.build(mask_cfg),
-        TRANSFORMS.build(
-            dict(type='PackInputs', algorithm_keys=list(algorithm_keys)))
-    ])
-    packed = [
-        pipeline(
-            dict(img=np.random.randint(0, 255, (size, size, 3), np.uint8)))
-        for _ in range(n)
-    ]
-    return default_collate(packed)
 
 
 def _ummae(**neck_kwargs):
@@ -72,7 +48,7 @@ def _ummae(**neck_kwargs):
 def test_ummae_loss_and_gradients_reach_the_encoder():
     model = _ummae()
     data = model.data_preprocessor(
-        _batch(
+        pipeline_batch(
             dict(type='UniformMaskGenerator', strategy='UM'),
             algorithm_keys=['secondary_mask']), True)
     # both masks are packed as tensors
@@ -93,7 +69,7 @@ def test_ummae_loss_and_gradients_reach_the_encoder():
 def test_ummae_without_secondary_mask():
     model = _ummae()
     data = model.data_preprocessor(
-        _batch(dict(type='UniformMaskGenerator', strategy='US')), True)
+        pipeline_batch(dict(type='UniformMaskGenerator', strategy='US')), True)
     loss = model(**data, mode='loss')['loss']
     assert torch.isfinite(loss)
 
@@ -117,7 +93,7 @@ def test_ummae_loss_matches_fixture(reference, official):
         dict(
             type='UMMAE',
             backbone=dict(
-                type='UMPVT', arch=FIXTURE_ARCH, with_vis_mask_token=True),
+                type='UMPVT', arch=PVT_FIXTURE_ARCH, with_vis_mask_token=True),
             neck=dict(
                 type='MAEPyramidDecoder',
                 in_channels=64,
@@ -163,7 +139,7 @@ def test_simmim_on_pvt_loss():
                     channel=3))))
     model.init_weights()
     data = model.data_preprocessor(
-        _batch(dict(type='UniformMaskGenerator', strategy='RS')), True)
+        pipeline_batch(dict(type='UniformMaskGenerator', strategy='RS')), True)
     loss = model(**data, mode='loss')['loss']
     assert torch.isfinite(loss)
     loss.backward()

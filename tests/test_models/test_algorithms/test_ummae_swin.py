@@ -2,18 +2,12 @@
 """UM-MAE and SimMIM on the Swin backbone, against the official fixtures."""
 import pytest
 import torch
+from conftest import SWIN_FIXTURE_ARCH, mask_data_samples
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import um_mae  # noqa: F401
 from um_mae.models.converters import convert
-
-FIXTURE_ARCH = dict(
-    embed_dims=12,
-    depths=[2, 2, 2, 2],
-    num_heads=[1, 2, 4, 8],
-    pos_mlp_dims=16)
 
 
 def _ummae_swin(official_pos_order=False):
@@ -24,7 +18,7 @@ def _ummae_swin(official_pos_order=False):
             type='UMMAE',
             backbone=dict(
                 type='UMSwinTransformer',
-                arch=FIXTURE_ARCH,
+                arch=SWIN_FIXTURE_ARCH,
                 window_size=16,
                 with_vis_mask_token=True),
             neck=dict(
@@ -48,17 +42,6 @@ def _load_official(model, state_dict):
     converted, report = convert(state_dict)
     model.load_state_dict(converted, strict=True)
     return report
-
-
-def _data_samples(ref):
-    samples = []
-    for mask, secondary in zip(ref['mask'], ref['secondary_mask']):
-        sample = DataSample()
-        sample.set_field(mask.view(16, 16), 'mask')
-        # the pipeline stores algorithm keys as numpy arrays
-        sample.set_field(secondary.view(16, 16).numpy(), 'secondary_mask')
-        samples.append(sample)
-    return samples
 
 
 def test_converter_report_swin(reference):
@@ -96,7 +79,10 @@ def test_loss_parity(reference, official):
     model.double().eval()
     img = ref['img'].double()
     with torch.no_grad():
-        loss = model.loss(img, _data_samples(ref))['loss']
+        loss = model.loss(
+            img,
+            mask_data_samples(ref['mask'].view(-1, 16, 16),
+                              ref['secondary_mask'].view(-1, 16, 16)))['loss']
     expected = ref['loss'] if official else ref['loss_pos_matched']
     assert abs(loss.item() - expected.item()) < 1e-10
     other = ref['loss_pos_matched'] if official else ref['loss']
@@ -116,7 +102,10 @@ def test_loss_backward_float32(reference):
     model = _ummae_swin()
     model.init_weights()
     model.train()
-    loss = model.loss(ref['img'].float(), _data_samples(ref))['loss']
+    loss = model.loss(
+        ref['img'].float(),
+        mask_data_samples(ref['mask'].view(-1, 16, 16),
+                          ref['secondary_mask'].view(-1, 16, 16)))['loss']
     loss.backward()
     grad = model.backbone.vis_mask_token.grad
     assert torch.isfinite(loss) and grad is not None and grad.abs().sum() > 0
@@ -127,7 +116,7 @@ def test_classifier_from_converted_checkpoint(reference):
     model = ImageClassifier(
         backbone=dict(
             type='UMSwinTransformer',
-            arch=FIXTURE_ARCH,
+            arch=SWIN_FIXTURE_ARCH,
             window_size=16,
             out_type='avg_featmap'),
         head=dict(type='LinearClsHead', num_classes=10, in_channels=96))
@@ -162,12 +151,8 @@ def test_simmim_swin_loss():
                     type='PixelReconstructionLoss', criterion='L1',
                     channel=3))))
     img = torch.randn(2, 3, 64, 64)
-    samples = []
-    for _ in range(2):
-        sample = DataSample()
-        sample.set_mask(torch.rand(4, 4) < 0.6)
-        samples.append(sample)
-    loss = model.loss(img, samples)['loss']
+    loss = model.loss(img,
+                      mask_data_samples(torch.rand(2, 4, 4) < 0.6))['loss']
     loss.backward()
     assert torch.isfinite(loss)
     assert model.backbone.mask_token.grad.abs().sum() > 0

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import mask_data_samples
 from mmpretrain.models import VisionTransformer
 from mmpretrain.registry import MODELS, TRANSFORMS
 from mmpretrain.structures import DataSample
@@ -47,17 +48,6 @@ def _official_model(ref):
     converted, _ = convert(ref['state_dict'])
     model.load_state_dict(converted, strict=True)
     return model.double().eval()
-
-
-def _data_samples(mask, secondary_mask, side):
-    samples = []
-    for m, s in zip(mask, secondary_mask):
-        sample = DataSample()
-        sample.set_field(m.view(side, side), 'mask')
-        # PackInputs leaves the extra algorithm keys as numpy arrays
-        sample.set_field(s.view(side, side).numpy(), 'secondary_mask')
-        samples.append(sample)
-    return samples
 
 
 def test_convert_official_vit_keys(reference):
@@ -121,7 +111,8 @@ def test_fixture_parity_float64(reference):
 def test_fixture_loss_through_data_samples(reference):
     ref = reference('mae_vit.pt')
     model = _official_model(ref)
-    samples = _data_samples(ref['mask'], ref['secondary_mask'], 4)
+    samples = mask_data_samples(ref['mask'].view(-1, 4, 4),
+                                ref['secondary_mask'].view(-1, 4, 4))
     with torch.no_grad():
         losses = model(ref['img'].double(), samples, mode='loss')
     torch.testing.assert_close(losses['loss'], ref['loss'], rtol=0, atol=1e-10)

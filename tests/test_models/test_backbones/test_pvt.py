@@ -2,20 +2,12 @@
 """UMPVT against the official UM-MAE PVT fixtures, plus its invariants."""
 import pytest
 import torch
+from conftest import PVT_FIXTURE_ARCH
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
 from um_mae.models.backbones import UMPVT
 from um_mae.models.converters import convert_official_pvt
-
-# the fixture models (config['kwargs'] of mae_pvt.pt / ft_pvt.pt); sr_ratios
-# are the full-image ones, pre-training halves them (fixture: 4/2/1/1)
-FIXTURE_ARCH = dict(
-    embed_dims=[16, 32, 40, 64],
-    depths=[1, 2, 1, 1],
-    num_heads=[1, 2, 5, 8],
-    mlp_ratios=[8, 8, 4, 4],
-    sr_ratios=[8, 4, 2, 1])
 
 
 def _close(ours, ref):
@@ -25,7 +17,7 @@ def _close(ours, ref):
 
 
 def _official(ref, **kwargs):
-    model = UMPVT(arch=FIXTURE_ARCH, out_indices=(0, 1, 2, 3), **kwargs)
+    model = UMPVT(arch=PVT_FIXTURE_ARCH, out_indices=(0, 1, 2, 3), **kwargs)
     model.load_state_dict(
         convert_official_pvt(ref['state_dict']), strict=False)
     model.double()
@@ -50,7 +42,7 @@ def test_classifier_logits_match_fixture(reference):
             type='ImageClassifier',
             backbone=dict(
                 type='UMPVT',
-                arch=FIXTURE_ARCH,
+                arch=PVT_FIXTURE_ARCH,
                 out_type='avg_featmap',
                 learnable_pos_embed=True),
             head=dict(type='LinearClsHead', num_classes=10, in_channels=64)))
@@ -274,8 +266,8 @@ def test_spatial_reduction_equals_pooling_and_conv(sr, hw):
         out = fn(xi)
         weight = torch.linspace(-1, 1, out.numel()).view_as(out)
         (out * weight).sum().backward()
-        results.append(
-            (out, xi.grad, [p.grad.clone() for p in attn.parameters()]))
+        results.append((out, xi.grad,
+                        [p.grad.clone() for p in attn.parameters()]))
     (out, grad_x, grads), (ref, ref_grad_x, ref_grads) = results
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(grad_x, ref_grad_x)

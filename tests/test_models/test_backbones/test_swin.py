@@ -1,6 +1,7 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 import pytest
 import torch
+from conftest import SWIN_FIXTURE_ARCH
 from mmpretrain.models import ImageClassifier
 
 from um_mae.models.backbones import UMSwinTransformer
@@ -8,19 +9,13 @@ from um_mae.models.backbones.swin import CompactPositions, window_layout
 from um_mae.models.converters import convert_official_swin
 from um_mae.models.utils import visible_block_order
 
-# the tiny architecture of the fixtures (shared/reference/README.md)
-FIXTURE_ARCH = dict(
-    embed_dims=12,
-    depths=[2, 2, 2, 2],
-    num_heads=[1, 2, 4, 8],
-    pos_mlp_dims=16)
 TINY_ARCH = dict(
     embed_dims=8, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4], pos_mlp_dims=8)
 
 
 def _fixture_swin(state_dict, **kwargs):
     kwargs.setdefault('out_indices', (0, 1, 2, 3))
-    model = UMSwinTransformer(arch=FIXTURE_ARCH, **kwargs)
+    model = UMSwinTransformer(arch=SWIN_FIXTURE_ARCH, **kwargs)
     incompatible = model.load_state_dict(
         convert_official_swin(state_dict), strict=False)
     assert not incompatible.missing_keys
@@ -104,7 +99,7 @@ def test_window_layout():
                                           ('ft_swin.pt', False)])
 def test_block_layouts_match_reference(reference, name, compact):
     ref = reference(name)
-    model = UMSwinTransformer(arch=FIXTURE_ARCH, window_size=16)
+    model = UMSwinTransformer(arch=SWIN_FIXTURE_ARCH, window_size=16)
     rows = model.block_layouts(256, compact=compact)
     expected = ref['config']['blocks']
     assert len(rows) == len(expected)
@@ -150,10 +145,10 @@ def test_coordinates_roll_with_shift_and_halve_at_merge(
     # once per window layout of a stage, shared by its blocks: 32x32 and
     # 16x16 maps have plain and shifted 8x8 windows, 8x8 and 4x4 maps one
     # global window
-    assert [layout
-            for layout, _ in seen] == [((8, 8), (0, 0)), ((8, 8), (4, 4)),
-                                       ((8, 8), (0, 0)), ((8, 8), (4, 4)),
-                                       ((8, 8), (0, 0)), ((4, 4), (0, 0))]
+    assert [layout for layout, _ in seen] == [
+        ((8, 8), (0, 0)), ((8, 8), (4, 4)), ((8, 8), (0, 0)),
+        ((8, 8), (4, 4)), ((8, 8), (0, 0)), ((4, 4), (0, 0))
+    ]
 
     def windows(c, w):
         N, H, W, _ = c.shape
@@ -224,7 +219,7 @@ def test_classifier_logits_parity(reference):
     classifier = ImageClassifier(
         backbone=dict(
             type='UMSwinTransformer',
-            arch=FIXTURE_ARCH,
+            arch=SWIN_FIXTURE_ARCH,
             window_size=16,
             out_indices=-1,
             out_type='avg_featmap'),
@@ -411,7 +406,7 @@ def test_converter_keys(reference):
     assert 'stages.3.blocks.1.attn.rel_pos_mlp.2.bias' in converted
     assert not any(
         k.startswith(('decoder', 'norm.', 'mask_token')) for k in converted)
-    model = UMSwinTransformer(arch=FIXTURE_ARCH, with_vis_mask_token=True)
+    model = UMSwinTransformer(arch=SWIN_FIXTURE_ARCH, with_vis_mask_token=True)
     model.load_state_dict(converted, strict=True)
     # module. prefixes are stripped, explicit depths accepted
     prefixed = {f'module.{k}': v for k, v in ref['state_dict'].items()}

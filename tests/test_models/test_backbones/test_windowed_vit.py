@@ -236,9 +236,7 @@ def test_cross_scope_build_with_neck_and_fpn():
     neck = MMDET_MODELS.build([
         dict(type='mmpretrain.ViTMultiScaleAdaptor', embed_dim=32),
         dict(
-            type='mmdet.FPN',
-            in_channels=[32] * 4,
-            out_channels=16,
+            type='mmdet.FPN', in_channels=[32] * 4, out_channels=16,
             num_outs=5)
     ])
     with torch.no_grad():
@@ -273,10 +271,8 @@ def test_layer_depth_and_errors():
                                  'backbone.') == (9, 10)
     with pytest.raises(ValueError, match='multiple of the patch size'):
         model(torch.randn(1, 3, 64, 72))
-    with pytest.raises(
-            ValueError,
-            match='not a multiple of 4, so '
-            'global_indices cannot default'):
+    with pytest.raises(ValueError, match='not a multiple of 4, so '
+                       'global_indices cannot default'):
         WindowedViT(arch=dict(DEMO, num_layers=6), img_size=64)
     six = WindowedViT(
         arch=dict(DEMO, num_layers=6),
@@ -318,8 +314,6 @@ def test_checkpoint_bias_tables_are_resized_or_refused():
     ours = model.layers[0].attn.relative_position_bias_table.t().reshape(
         2, 3, 3)
     torch.testing.assert_close(ours[:, 1, 1], grid[:, 3, 3])  # offset 0
-    with pytest.raises(
-            ValueError,
-            match=r'cannot map checkpoint layers\.0'
-            r'\.attn\.relative_position_bias_table \(49, 3\)'):
+    with pytest.raises(ValueError, match=r'cannot map checkpoint layers\.0'
+                       r'\.attn\.relative_position_bias_table \(49, 3\)'):
         model.load_state_dict(dict(state, **{name: torch.randn(49, 3)}))

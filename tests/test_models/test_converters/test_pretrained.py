@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 import torch
+from conftest import PVT_FIXTURE_ARCH, SWIN_FIXTURE_ARCH
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
@@ -16,17 +17,6 @@ from um_mae.models.converters import (convert_official_pvt,
                                       convert_official_swin, detect_format,
                                       load_pretrained, unwrap)
 
-PVT_FIXTURE_ARCH = dict(
-    embed_dims=[16, 32, 40, 64],
-    depths=[1, 2, 1, 1],
-    num_heads=[1, 2, 5, 8],
-    mlp_ratios=[8, 8, 4, 4],
-    sr_ratios=[8, 4, 2, 1])
-SWIN_FIXTURE_ARCH = dict(
-    embed_dims=12,
-    depths=[2, 2, 2, 2],
-    num_heads=[1, 2, 4, 8],
-    pos_mlp_dims=16)
 # a 4-block ViT on 64-px images (4x4 tokens of 16 px)
 VIT_ARCH = dict(
     embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=128)

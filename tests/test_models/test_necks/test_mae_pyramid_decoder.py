@@ -2,6 +2,7 @@
 """MAEPyramidDecoder (+ mmpretrain's MAEPretrainHead) vs the PVT fixture."""
 import pytest
 import torch
+from conftest import PVT_FIXTURE_ARCH
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
@@ -10,20 +11,13 @@ from um_mae.models.converters import (convert_official_mae_decoder,
                                       convert_official_pvt)
 from um_mae.models.necks import MAEPyramidDecoder, SimMIMNormLinearDecoder
 
-FIXTURE_ARCH = dict(
-    embed_dims=[16, 32, 40, 64],
-    depths=[1, 2, 1, 1],
-    num_heads=[1, 2, 5, 8],
-    mlp_ratios=[8, 8, 4, 4],
-    sr_ratios=[8, 4, 2, 1])
-
 
 @pytest.fixture(scope='module')
 def pvt_run():
     """Fixture data and the last compact encoder map, in float64."""
     from conftest import load_reference
     ref = load_reference('mae_pvt.pt')
-    encoder = UMPVT(arch=FIXTURE_ARCH, with_vis_mask_token=True)
+    encoder = UMPVT(arch=PVT_FIXTURE_ARCH, with_vis_mask_token=True)
     encoder.load_state_dict(convert_official_pvt(ref['state_dict']))
     encoder.double()
     encoder.eval()

@@ -83,7 +83,7 @@ class UMMAE(EagerUpdateMixin, BaseSelfSupervisor):
             dict[str, Tensor]: ``{'loss': ...}``.
         """
         mask, secondary_mask = pipeline_masks(data_samples, inputs.device,
-                                              'UMMAE')
+                                              type(self).__name__)
         feats = self.backbone(inputs, mask, secondary_mask)
         # (N, L, p*p*3) in raster order; the rows of visible tokens, which
         # the loss does not read, are not computed (zeros)

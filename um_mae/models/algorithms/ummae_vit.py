@@ -39,7 +39,7 @@ class UMMAEViT(MAE):
             dict[str, Tensor]: ``{'loss': ...}``.
         """
         mask, secondary_mask = pipeline_masks(data_samples, inputs.device,
-                                              'UMMAEViT')
+                                              type(self).__name__)
         latent, mask, ids_restore = self.backbone(inputs, mask, secondary_mask)
         pred = self.neck(latent, ids_restore)  # (N, L, p*p*3), raster order
         loss = self.head.loss(pred, inputs, mask)

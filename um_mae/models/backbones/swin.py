@@ -454,7 +454,8 @@ class UMSwinBlock(BaseModule):
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
         return x[:, :H, :W].contiguous()
 
-    def forward(self, x: Tensor, coords: _Coords, window_size: int) -> Tensor:
+    def forward(self, x: Tensor, coords: _Coords,
+                window_size: int) -> Tensor:
         """Run the block on a channels-last map ``(N, H, W, C)``."""
 
         def _inner_forward(x):

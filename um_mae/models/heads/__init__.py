@@ -1,2 +1,0 @@
-# Copyright (c) um-mae contributors. All rights reserved.
-__all__ = []
