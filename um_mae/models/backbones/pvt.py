@@ -24,9 +24,9 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
-                     check_uniform_mask, parse_arch, parse_indices,
-                     resize_checkpoint_pos_embed, sincos_pos_embed_2d,
-                     token_to_patch_mask, uniform_pack)
+                     check_pyramid_modes, check_uniform_mask, parse_arch,
+                     parse_indices, resize_checkpoint_pos_embed,
+                     sincos_pos_embed_2d, token_to_patch_mask, uniform_pack)
 from ..utils.weight_init import loads_checkpoint, official_init_
 
 __all__ = ['UMPVT']
@@ -300,19 +300,9 @@ class UMPVT(BackboneContractMixin, BaseBackbone):
         self.stage_depths = depths
         self.num_stages = len(dims)
         self.out_indices = parse_indices(out_indices, self.num_stages)
-        if out_type not in ('featmap', 'avg_featmap'):
-            raise ValueError(f"out_type {out_type!r} is not supported; use "
-                             "'featmap' or 'avg_featmap'")
-        if out_type == 'avg_featmap' and self.out_indices != (self.num_stages -
-                                                              1, ):
-            raise ValueError(
-                f"out_type='avg_featmap' pools the last stage only, got "
-                f'out_indices={self.out_indices}; use out_indices=-1')
+        check_pyramid_modes(out_type, self.out_indices, self.num_stages,
+                            mask_mode)
         self.out_type = out_type
-        if mask_mode not in ('compact', 'mask_token'):
-            raise ValueError(f"mask_mode {mask_mode!r} is not supported; "
-                             "use 'compact' (UM-MAE) or 'mask_token' "
-                             '(SimMIM)')
         self.mask_mode = mask_mode
 
         self.img_size = (img_size, img_size) if isinstance(

@@ -38,8 +38,8 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
-                     check_uniform_mask, parse_arch, parse_indices,
-                     token_to_patch_mask, uniform_pack)
+                     check_pyramid_modes, check_uniform_mask, parse_arch,
+                     parse_indices, token_to_patch_mask, uniform_pack)
 from ..utils.weight_init import loads_checkpoint, official_init_
 
 __all__ = ['UMSwinTransformer', 'window_layout', 'CompactPositions']
@@ -615,7 +615,6 @@ class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
             'pos_mlp_dims': 16
         },
     }
-    OUT_TYPES = ('featmap', 'avg_featmap')
     _arch_keys = ('embed_dims', 'depths', 'num_heads', 'pos_mlp_dims')
 
     def __init__(self,
@@ -657,19 +656,9 @@ class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
                              'set it explicitly or raise window_size')
 
         self.out_indices = parse_indices(out_indices, self.num_stages)
-        if out_type not in self.OUT_TYPES:
-            raise ValueError(f'out_type {out_type!r} is not supported; use '
-                             f'one of {self.OUT_TYPES}')
-        if (out_type == 'avg_featmap'
-                and self.out_indices != (self.num_stages - 1, )):
-            raise ValueError(
-                f"out_type='avg_featmap' pools the last stage only, got "
-                f'out_indices {tuple(out_indices)}; use out_indices='
-                f'({self.num_stages - 1}, ) or out_type=\'featmap\'')
+        check_pyramid_modes(out_type, self.out_indices, self.num_stages,
+                            mask_mode)
         self.out_type = out_type
-        if mask_mode not in ('compact', 'mask_token'):
-            raise ValueError(f'mask_mode {mask_mode!r} is not supported; use '
-                             "'compact' (UM-MAE) or 'mask_token' (SimMIM)")
         self.mask_mode = mask_mode
 
         self.patch_embed = PatchEmbed(

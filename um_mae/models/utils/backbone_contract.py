@@ -17,8 +17,8 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
 __all__ = [
-    'STEM_NAMES', 'BackboneContractMixin', 'layer_depth', 'parse_arch',
-    'parse_indices', 'resize_checkpoint_pos_embed'
+    'STEM_NAMES', 'BackboneContractMixin', 'check_pyramid_modes',
+    'layer_depth', 'parse_arch', 'parse_indices', 'resize_checkpoint_pos_embed'
 ]
 
 #: top-level parameters that belong to the input embedding (depth 0)
@@ -93,6 +93,31 @@ def parse_indices(indices: Union[int, Sequence[int]],
         raise ValueError(f'{name}={given} must pick distinct {unit} from '
                          f'0..{num - 1} (or -{num}..-1)')
     return out
+
+
+def check_pyramid_modes(out_type: str, out_indices: Tuple[int, ...],
+                        num_stages: int, mask_mode: str) -> None:
+    """Raise a ``ValueError`` unless a pyramid backbone supports the modes.
+
+    Args:
+        out_type (str): ``'featmap'`` (NCHW stage maps) or
+            ``'avg_featmap'`` (the pooled last stage only).
+        out_indices (tuple[int, ...]): Parsed stage indices.
+        num_stages (int): Number of stages.
+        mask_mode (str): ``'compact'`` (UM-MAE) or ``'mask_token'``
+            (SimMIM).
+    """
+    if out_type not in ('featmap', 'avg_featmap'):
+        raise ValueError(f'out_type {out_type!r} is not supported; use '
+                         "'featmap' or 'avg_featmap'")
+    if out_type == 'avg_featmap' and out_indices != (num_stages - 1, ):
+        raise ValueError(
+            "out_type='avg_featmap' pools the last stage only, got "
+            f"out_indices={out_indices}; use out_indices=-1 or "
+            "out_type='featmap'")
+    if mask_mode not in ('compact', 'mask_token'):
+        raise ValueError(f'mask_mode {mask_mode!r} is not supported; use '
+                         "'compact' (UM-MAE) or 'mask_token' (SimMIM)")
 
 
 def resize_checkpoint_pos_embed(state_dict: Dict[str, Tensor], name: str,
