@@ -17,7 +17,7 @@ model and training it. Encoder tokens are counted at the input of the
 backbone's first attention block. Ratios are taken to ``--baseline`` (a row
 index, or the start of config names, else a part of them; with several
 matches each row is compared with the match on its own backbone). Details:
-``um_mae/utils/benchmark.py``.
+``um_mae/utils/benchmark/measure.py``.
 
 ``--checkout DIR`` (repeatable) times the same configs with the code of
 another checkout of this repository (e.g. ``git worktree add ../base

@@ -44,18 +44,17 @@ def main(argv=None):
     args = parse_args(argv)
     import numpy as np
     import torch
-    from mmpretrain.registry import MODELS
 
     from um_mae.engine.checkpoint import check_model_checkpoint
     from um_mae.models.converters import read_checkpoint, unwrap
     from um_mae.models.utils import token_to_patch_mask
-    from um_mae.utils.benchmark import (config_input_size,
-                                        load_benchmark_config, pack_images,
-                                        quiet_logger)
     from um_mae.utils.cli import FIGURE_FORMATS, UsageError, check_out_file
+    from um_mae.utils.pretrain_inputs import (build_pretrain_model,
+                                              config_input_size,
+                                              load_benchmark_config,
+                                              pack_images, quiet_logger)
     from um_mae.utils.visualization import (image_grid, load_square_rgb,
-                                            paint_masks, reconstruct,
-                                            to_uint8_rgb)
+                                            paint_masks, to_uint8_rgb)
     quiet_logger()
     try:
         check_out_file(args.out, FIGURE_FORMATS)
@@ -69,7 +68,12 @@ def main(argv=None):
             load_square_rgb(p, size)[..., ::-1].copy() for p in args.images
         ]
 
-        model = MODELS.build(cfg.model)
+        model = build_pretrain_model(cfg)
+        if not hasattr(model, 'reconstruct'):
+            raise ValueError(
+                f'{type(model).__name__} has no reconstruct(inputs, '
+                'data_samples); use a UMMAE, UMMAEViT, CompilableSimMIM or '
+                'ReconstructingMAE config (configs/pretrain/)')
         checkpoint = read_checkpoint(args.checkpoint)
         check_model_checkpoint(model, checkpoint, args.checkpoint,
                                args.allow_partial)
@@ -79,8 +83,8 @@ def main(argv=None):
     model.eval()
     torch.manual_seed(args.seed)  # MAE draws its mask in the backbone
     data = model.data_preprocessor(pack_images(cfg, images, args.seed))
-    recon, mask, secondary = reconstruct(model, data['inputs'],
-                                         data['data_samples'])
+    recon, mask, secondary = model.reconstruct(data['inputs'],
+                                               data['data_samples'])
 
     pre = model.data_preprocessor
     originals = to_uint8_rgb(data['inputs'], pre.mean, pre.std)

@@ -15,11 +15,10 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from PIL import Image
 
-from um_mae.utils.benchmark import load_benchmark_config, quiet_logger
+from um_mae.utils.pretrain_inputs import load_benchmark_config, quiet_logger
 from um_mae.utils.visualization import (DROPPED_COLOR, SECONDARY_COLOR,
                                         image_grid, paint_masks,
-                                        sample_strategy_masks,
-                                        unpatchify_prediction)
+                                        sample_strategy_masks)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
@@ -97,18 +96,6 @@ def test_image_grid_rejects_mixed_sizes():
               np.zeros((4, 4, 3), np.uint8)]])
 
 
-def test_unpatchify_prediction_undoes_norm_pix():
-    head = MODELS.build(
-        dict(
-            type='MAEPretrainHead',
-            norm_pix=True,
-            patch_size=16,
-            loss=dict(type='PixelReconstructionLoss', criterion='L2')))
-    x = torch.randn(2, 3, 32, 32) * 3 + 1
-    perfect = head.construct_target(x)
-    torch.testing.assert_close(unpatchify_prediction(head, perfect, x), x)
-
-
 @pytest.mark.parametrize('name', list(CONFIGS))
 def test_visualize_reconstruction_png(name, images, tmp_path):
     quiet_logger()
@@ -135,6 +122,21 @@ def test_visualize_reconstruction_png(name, images, tmp_path):
         seen &= ~(np.abs(masked.astype(int) - orig).max(-1) > 2)
     assert seen.any()
     assert np.abs(pasted - orig)[seen].max() <= 1
+
+
+def test_visualize_reconstruction_needs_reconstruct(images, tmp_path):
+    """A model without ``reconstruct`` (plain mmpretrain MAE) is refused."""
+    child = tmp_path / 'plain_mae.py'
+    child.write_text(f"_base_ = ['{osp.join(REPO, CONFIGS['mae_vit'])}']\n"
+                     "model = dict(type='MAE')\n")
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'')
+    with pytest.raises(SystemExit, match='MAE has no reconstruct'):
+        load_tool('visualize_reconstruction').main([
+            str(child),
+            str(ckpt), images[0], '--size', '64', '--out',
+            str(tmp_path / 'r.png')
+        ])
 
 
 def test_tensorboard_backend_from_config(tmp_path):

@@ -5,7 +5,8 @@ Reproduces the kind of figures of Li et al., "Uniform Masking: Enabling MAE
 Pre-training for Pyramid-based Vision Transformers with Locality", 2022:
 the same image under the RS / GS / US / UM sampling strategies (Fig. 4),
 and original / masked input / reconstruction / reconstruction with the
-visible patches pasted back (Fig. 8), for UM-MAE, SimMIM and MAE models;
+visible patches pasted back (Fig. 8), for UM-MAE, SimMIM and MAE models
+(whose ``reconstruct`` methods give the images and masks);
 and the feature maps of every pyramid level of a detector or segmentor
 (do the object regions light up at every level?).
 """
@@ -19,9 +20,8 @@ from torch import Tensor
 
 __all__ = [
     'DROPPED_COLOR', 'SECONDARY_COLOR', 'paint_masks', 'image_grid',
-    'sample_strategy_masks', 'reconstruct', 'to_uint8_rgb',
-    'unpatchify_prediction', 'load_square_rgb', 'feature_energy',
-    'heatmap_overlay', 'pyramid_maps'
+    'sample_strategy_masks', 'to_uint8_rgb', 'load_square_rgb',
+    'feature_energy', 'heatmap_overlay', 'pyramid_maps'
 ]
 
 #: fill of the tokens the encoder never sees (primary mask)
@@ -186,88 +186,6 @@ def to_uint8_rgb(x: Tensor, mean: Tensor, std: Tensor) -> List[np.ndarray]:
     x = x.float() * std.view(1, -1, 1, 1).cpu() + mean.view(1, -1, 1, 1).cpu()
     x = x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1)
     return list(x.numpy())
-
-
-def _stack(data_samples, key: str) -> Optional[Tensor]:
-    from um_mae.models.algorithms.ummae import stack_masks
-    return stack_masks(data_samples, key, torch.device('cpu'))
-
-
-def unpatchify_prediction(head, pred: Tensor, inputs: Tensor) -> Tensor:
-    """Token predictions ``(N, L, p*p*3)`` -> images ``(N, 3, H, W)``.
-
-    A ``norm_pix`` head (mmpretrain's ``MAEPretrainHead``) predicts every
-    patch normalised by its own mean and variance; they are taken from the
-    original ``inputs``, as MAE's visualisation does.
-
-    Args:
-        head: The algorithm's head (``patchify``/``unpatchify``).
-        pred (Tensor): ``(N, L, p*p*3)`` in raster order.
-        inputs (Tensor): Preprocessed originals ``(N, 3, H, W)``.
-
-    Returns:
-        Tensor: ``(N, 3, H, W)`` in the space of ``inputs``.
-    """
-    if getattr(head, 'norm_pix', False):
-        target = head.patchify(inputs)
-        mean = target.mean(dim=-1, keepdim=True)
-        var = target.var(dim=-1, keepdim=True)
-        pred = pred * (var + 1.e-6)**.5 + mean
-    return head.unpatchify(pred)
-
-
-@torch.no_grad()
-def reconstruct(model, inputs: Tensor,
-                data_samples: list) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Reconstruct normalised images with a pre-training model.
-
-    Supported: ``UMMAE`` (pyramid backbones), ``UMMAEViT``, mmpretrain's
-    ``MAE`` (its backbone draws the random mask) and ``SimMIM``.
-
-    Args:
-        model: The algorithm, in eval mode.
-        inputs (Tensor): Preprocessed images ``(N, 3, H, W)``.
-        data_samples (list): With ``mask`` (and ``secondary_mask``) from
-            the config's mask transform; unused by ``MAE``.
-
-    Returns:
-        tuple: ``(recon (N, 3, H, W) in the normalised space, mask (N, h, w)
-        bool True = dropped, secondary_mask (N, h, w) or None)``.
-    """
-    from mmpretrain.models import MAE, SimMIM
-
-    from um_mae.models import UMMAE, UMMAEViT
-    inputs = inputs.cpu()
-    mask = _stack(data_samples, 'mask') if data_samples else None
-    secondary = _stack(data_samples, 'secondary_mask') \
-        if data_samples else None
-    if isinstance(model, UMMAEViT) or (isinstance(model, MAE)
-                                       and not isinstance(model, UMMAEViT)):
-        if isinstance(model, UMMAEViT):
-            latent, tok_mask, ids_restore = model.backbone(
-                inputs, mask, secondary)
-        else:  # MAE draws its own random mask
-            latent, tok_mask, ids_restore = model.backbone(inputs)
-        pred = model.neck(latent, ids_restore)
-        recon = unpatchify_prediction(model.head, pred, inputs)
-        side = int(tok_mask.shape[1]**.5)
-        mask = tok_mask.reshape(-1, side, side).bool()
-    elif isinstance(model, UMMAE):
-        feats = model.backbone(inputs, mask, secondary)
-        pred = model.neck(feats[-1], mask)
-        recon = unpatchify_prediction(model.head, pred, inputs)
-    elif isinstance(model, SimMIM):
-        feats = model.backbone(inputs, mask)
-        recon = model.neck(feats[-1])
-        secondary = None
-    else:
-        raise TypeError(f'cannot reconstruct with {type(model).__name__}; '
-                        'supported: UMMAE, UMMAEViT, MAE, SimMIM')
-    if mask is None:
-        raise ValueError('no mask found: add the mask generator of the '
-                         'recipe (e.g. UniformMaskGenerator) to the '
-                         "config's train pipeline")
-    return recon, mask.bool(), secondary
 
 
 def feature_energy(feature: Tensor) -> np.ndarray:

@@ -8,8 +8,9 @@ _base_ = [
     '../../_base_/pretrain_runtime.py',
 ]
 
-# model: the UM-MAE paper's ViT-B decoder has 2 layers (mmpretrain: 8)
-model = dict(neck=dict(decoder_depth=2))
+# model: mmpretrain's MAE with `reconstruct` (tools/visualize_reconstruction)
+# and the UM-MAE paper's ViT-B decoder of 2 layers (mmpretrain: 8)
+model = dict(type='ReconstructingMAE', neck=dict(decoder_depth=2))
 
 # data: 224 px (mmpretrain's MAE pipeline, mask drawn by the model)
 # 8 GPUs x 128 x accum 4 = 4096 images per update

@@ -6,8 +6,10 @@ _base_ = [
     '../../_base_/demo_runtime.py',
 ]
 
-# model: ViT with 4 layers of width 96 on 128-px images (8x8 tokens)
+# model: mmpretrain's MAE (plus `reconstruct`), ViT with 4 layers of width 96
+# on 128-px images (8x8 tokens)
 model = dict(
+    type='ReconstructingMAE',
     backbone=dict(
         arch=dict(
             _delete_=True,

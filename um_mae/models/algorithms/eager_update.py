@@ -15,12 +15,13 @@ loss are one graph, compiled once per input shape; the backward runs the
 compiled backward graph; the preprocessing, the optimizer step and
 mmengine's bookkeeping run eagerly, as without ``compile``.
 """
-from typing import Dict, Union
+from typing import Dict, List, Tuple, Union
 
 import torch
 from mmengine.optim import OptimWrapper
 from mmpretrain.models import SimMIM
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 from torch import Tensor
 
 __all__ = ['EagerUpdateMixin', 'CompilableSimMIM']
@@ -76,3 +77,25 @@ class EagerUpdateMixin:
 class CompilableSimMIM(EagerUpdateMixin, SimMIM):
     """mmpretrain's ``SimMIM`` (Xie et al., 2022) with the update of
     :class:`EagerUpdateMixin`, so that ``compile=True`` compiles it."""
+
+    @torch.no_grad()
+    def reconstruct(
+            self, inputs: Tensor,
+            data_samples: List[DataSample]) -> Tuple[Tensor, Tensor, None]:
+        """Reconstruct images as :meth:`loss` predicts them.
+
+        Args:
+            inputs (Tensor): Preprocessed images ``(N, 3, H, W)``.
+            data_samples (List[DataSample]): Carry ``mask``, bool
+                ``(h, w)``.
+
+        Returns:
+            tuple: ``(images, mask, None)``: the reconstructions
+            ``(N, 3, H, W)`` in the space of ``inputs`` and the bool
+            ``(N, h, w)`` token mask, True = replaced by the mask token.
+        """
+        from .ummae import pipeline_masks  # ummae imports this module
+        mask, _ = pipeline_masks(data_samples, inputs.device,
+                                 type(self).__name__)
+        # the first map, as SimMIM.loss
+        return self.neck(self.backbone(inputs, mask)[0]), mask, None

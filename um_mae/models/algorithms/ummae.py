@@ -13,6 +13,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from .eager_update import EagerUpdateMixin
+from .reconstruction import unpatchify_prediction
 
 __all__ = ['UMMAE']
 
@@ -90,3 +91,30 @@ class UMMAE(EagerUpdateMixin, BaseSelfSupervisor):
         pred = self.neck(feats[-1], mask, predict_visible=False)
         loss = self.head.loss(pred, inputs, mask.flatten(1))
         return dict(loss=loss)
+
+    @torch.no_grad()
+    def reconstruct(
+        self, inputs: Tensor, data_samples: List[DataSample]
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Reconstruct images as :meth:`loss` predicts them.
+
+        Unlike the loss path, the visible tokens are predicted too.
+
+        Args:
+            inputs (Tensor): Preprocessed images ``(N, 3, H, W)``.
+            data_samples (List[DataSample]): Carry ``mask`` and optionally
+                ``secondary_mask``, bool ``(h, w)`` each.
+
+        Returns:
+            tuple: ``(images, mask, secondary_mask)``: the reconstructions
+            ``(N, 3, H, W)`` in the space of ``inputs`` (a ``norm_pix``
+            prediction un-normalised with each original patch's mean and
+            variance), the bool ``(N, h, w)`` primary mask (True = dropped)
+            and the secondary mask or None.
+        """
+        mask, secondary_mask = pipeline_masks(data_samples, inputs.device,
+                                              type(self).__name__)
+        feats = self.backbone(inputs, mask, secondary_mask)
+        pred = self.neck(feats[-1], mask)  # (N, L, p*p*3), raster order
+        return unpatchify_prediction(self.head, pred,
+                                     inputs), mask, secondary_mask

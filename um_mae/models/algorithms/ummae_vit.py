@@ -4,13 +4,15 @@
 The pilot of Li et al., "Uniform Masking: Enabling MAE Pre-training for
 Pyramid-based Vision Transformers with Locality", 2022.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
+import torch
 from mmpretrain.models import MAE
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from .reconstruction import token_grid, unpatchify_prediction
 from .ummae import pipeline_masks
 
 __all__ = ['UMMAEViT']
@@ -44,3 +46,19 @@ class UMMAEViT(MAE):
         pred = self.neck(latent, ids_restore)  # (N, L, p*p*3), raster order
         loss = self.head.loss(pred, inputs, mask)
         return dict(loss=loss)
+
+    @torch.no_grad()
+    def reconstruct(
+        self, inputs: Tensor, data_samples: List[DataSample]
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Reconstruct images as :meth:`loss` predicts them.
+
+        Arguments and return as :meth:`UMMAE.reconstruct`; the mask
+        returned is the one the backbone applied.
+        """
+        mask, secondary_mask = pipeline_masks(data_samples, inputs.device,
+                                              type(self).__name__)
+        latent, mask, ids_restore = self.backbone(inputs, mask, secondary_mask)
+        pred = self.neck(latent, ids_restore)  # (N, L, p*p*3), raster order
+        return unpatchify_prediction(self.head, pred,
+                                     inputs), token_grid(mask), secondary_mask
