@@ -27,6 +27,7 @@ ALGORITHMS = [
     'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py',
     'configs/pretrain/ummae/ummae_vit-tiny-p16_1xb8-10e_demo-128px.py',
     'configs/pretrain/simmim/simmim_pvt-demo_1xb8-10e_demo-128px.py',
+    'configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py',
 ]
 ZOO = {'demo': {'embed_dims': 4, 'depths': [1, 2], 'num_heads': 1}}
 KEYS = ('embed_dims', 'depths', 'num_heads')
