@@ -51,14 +51,14 @@ def main(argv=None):
     from um_mae.utils.cli import FIGURE_FORMATS, UsageError, check_out_file
     from um_mae.utils.pretrain_inputs import (build_pretrain_model,
                                               config_input_size,
-                                              load_benchmark_config,
+                                              load_pretrain_config,
                                               pack_images, quiet_logger)
     from um_mae.utils.visualization import (image_grid, load_square_rgb,
                                             paint_masks, to_uint8_rgb)
     quiet_logger()
     try:
         check_out_file(args.out, FIGURE_FORMATS)
-        cfg = load_benchmark_config(args.config, args.size)
+        cfg = load_pretrain_config(args.config, args.size)
         size = args.size or config_input_size(cfg)
         if not osp.isfile(args.checkpoint):
             raise ValueError(f'checkpoint {args.checkpoint!r} does not '

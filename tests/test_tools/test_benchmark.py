@@ -22,7 +22,7 @@ from um_mae.utils.benchmark import (TABLE_COLUMNS, BenchmarkResult,
                                     model_state_bytes, resolve_baselines,
                                     train_step)
 from um_mae.utils.pretrain_inputs import (build_synthetic_batch,
-                                          load_benchmark_config, quiet_logger)
+                                          load_pretrain_config, quiet_logger)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark_pretrain.py')
@@ -112,7 +112,7 @@ def test_tool_rejects_unknown_baseline(tmp_path):
     (SIMMIM_PVT, {'mask'}),
 ])
 def test_synthetic_batch_uses_the_config_masks(config, strategy_keys):
-    cfg = load_benchmark_config(config, 64)
+    cfg = load_pretrain_config(config, 64)
     batch = build_synthetic_batch(cfg, 3, 64, seed=1)
     assert batch['inputs'].shape == (3, 3, 64, 64)
     assert batch['inputs'].dtype == torch.uint8
@@ -140,7 +140,7 @@ def test_synthetic_batch_uses_the_config_masks(config, strategy_keys):
 def test_encoder_tokens_and_state(config, tokens):
     quiet_logger()
     torch.set_num_threads(1)
-    cfg = load_benchmark_config(config, 64)
+    cfg = load_pretrain_config(config, 64)
     model, optim_wrapper = build_model_and_optimizer(cfg)
     counter = EncoderTokenCounter(model.backbone)
     before = model_state_bytes(model, optim_wrapper)
@@ -204,7 +204,7 @@ def test_baselines_follow_the_backbone():
 def test_encoder_step_runs_the_backbone_on_captured_inputs():
     quiet_logger()
     torch.set_num_threads(1)
-    cfg = load_benchmark_config(UMMAE_PVT, 64)
+    cfg = load_pretrain_config(UMMAE_PVT, 64)
     model, optim_wrapper = build_model_and_optimizer(cfg)
     inputs = EncoderInputs(model.backbone)
     with pytest.raises(ValueError, match='no backbone inputs were captured'):
@@ -231,7 +231,7 @@ def test_encoder_step_runs_the_backbone_on_captured_inputs():
 def test_amp_steps_run_in_low_precision_on_cpu(amp, dtype):
     quiet_logger()
     torch.set_num_threads(1)
-    cfg = load_benchmark_config(UMMAE_PVT, 64)
+    cfg = load_pretrain_config(UMMAE_PVT, 64)
     model, optim_wrapper = build_model_and_optimizer(cfg, amp=amp)
     seen = []
     linear = next(m for m in model.backbone.modules()
@@ -256,7 +256,7 @@ def test_amp_steps_run_in_low_precision_on_cpu(amp, dtype):
 
 
 def test_unknown_amp_is_refused():
-    cfg = load_benchmark_config(UMMAE_PVT, 64)
+    cfg = load_pretrain_config(UMMAE_PVT, 64)
     with pytest.raises(ValueError, match="amp 'fp8' is not supported"):
         build_model_and_optimizer(cfg, amp='fp8')
 
@@ -293,10 +293,10 @@ def test_checkout_is_timed_in_the_same_rounds(tmp_path):
     assert 'depth=1,' in text
     config.write_text(text.replace('depth=1,', 'depth=2,'))
     out = tmp_path / 'out'
-    proc = _run_tool(UMMAE_PVT, '--checkout', str(other), '--batch-size',
-                     '1', '--input-size', '64', '--warmup', '0', '--rounds',
-                     '2', '--threads', '1', '--no-memory', '--profile',
-                     '--out-dir', str(out))
+    proc = _run_tool(UMMAE_PVT, '--checkout', str(other), '--batch-size', '1',
+                     '--input-size', '64', '--warmup', '0', '--rounds', '2',
+                     '--threads', '1', '--no-memory', '--profile', '--out-dir',
+                     str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # each checkout's models ran with its own um_mae
     assert f'um_mae from {other}' in proc.stderr
@@ -332,9 +332,9 @@ def test_compile_rows_one_graph_and_its_timing(tmp_path):
     """--compile with dynamo's tracing-only backend (cheap): one forward
     graph between the eager preprocessing and update."""
     proc = _run_tool(UMMAE_PVT, '--compile', '--compile-backend', 'eager',
-                     '--batch-size', '2', '--input-size', '64',
-                     '--warmup', '1', '--rounds', '1', '--threads', '1',
-                     '--no-memory', '--out-dir', str(tmp_path))
+                     '--batch-size', '2', '--input-size', '64', '--warmup',
+                     '1', '--rounds', '1', '--threads', '1', '--no-memory',
+                     '--out-dir', str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(tmp_path / 'benchmark.csv') as f:
         eager, compiled = list(csv.DictReader(f))
@@ -354,10 +354,10 @@ def test_compile_rows_one_graph_and_its_timing(tmp_path):
     (['--compile'], 'no_dynamo', 'error: torch.compile is not supported'),
     (['--compile'], 'no_compiler',
      'error: torch.compile (inductor) on CPU needs a C++ compiler'),
-    (['--compile', '--compile-backend', 'nope'], None,
-     "error: torch.compile backend 'nope' is not known"),
-    (['--input-size', '64'], 'missing_config',
-     "error: config 'configs/nope.py' does not exist"),
+    (['--compile', '--compile-backend', 'nope'
+      ], None, "error: torch.compile backend 'nope' is not known"),
+    (['--input-size', '64'
+      ], 'missing_config', "error: config 'configs/nope.py' does not exist"),
 ])
 def test_bad_options_give_one_line(monkeypatch, args, patch, message):
     import torch._dynamo
@@ -384,7 +384,7 @@ def test_pipeline_throughput_and_loader_workers(tmp_path):
     from um_mae.datasets.demo_data import make_pretrain_images
     from um_mae.utils.benchmark import measure_pipeline
     make_pretrain_images(str(tmp_path / 'images'), num_images=4, size=160)
-    cfg = load_benchmark_config(UMMAE_PVT)
+    cfg = load_pretrain_config(UMMAE_PVT)
     threads = torch.get_num_threads()
     speed = measure_pipeline(
         cfg, str(tmp_path / 'images'), batch_size=2, num_images=6, rounds=1)
@@ -448,8 +448,7 @@ def test_profile_step_splits_a_step_by_operator_kind():
     # the matrix products of one step: most of the FlopCounter's count
     # (which also counts attention and convolutions)
     with flop_counter() as flops:
-        train_step(entry['model'], entry['optim_wrapper'],
-                   entry['batches'][0])
+        train_step(entry['model'], entry['optim_wrapper'], entry['batches'][0])
     total = flops.get_total_flops() / 1e9
     assert 0.5 * total < times['matmul_gflop'] <= total
     # the demo recipe's AdamW (not fused) runs ops under Optimizer.step

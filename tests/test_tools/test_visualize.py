@@ -15,7 +15,7 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from PIL import Image
 
-from um_mae.utils.pretrain_inputs import load_benchmark_config, quiet_logger
+from um_mae.utils.pretrain_inputs import load_pretrain_config, quiet_logger
 from um_mae.utils.visualization import (DROPPED_COLOR, SECONDARY_COLOR,
                                         image_grid, paint_masks,
                                         sample_strategy_masks)
@@ -100,7 +100,7 @@ def test_image_grid_rejects_mixed_sizes():
 def test_visualize_reconstruction_png(name, images, tmp_path):
     quiet_logger()
     config = osp.join(REPO, CONFIGS[name])
-    cfg = load_benchmark_config(config, 64)
+    cfg = load_pretrain_config(config, 64)
     model = MODELS.build(cfg.model)
     model.init_weights()
     ckpt = str(tmp_path / 'model.pth')

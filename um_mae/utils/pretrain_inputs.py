@@ -24,7 +24,7 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
 __all__ = [
-    'quiet_logger', 'load_benchmark_config', 'train_pipeline',
+    'quiet_logger', 'load_pretrain_config', 'train_pipeline',
     'config_input_size', 'build_pretrain_model', 'pack_images',
     'build_synthetic_batch'
 ]
@@ -52,9 +52,9 @@ def _set_input_size(model_cfg, size: int) -> None:
             _set_input_size(item, size)
 
 
-def load_benchmark_config(path: str,
-                          input_size: Optional[int] = None,
-                          cfg_options: Optional[dict] = None) -> Config:
+def load_pretrain_config(path: str,
+                         input_size: Optional[int] = None,
+                         cfg_options: Optional[dict] = None) -> Config:
     """Load a pre-training config and register its modules.
 
     Args:
@@ -108,7 +108,7 @@ def build_pretrain_model(cfg: Config) -> nn.Module:
     initialised).
 
     Args:
-        cfg (Config): Config from :func:`load_benchmark_config`.
+        cfg (Config): Config from :func:`load_pretrain_config`.
 
     Returns:
         nn.Module: The algorithm.
@@ -127,7 +127,7 @@ def pack_images(cfg: Config,
     image; loading and augmentation are skipped.
 
     Args:
-        cfg (Config): Config from :func:`load_benchmark_config`.
+        cfg (Config): Config from :func:`load_pretrain_config`.
         images (Sequence[np.ndarray]): uint8 ``(H, W, 3)`` images in the
             channel order of ``LoadImageFromFile`` (BGR).
         seed (int): Seed of numpy's generator, which the mask generators
@@ -170,7 +170,7 @@ def build_synthetic_batch(cfg: Config,
     """A collated batch of random images with the config's masks.
 
     Args:
-        cfg (Config): Config from :func:`load_benchmark_config`.
+        cfg (Config): Config from :func:`load_pretrain_config`.
         batch_size (int): Images in the batch.
         input_size (int): Image side in pixels.
         seed (int): Seed of the images and masks. Defaults to 0.

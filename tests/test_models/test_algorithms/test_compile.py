@@ -16,7 +16,7 @@ from torch._dynamo.utils import counters
 
 from um_mae.utils.benchmark import build_model_and_optimizer
 from um_mae.utils.pretrain_inputs import (build_synthetic_batch,
-                                          load_benchmark_config, quiet_logger)
+                                          load_pretrain_config, quiet_logger)
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -32,7 +32,7 @@ SIMMIM_PVT = osp.join(PRETRAIN, 'simmim',
 def _model_and_batches(config, sizes):
     quiet_logger()
     torch.manual_seed(0)
-    cfg = load_benchmark_config(config, 64)
+    cfg = load_pretrain_config(config, 64)
     model, _ = build_model_and_optimizer(cfg)
     batches = [
         build_synthetic_batch(cfg, n, 64, seed=i) for i, n in enumerate(sizes)
@@ -117,7 +117,7 @@ def test_compiled_train_step_follows_eager_training():
     so backward and update ran as in eager."""
     torch.set_num_threads(1)
     quiet_logger()
-    cfg = load_benchmark_config(UMMAE_PVT, 64)
+    cfg = load_pretrain_config(UMMAE_PVT, 64)
     batches = [build_synthetic_batch(cfg, 2, 64, seed=i) for i in range(4)]
     for i, batch in enumerate(batches):
         for j, sample in enumerate(batch['data_samples']):

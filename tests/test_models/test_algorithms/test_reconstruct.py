@@ -15,7 +15,7 @@ from mmpretrain.registry import MODELS
 from um_mae.models.algorithms.reconstruction import unpatchify_prediction
 from um_mae.utils.pretrain_inputs import (build_pretrain_model,
                                           build_synthetic_batch,
-                                          load_benchmark_config, quiet_logger)
+                                          load_pretrain_config, quiet_logger)
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -61,7 +61,7 @@ def _loss_path(model, inputs, data_samples, seed):
 @pytest.mark.parametrize('config', CONFIGS)
 def test_reconstruct_is_the_loss_path_prediction(config):
     quiet_logger()
-    cfg = load_benchmark_config(osp.join(PRETRAIN, config), 64)
+    cfg = load_pretrain_config(osp.join(PRETRAIN, config), 64)
     torch.manual_seed(0)
     model = build_pretrain_model(cfg)
     model.init_weights()

@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config
 
 from ..pretrain_inputs import (build_synthetic_batch, config_input_size,
-                               load_benchmark_config, quiet_logger)
+                               load_pretrain_config, quiet_logger)
 from .measure import (EncoderInputs, EncoderTokenCounter,
                       build_model_and_optimizer, check_compile_support,
                       compile_train_step, dynamo_counts, encoder_step,
@@ -93,13 +93,13 @@ def profile_step(entry: dict, amp: Optional[str] = None) -> Dict[str, float]:
     return profile_ops(lambda: entry_step(entry, amp))
 
 
-def time_interleaved(entries: Sequence[dict],
-                     warmup: int = 2,
-                     rounds: int = 5,
-                     steps_per_round: int = 1,
-                     amp: Optional[str] = None,
-                     log=None) -> Tuple[Dict[int, List[float]], Dict[
-                         int, List[float]]]:
+def time_interleaved(
+        entries: Sequence[dict],
+        warmup: int = 2,
+        rounds: int = 5,
+        steps_per_round: int = 1,
+        amp: Optional[str] = None,
+        log=None) -> Tuple[Dict[int, List[float]], Dict[int, List[float]]]:
     """Warm up every entry, then time them round-robin.
 
     Args:
@@ -215,11 +215,11 @@ def checkout_labels(checkouts: Sequence[str]) -> List[Tuple[str, str]]:
 
 def _git_label(root: str) -> Optional[str]:
     try:
-        commit = subprocess.run(['git', '-C', root, 'rev-parse', '--short',
-                                 'HEAD'],
-                                capture_output=True,
-                                text=True,
-                                check=True).stdout.strip()
+        commit = subprocess.run(
+            ['git', '-C', root, 'rev-parse', '--short', 'HEAD'],
+            capture_output=True,
+            text=True,
+            check=True).stdout.strip()
         dirty = subprocess.run(
             ['git', '-C', root, 'status', '--porcelain', '-uno'],
             capture_output=True,
@@ -402,7 +402,7 @@ def build_entry(path: str,
         tuple[dict, BenchmarkResult]: An entry for
         :func:`time_interleaved` and the result (without times).
     """
-    cfg = load_benchmark_config(path, input_size, cfg_options)
+    cfg = load_pretrain_config(path, input_size, cfg_options)
     size = input_size or config_input_size(cfg)
     torch.manual_seed(0)
     model, optim_wrapper = build_model_and_optimizer(cfg, device, amp)
@@ -557,9 +557,8 @@ def run_benchmark(configs: Sequence[str],
                     results.append(res)
         else:
             for path, compiled in specs:
-                entry, res = build_entry(path, batch_size, input_size,
-                                         device, amp, cfg_options, compiled,
-                                         log)
+                entry, res = build_entry(path, batch_size, input_size, device,
+                                         amp, cfg_options, compiled, log)
                 entries.append(entry)
                 results.append(res)
         times, enc_times = time_interleaved(entries, warmup, rounds,
@@ -591,7 +590,7 @@ def run_benchmark(configs: Sequence[str],
                 f'(model state {res.state_mem_mib:.0f} MiB)')
     if pipeline_dir is not None:
         for res in own:
-            cfg = load_benchmark_config(res.config, None, cfg_options)
+            cfg = load_pretrain_config(res.config, None, cfg_options)
             res.pipeline_images_per_s = measure_pipeline(
                 cfg, pipeline_dir, res.batch, pipeline_images)
             log(f'{res.name}: training pipeline '

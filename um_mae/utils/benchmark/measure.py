@@ -73,15 +73,15 @@ from mmengine.dataset import default_collate
 from torch import Tensor
 
 from ..pretrain_inputs import (build_pretrain_model, build_synthetic_batch,
-                               load_benchmark_config, quiet_logger,
+                               load_pretrain_config, quiet_logger,
                                train_pipeline)
 
 __all__ = [
     'build_model_and_optimizer', 'set_clock', 'train_step', 'EncoderInputs',
-    'encoder_step', 'EncoderTokenCounter', 'flop_counter',
-    'model_state_bytes', 'check_compile_support', 'CompileStats',
-    'compile_train_step', 'dynamo_counts', 'PROFILE_KINDS', 'profile_ops',
-    'measure_pipeline', 'measure_peak_memory'
+    'encoder_step', 'EncoderTokenCounter', 'flop_counter', 'model_state_bytes',
+    'check_compile_support', 'CompileStats', 'compile_train_step',
+    'dynamo_counts', 'PROFILE_KINDS', 'profile_ops', 'measure_pipeline',
+    'measure_peak_memory'
 ]
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -115,7 +115,7 @@ def build_model_and_optimizer(cfg: Config,
     wrapper runs under ``torch.autocast`` (see :func:`train_step`).
 
     Args:
-        cfg (Config): Config from :func:`load_benchmark_config`.
+        cfg (Config): Config from :func:`load_pretrain_config`.
         device (str | torch.device): Where to run. Defaults to ``'cpu'``.
         amp (str, optional): ``'bf16'``, ``'fp16'`` or None (fp32).
             Defaults to None.
@@ -516,7 +516,7 @@ def measure_pipeline(cfg: Config,
     from the workers to the main process.
 
     Args:
-        cfg (Config): Config from :func:`load_benchmark_config`.
+        cfg (Config): Config from :func:`load_pretrain_config`.
         image_dir (str): Folder of images (e.g. ``data/demo_images``).
         batch_size (int): Images per collated batch. Defaults to 8.
         num_images (int): Images per round. Defaults to 128.
@@ -549,8 +549,7 @@ def measure_pipeline(cfg: Config,
     def run(n: int) -> None:
         batch = []
         for i in range(n):
-            out = pipeline(
-                dict(img_path=files[i % len(files)], sample_idx=i))
+            out = pipeline(dict(img_path=files[i % len(files)], sample_idx=i))
             if out is None:
                 raise ValueError(
                     f'the pipeline dropped {files[i % len(files)]}')
@@ -612,7 +611,7 @@ def _memory_worker(config: str, batch_size: int, input_size: int, device: str,
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = load_benchmark_config(config, input_size, cfg_options)
+    cfg = load_pretrain_config(config, input_size, cfg_options)
     data = build_synthetic_batch(cfg, batch_size, input_size)
     dev = torch.device(device)
     if dev.type == 'cuda':

@@ -17,7 +17,6 @@ __all__ = [
     'format_profile', 'write_csv', 'plot_results'
 ]
 
-
 #: columns of the markdown / CSV table, in order
 TABLE_COLUMNS = ('config', 'method', 'backbone', 'batch', 'input',
                  'sec_per_step', 'enc_sec_per_step', 'images_per_s',
@@ -180,8 +179,8 @@ def resolve_baselines(results: Sequence[BenchmarkResult],
         # compiled alike if there is one
         def rank(i):
             m = results[i]
-            return (m.backbone != r.backbone, m.checkout != r.checkout,
-                    m.compiled != r.compiled, i)
+            return (m.backbone != r.backbone, m.checkout
+                    != r.checkout, m.compiled != r.compiled, i)
 
         out.append(min(matches, key=rank))
     return out
@@ -256,8 +255,10 @@ def format_markdown(results: Sequence[BenchmarkResult],
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '|'.join('---' for _ in header) + '|']
+    lines = [
+        '| ' + ' | '.join(header) + ' |',
+        '|' + '|'.join('---' for _ in header) + '|'
+    ]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     return '\n'.join(lines) + '\n'
 
@@ -277,8 +278,10 @@ def format_ab(results: Sequence[BenchmarkResult]) -> str:
     for other in results:
         if other.checkout == results[0].checkout:
             continue
-        this = next((r for r in own if r.config == other.config
-                     and r.compiled == other.compiled), None)
+        this = next(
+            (r for r in own
+             if r.config == other.config and r.compiled == other.compiled),
+            None)
         if this is None:
             continue
         ratios = paired_ratios(this, other)
@@ -305,14 +308,15 @@ def format_compile(results: Sequence[BenchmarkResult]) -> str:
         if not res.compiled:
             continue
         eager = next((r for r in results if r.config == res.config
-                      and r.checkout == res.checkout and not r.compiled),
-                     None)
+                      and r.checkout == res.checkout and not r.compiled), None)
         ratio = res.sec_per_step / eager.sec_per_step if eager else \
             float('nan')
         rows.append([
             res.name, f'{eager.sec_per_step:.3f}' if eager else 'n/a',
             f'{res.sec_per_step:.3f}', f'**{ratio:.2f}**',
-            f'{res.compile_s:.1f}', str(res.graphs), str(res.graph_breaks),
+            f'{res.compile_s:.1f}',
+            str(res.graphs),
+            str(res.graph_breaks),
             str(res.recompiles)
         ])
     if not rows:
@@ -356,8 +360,7 @@ def format_profile(results: Sequence[BenchmarkResult]) -> str:
     if not rows:
         return ''
     return _table(['config', 'profiled ms'] +
-                  [f'{k} %' for k in PROFILE_KINDS] +
-                  ['matmul GFLOP/s'], rows)
+                  [f'{k} %' for k in PROFILE_KINDS] + ['matmul GFLOP/s'], rows)
 
 
 def write_csv(results: Sequence[BenchmarkResult],
