@@ -4,6 +4,8 @@ import io
 import logging
 import os
 import os.path as osp
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -11,6 +13,25 @@ import torch
 from mmengine.logging import MMLogger
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run_tool(*args, env=None, cwd=REPO_ROOT, timeout=1200):
+    """Run ``python *args`` with this interpreter (warnings off).
+
+    Returns:
+        tuple[int, str]: The exit code and stdout + stderr.
+    """
+    full_env = dict(os.environ, PYTHONWARNINGS='ignore')
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, *args],
+                          cwd=cwd,
+                          env=full_env,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 REFERENCE_DIR = os.environ.get(
     'UM_MAE_REFERENCE',
     osp.join(osp.dirname(REPO_ROOT), 'shared', 'reference'))

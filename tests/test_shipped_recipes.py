@@ -26,14 +26,12 @@ as configured.
 """
 import glob
 import json
-import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import run_tool as run
 from mmengine.config import Config
 
 import um_mae  # noqa: F401
@@ -52,17 +50,6 @@ IDS = [osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS]
 TINY_VIT = dict(
     embed_dims=96, num_layers=4, num_heads=4, feedforward_channels=384)
 VIT_TYPES = ('VisionTransformer', 'MAEViT', 'UMViT')
-
-
-def run(*args, cwd=REPO):
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=cwd,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=1200)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope='module')

@@ -4,11 +4,10 @@ wrong file is refused in one line (issue: nothing unsafe is unpickled,
 wrong checkpoints do not pass)."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import run_tool as run
 
 from um_mae.datasets.demo_data import make_pretrain_images, make_seg_shapes
 
@@ -16,16 +15,6 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 UMMAE_DEMO = 'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py'
 MAE_DEMO = 'configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py'
 SEG_DEMO = 'configs/seg/upernet/pvt-demo_upernet_1xb4-1600it_demo-seg-128px.py'
-
-
-def run(*args):
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=REPO,
-                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 class _RunsCode:
@@ -117,7 +106,7 @@ def test_figure_tool_refuses_another_models_checkpoint(files, tmp_path):
                   files['good'], osp.join(files['images'], '0000.jpg'),
                   '--out', str(tmp_path / 'r.png'))
     assert rc == 1, out[-3000:]
-    assert 'does not fit MAE' in out and 'UMMAE' in out
+    assert 'does not fit ReconstructingMAE' in out and 'UMMAE' in out
     assert not osp.exists(str(tmp_path / 'r.png'))
 
 

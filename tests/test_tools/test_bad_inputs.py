@@ -9,12 +9,11 @@ import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_tool as run
 
 from um_mae.datasets.demo_data import (make_coco_layout, make_pretrain_images,
                                        make_seg_shapes)
@@ -77,16 +76,6 @@ def data(tmp_path_factory):
     d['file'] = str(root / 'a_file')
     open(d['file'], 'w').close()
     return d
-
-
-def run(*args):
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=REPO,
-                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def train(*args):

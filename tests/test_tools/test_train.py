@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from conftest import run_tool
 
 from um_mae.datasets.demo_data import (make_coco_shapes, make_pretrain_images,
                                        make_seg_shapes)
@@ -25,18 +26,6 @@ DET_TINY = osp.join(REPO, 'tests', 'data', 'configs',
                     'gfl_pvt-demo_demo-coco.py')
 SEG_TINY = osp.join(REPO, 'tests', 'data', 'configs',
                     'upernet_pvt-demo_demo-seg.py')
-
-
-def run_tool(*args, env=None, cwd=REPO):
-    full_env = dict(os.environ, PYTHONWARNINGS='ignore')
-    full_env.update(env or {})
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=cwd,
-                          env=full_env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
 
 
 def last_log(work_dir):
