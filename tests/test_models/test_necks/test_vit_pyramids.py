@@ -22,13 +22,14 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from mmdet.registry import MODELS as MMDET_MODELS
-from mmseg.models.necks import Feature2Pyramid
 
 import um_mae  # noqa: F401
 from um_mae.models.backbones import WindowedViT
 from um_mae.models.converters import split_fused_vit_adaptor, strip_prefix
 from um_mae.models.necks import ViTMultiScaleAdaptor, ViTSimplePyramid
+
+# the necks are mmseg's Feature2Pyramid; the FPN is mmdet's
+pytestmark = pytest.mark.dense
 
 FIXTURE = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'data',
@@ -158,6 +159,7 @@ def test_adaptor_is_feature2pyramid_with_ceil_pooling():
     """Same keys and, on even grids, the same maps as mmseg's module."""
     torch.manual_seed(0)
     ours = ViTMultiScaleAdaptor(32).eval()
+    from mmseg.models.necks import Feature2Pyramid
     theirs = Feature2Pyramid(32, norm_cfg=dict(type='GN', num_groups=32))
     theirs.load_state_dict(ours.state_dict())  # strict: the same keys
     for grid, equal in (((4, 6), True), ((5, 3), False)):
@@ -190,6 +192,7 @@ def test_simple_pyramid_builds_every_level_from_the_last_map():
         torch.testing.assert_close(got, want)
 
     # then mmdet's FPN: strides 4 - 32 and the pooled stride-64 level
+    from mmdet.registry import MODELS as MMDET_MODELS
     fpn = MMDET_MODELS.build(
         dict(
             type='mmdet.FPN', in_channels=[32] * 4, out_channels=8,
