@@ -14,7 +14,9 @@ your data" section tells a user to do:
    continue another run, e.g. a second stage) for one or two iterations
    (one epoch, dataset repeats 1, no validation);
 3. ``tools/test.py CONFIG CHECKPOINT --data-root DIR`` where the recipe has
-   a test set: the evaluator runs on the trained checkpoint.
+   a test set: the evaluator runs on the trained checkpoint (once per test
+   setup: configs that differ only in the backbone's initialization or in
+   training options, such as the arms of one detector, share it).
 
 The differences to a user's run, in a derived config that overrides
 nothing else: the backbone is the tiny arch of its class (and the widths of
@@ -221,13 +223,33 @@ def run_recipe(path, data_root, tmp_path) -> None:
     checkpoints = sorted(glob.glob(osp.join(work_dir, '*.pth')))
     assert checkpoints, out[-3000:]
 
-    if cfg.get('test_dataloader'):
+    if cfg.get('test_dataloader') and _first_with_its_test(cfg, path):
         metrics = str(tmp_path / 'metrics.json')
         rc, out = run('tools/test.py', derived, checkpoints[-1], *common,
                       '--out', metrics)
         assert rc == 0, out[-6000:]
         with open(metrics) as f:
             assert json.load(f), f'no metric reported: {out[-3000:]}'
+
+
+# test setup -> the first config evaluated with it (in this process)
+_EVALUATED = {}
+
+
+def _first_with_its_test(cfg: Config, path: str) -> bool:
+    """Whether ``path`` is the first config run here with its test setup.
+
+    Configs that differ only in how the backbone is initialized (the arms
+    of one detector: ``pretrained``, the random-init schedule) or in
+    training options (a second stage) test the same model on the same data
+    with the same evaluator; tools/test.py runs for the first of them.
+    """
+    model = cfg.model.to_dict()
+    model['backbone'].pop('init_cfg', None)
+    model.pop('train_cfg', None)
+    key = repr((model, cfg.test_dataloader.to_dict(),
+                cfg.get('test_evaluator'), cfg.get('test_cfg')))
+    return _EVALUATED.setdefault(key, path) == path
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=IDS)
