@@ -88,6 +88,7 @@ def test_crafted_checkpoint_runs_no_code(files, tmp_path):
         assert not osp.exists(files['marker']), 'unpickling ran code'
 
 
+@pytest.mark.dense  # a segmentation config
 def test_test_tool_refuses_another_models_checkpoint(files, tmp_path):
     args = ['tools/test.py', SEG_DEMO, files['good'], '--work-dir',
             str(tmp_path), '--data-root', files['seg']]

@@ -19,6 +19,9 @@ import um_mae  # noqa: F401
 from um_mae.utils.visualization import (feature_energy, heatmap_overlay,
                                         pyramid_maps)
 
+# the figures come from mmdet detectors with mmseg's pyramid necks
+pytestmark = pytest.mark.dense
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(
     REPO, 'configs', 'det', 'faster_rcnn',

@@ -184,6 +184,7 @@ def test_no_decay_names_do_not_move_depths(no_decay_names):
     assert default == {n: d for n, (d, _) in layer_depths(model).items()}
 
 
+@pytest.mark.dense  # the neck is mmseg's Feature2Pyramid
 def test_vit_pyramid_neck_is_on_top():
     model = nn.Module()
     model.backbone = MODELS.build(
