@@ -9,6 +9,7 @@ from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
                     NonFiniteLossError, PretrainedHook, RankMeanLossHook,
                     RNGStateHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
+from .schedulers import WarmupHalfCosineLR, warmup_half_cosine
 
 __all__ = [
     'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
@@ -17,5 +18,6 @@ __all__ = [
     'check_model_checkpoint', 'AtomicCheckpointHook', 'find_renamed_packages',
     'UM_MAE_HOOKS', 'DataSummaryHook', 'FiniteLossHook', 'NonFiniteLossError',
     'PretrainedHook', 'RankMeanLossHook', 'RNGStateHook',
-    'UMLayerDecayOptimWrapperConstructor'
+    'UMLayerDecayOptimWrapperConstructor', 'WarmupHalfCosineLR',
+    'warmup_half_cosine'
 ]

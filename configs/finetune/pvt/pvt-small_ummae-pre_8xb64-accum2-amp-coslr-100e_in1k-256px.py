@@ -1,7 +1,7 @@
 # Fine-tune a UM-MAE pre-trained PVT-Small (200 epochs) on ImageNet-1k:
 # 100 epochs at 256 px, layer-wise lr decay 0.85, drop path 0.1.
 _base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_256.py',
+    '../../_base_/datasets/imagenet_finetune_256px.py',
     '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
 ]
 

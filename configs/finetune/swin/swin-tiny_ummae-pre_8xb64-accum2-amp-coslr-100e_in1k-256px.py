@@ -2,7 +2,7 @@
 # 100 epochs at 256 px, windows of 16, layer-wise lr decay 0.85, drop path
 # 0.1.
 _base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_256.py',
+    '../../_base_/datasets/imagenet_finetune_256px.py',
     '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
 ]
 

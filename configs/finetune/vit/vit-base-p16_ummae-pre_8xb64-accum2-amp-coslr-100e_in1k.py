@@ -6,7 +6,7 @@ _base_ = [
     '../_base_ummae-finetune_8xb64-accum2-amp-coslr-100e_in1k.py',
 ]
 
-pretrained = ('work_dirs/ummae_vit-base-p16_8xb512-amp-coslr-200e_in1k/'
+pretrained = ('work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k/'
               'epoch_200.pth')
 
 # model: the pre-training UMViT without a mask, i.e. mmpretrain's

@@ -16,18 +16,15 @@ model = dict(type='ReconstructingMAE', neck=dict(decoder_depth=2))
 # 8 GPUs x 128 x accum 4 = 4096 images per update
 train_dataloader = dict(batch_size=128)
 
-# schedule: no weight decay on norms, biases, position table and tokens
-# (mmpretrain's MAE recipe)
+# schedule: 8 GPUs x 128 x accum 4 = 4096 images per update (UM-MAE
+# Table 8; official Makefile pretrain_mae_vit_base_patch16_dec512d2b_224_200e)
 optim_wrapper = dict(
     accumulative_counts=4,
-    paramwise_cfg=dict(
-        custom_keys={
-            'ln': dict(decay_mult=0.0),
-            'bias': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.),
-            'mask_token': dict(decay_mult=0.),
-            'cls_token': dict(decay_mult=0.)
-        }))
+    # no weight decay on biases and 1-D tensors only, tokens and all else
+    # decayed: official main_pretrain.py (timm add_weight_decay, no skip
+    # list); mmpretrain's MAE recipe also exempts cls_token, mask_token and
+    # pos_embed (the latter is a fixed buffer-like table, never trained)
+    paramwise_cfg=dict(flat_decay_mult=0.))
 # mmengine's lr scaling counts GPUs x batch_size (8 x 128 = 1024), not the
 # accumulated 4096 the lr is set for
 auto_scale_lr = dict(base_batch_size=1024)

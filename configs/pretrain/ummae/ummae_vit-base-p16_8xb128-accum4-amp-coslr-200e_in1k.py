@@ -20,17 +20,18 @@ train_pipeline = [
     dict(type='CheckedLoadImageFromFile', on_error='raise'),
     dict(
         type='RandomResizedCrop',
-        scale=224,
-        crop_ratio_range=(0.2, 1.0),
+        scale=224,  # UM-MAE Sec. 4.1: the ViT pilot at 224 px
+        crop_ratio_range=(0.2, 1.0),  # official mask_transform.py
         backend='pillow',
         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(
-        type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
+        type='UniformMaskGenerator',
+        strategy='UM',  # UM-MAE Table 1 (d)
+        secondary_mask_ratio=0.25),  # UM-MAE Table 1 (d), Sec. 4.1
     dict(type='PackInputs', algorithm_keys=['secondary_mask'])
 ]
-# 8 GPUs x 512 = 4096 images per step, no accumulation
-train_dataloader = dict(
-    batch_size=512, dataset=dict(dataset=dict(pipeline=train_pipeline)))
-optim_wrapper = dict(accumulative_counts=1)
-auto_scale_lr = dict(base_batch_size=4096)
+# the MAE baseline's batch: 8 GPUs x 128 x accum 4 = 4096 images per update
+# (UM-MAE Table 8; official Makefile
+# pretrain_mae_vit_base_patch16_dec512d2b_224_mask_vmr025_200e)
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
