@@ -116,7 +116,6 @@ class WarmupHalfCosineLR(LRSchedulerMixin, _ParamScheduler):
         self.epoch_length = epoch_length
         super().__init__(
             optimizer,
-            'lr',
             begin=begin,
             end=end,
             last_step=last_step,
@@ -157,7 +156,8 @@ class WarmupHalfCosineLR(LRSchedulerMixin, _ParamScheduler):
         """The lr of every group for iteration ``last_step``."""
         # mmengine's accumulation windows start at multiples of the counts
         # of the global iteration (``_global_step`` here)
-        step = self._global_step - self._global_step % self.accumulative_counts
+        accum = self.accumulative_counts
+        step = self._global_step - self._global_step % accum
         epoch = max(step - self.begin, 0) / self.epoch_length
         max_epochs = (self.end - self.begin) / self.epoch_length
         values = []
