@@ -15,6 +15,15 @@ from mmengine.logging import MMLogger
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
+@functools.lru_cache(maxsize=None)
+def load_config(rel_path):
+    """A shipped config (path relative to the repository), parsed once per
+    test session and shared by the tests that read it: do not modify it
+    (copy with ``.to_dict()`` / ``copy.deepcopy`` first)."""
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(REPO_ROOT, rel_path))
+
+
 def run_tool(*args, env=None, cwd=REPO_ROOT, timeout=1200):
     """Run ``python *args`` with this interpreter (warnings off).
 

@@ -282,10 +282,10 @@ def test_finetune_recipe(path):
     assert (optimizer.type, optimizer.lr, optimizer.weight_decay,
             optimizer.betas) == ('AdamW', 5e-4 * 1024 / 256, 0.05, (0.9,
                                                                     0.999))
-    warmup, cosine = cfg.param_scheduler
-    assert (warmup.type, warmup.end) == ('LinearLR', 5)
-    assert (cosine.type, cosine.begin, cosine.end) == \
-        ('CosineAnnealingLR', 5, 100)
+    # the official lr_sched.py (tests/test_engine/test_schedulers.py)
+    sched = cfg.param_scheduler
+    assert (sched.type, sched.warmup_epochs, sched.eta_min) == \
+        ('WarmupHalfCosineLR', 5, 1e-6)
     assert cfg.train_cfg.max_epochs == 100
     large = 'swin-large' in base
     assert model.backbone.drop_path_rate == (0.2 if large else 0.1)
@@ -306,6 +306,11 @@ def test_finetune_recipe(path):
     assert pipeline['RandomErasing'].erase_prob == 0.25
     test_pipeline = {t.type: t for t in cfg.val_dataloader.dataset.pipeline}
     assert test_pipeline['CenterCrop'].crop_size == size
+    # official util/datasets.py: resize to size / crop_pct, crop_pct 1
+    # above 224 px and 224 / 256 at 224 px: 256 either way
+    assert test_pipeline['ResizeEdge'].scale == 256
+    assert cfg.test_dataloader.dataset.pipeline == \
+        cfg.val_dataloader.dataset.pipeline
 
 
 @pytest.mark.parametrize('path', FT, ids=FT_IDS)

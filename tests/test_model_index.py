@@ -42,14 +42,13 @@ one there for a new name (e.g. detection / segmentation schedules). Every
 non-demo config under ``configs/`` (``_base_`` files and ``*demo*``
 configs excepted) must be listed by one metafile.
 """
-import functools
 import glob
 import math
 import os.path as osp
 
 import pytest
 import yaml
-from mmengine.config import Config
+from conftest import load_config
 
 import um_mae  # noqa: F401
 
@@ -92,11 +91,6 @@ CONFIGS = sorted(
     osp.relpath(p, REPO) for p in glob.glob(
         osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in p and 'demo' not in osp.basename(p))
-
-
-@functools.lru_cache(maxsize=None)
-def load_config(rel_path):
-    return Config.fromfile(osp.join(REPO, rel_path))
 
 
 # ---------------------------------------------------------------- helpers

@@ -15,12 +15,13 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 from torch import nn
+
+from conftest import load_config
 
 import um_mae  # noqa: F401
 from um_mae.engine import WarmupHalfCosineLR
@@ -178,7 +179,7 @@ def _run_once(cfg, work_dir, epochs, iters):
 def test_every_update_follows_the_official_formula(recipe, tmp_path):
     """The shipped recipe's schedule and accumulation over a whole (shrunk)
     run: 2 epochs of 10 windows, the warm-up shrunk with the epochs."""
-    cfg = Config.fromfile(osp.join(REPO, recipe))
+    cfg = load_config(recipe)
     assert cfg.param_scheduler['type'] == 'WarmupHalfCosineLR'
     accum = cfg.optim_wrapper.get('accumulative_counts', 1)
     epochs, iters = 2, 10 * accum
@@ -196,9 +197,8 @@ def test_every_update_follows_the_official_formula(recipe, tmp_path):
 def test_resume_restores_the_schedule(tmp_path):
     """A run resumed from its epoch-1 checkpoint updates with the same lrs
     as the uninterrupted run (state_dict of the scheduler)."""
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs/pretrain/ummae/ummae_swin-large_8xb64-'
-                 'accum8-amp-coslr-800e_in1k-256px.py'))
+    cfg = load_config('configs/pretrain/ummae/ummae_swin-large_8xb64-'
+                      'accum8-amp-coslr-800e_in1k-256px.py')
     iters = 3 * 8
     full, full_hook, _, _ = _shrunk_runner(cfg, str(tmp_path / 'a'), 3,
                                            iters)
@@ -223,9 +223,8 @@ def test_windows_not_aligned_with_epochs(tmp_path):
     """With iterations per epoch not a multiple of the accumulation, an
     update uses the formula at the first micro-batch of its window, which
     may lie in the previous epoch; the last window is cut at the end."""
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs/pretrain/ummae/ummae_pvt-small_8xb128-'
-                 'accum4-amp-coslr-200e_in1k-256px.py'))
+    cfg = load_config('configs/pretrain/ummae/ummae_pvt-small_8xb128-'
+                      'accum4-amp-coslr-200e_in1k-256px.py')
     epochs, iters = 3, 4 * 5 + 3
     runner, hook, scheduler, accum = _shrunk_runner(
         cfg, str(tmp_path), epochs, iters)

@@ -13,9 +13,10 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+
+from conftest import load_config
 
 import um_mae  # noqa: F401
 
@@ -48,7 +49,7 @@ def official_decay(name, param, weight_decay):
 
 @pytest.mark.parametrize('recipe', PRETRAIN)
 def test_groups_equal_the_official_ones(recipe):
-    cfg = Config.fromfile(osp.join(REPO, recipe))
+    cfg = load_config(recipe)
     model = _model(cfg)
     wrapper_cfg = cfg.optim_wrapper.to_dict()
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(

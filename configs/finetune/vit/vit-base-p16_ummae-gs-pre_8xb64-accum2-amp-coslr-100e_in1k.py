@@ -1,0 +1,10 @@
+# Fine-tune the grid-wise sampling ViT-B/16 of UM-MAE Table 1 (b): the
+# UM-MAE ViT-B fine-tuning from that checkpoint.
+_base_ = ['./vit-base-p16_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k.py']
+
+pretrained = ('work_dirs/'
+              'ummae_vit-base-p16_gs_8xb128-accum4-amp-coslr-200e_in1k/'
+              'epoch_200.pth')
+
+# model
+model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
