@@ -402,6 +402,6 @@ def test_config_is_listed(config):
     if config not in LISTED:
         pytest.fail(
             f'{config} is in no metafile: add it to the metafile.yml of its '
-            'folder (and that metafile to model-index.yml), with its paper row '
-            'and recipe values',
+            'folder (and that metafile to model-index.yml), with its paper '
+            'row and recipe values',
             pytrace=False)

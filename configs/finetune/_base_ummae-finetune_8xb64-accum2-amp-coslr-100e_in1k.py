@@ -51,7 +51,7 @@ optim_wrapper = dict(
         betas=(0.9, 0.999),  # UM-MAE Table 8
         weight_decay=0.05),  # UM-MAE Table 8
     constructor='UMLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.85))
+    paramwise_cfg=dict(layer_decay_rate=0.85))  # Table 8 (Swin-T, PVT-S)
 # the official util/lr_sched.py: per iteration from the fractional epoch,
 # linear from 0 to the peak at the end of the warm-up, half-cycle cosine to
 # min_lr (x each group's layer-decay scale); `end` = train_cfg.max_epochs
@@ -73,6 +73,5 @@ auto_scale_lr = dict(base_batch_size=512)
 # runtime
 default_hooks = dict(
     checkpoint=dict(
-        type='mmpretrain.AtomicCheckpointHook', interval=1,
-        max_keep_ckpts=3))
+        type='mmpretrain.AtomicCheckpointHook', interval=1, max_keep_ckpts=3))
 randomness = dict(seed=0, diff_rank_seed=True)

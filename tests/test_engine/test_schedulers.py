@@ -15,13 +15,12 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import load_config
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 from torch import nn
-
-from conftest import load_config
 
 import um_mae  # noqa: F401
 from um_mae.engine import WarmupHalfCosineLR
@@ -30,16 +29,17 @@ from um_mae.models.utils.backbone_contract import layer_depth
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RECIPES = sorted(
     osp.relpath(p, REPO) for folder in ('pretrain', 'finetune')
-    for p in glob.glob(osp.join(REPO, 'configs', folder, '**', '*.py'),
-                       recursive=True)
+    for p in glob.glob(
+        osp.join(REPO, 'configs', folder, '**', '*.py'), recursive=True)
     if '_base_' not in p and 'demo' not in osp.basename(p))
 
 
 def official_lr(epoch, peak, warmup, epochs, min_lr):
     if epoch < warmup:
         return peak * epoch / warmup
-    return min_lr + (peak - min_lr) * 0.5 * (
-        1. + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
+    return min_lr + (peak - min_lr) * 0.5 * (1. + math.cos(math.pi *
+                                                           (epoch - warmup) /
+                                                           (epochs - warmup)))
 
 
 class _Backbone(nn.Module):
@@ -99,8 +99,7 @@ class _RecordUpdates(Hook):
         optimizer.step = recording_step
 
 
-def _shrunk_runner(recipe_cfg, work_dir, epochs, iters_per_epoch,
-                   **overrides):
+def _shrunk_runner(recipe_cfg, work_dir, epochs, iters_per_epoch, **overrides):
     """A Runner with the recipe's optimizer wrapper and schedule (the
     epochs and iterations per epoch shrunk, the warm-up shrunk with the
     epochs) on a toy model; AMP's wrapper needs CUDA, its accumulation is
@@ -140,8 +139,7 @@ def _shrunk_runner(recipe_cfg, work_dir, epochs, iters_per_epoch,
 _shrunk_runner.count = 0
 
 
-def _check_updates(updates, scheduler, epochs, iters_per_epoch, accum,
-                   peak):
+def _check_updates(updates, scheduler, epochs, iters_per_epoch, accum, peak):
     """Every update's lr is the official formula at its window start."""
     assert updates
     total = epochs * iters_per_epoch
@@ -153,9 +151,9 @@ def _check_updates(updates, scheduler, epochs, iters_per_epoch, accum,
         start = it - it % accum
         epoch = start / iters_per_epoch
         for lr, scale in zip(lrs, scales):
-            expected = scale * official_lr(
-                epoch, peak, scheduler['warmup_epochs'], epochs,
-                scheduler.get('eta_min', 0.))
+            expected = scale * official_lr(epoch, peak,
+                                           scheduler['warmup_epochs'], epochs,
+                                           scheduler.get('eta_min', 0.))
             assert abs(lr - expected) <= 1e-6 * peak, (it, lr, expected)
 
 
@@ -200,8 +198,7 @@ def test_resume_restores_the_schedule(tmp_path):
     cfg = load_config('configs/pretrain/ummae/ummae_swin-large_8xb64-'
                       'accum8-amp-coslr-800e_in1k-256px.py')
     iters = 3 * 8
-    full, full_hook, _, _ = _shrunk_runner(cfg, str(tmp_path / 'a'), 3,
-                                           iters)
+    full, full_hook, _, _ = _shrunk_runner(cfg, str(tmp_path / 'a'), 3, iters)
     full.train()
     resumed, hook, _, _ = _shrunk_runner(
         cfg,
@@ -211,11 +208,11 @@ def test_resume_restores_the_schedule(tmp_path):
         load_from=str(tmp_path / 'a' / 'epoch_1.pth'),
         resume=True)
     resumed.train()
-    assert [u[0] for u in hook.updates] == [
-        u[0] for u in full_hook.updates if u[0] >= iters
-    ]
-    for (_, lrs, _), (_, ref, _) in zip(
-            hook.updates, full_hook.updates[-len(hook.updates):]):
+    assert [u[0] for u in hook.updates
+            ] == [u[0] for u in full_hook.updates if u[0] >= iters]
+    for (_, lrs, _), (_, ref,
+                      _) in zip(hook.updates,
+                                full_hook.updates[-len(hook.updates):]):
         assert lrs == pytest.approx(ref, rel=0, abs=1e-12)
 
 
@@ -226,20 +223,25 @@ def test_windows_not_aligned_with_epochs(tmp_path):
     cfg = load_config('configs/pretrain/ummae/ummae_pvt-small_8xb128-'
                       'accum4-amp-coslr-200e_in1k-256px.py')
     epochs, iters = 3, 4 * 5 + 3
-    runner, hook, scheduler, accum = _shrunk_runner(
-        cfg, str(tmp_path), epochs, iters)
+    runner, hook, scheduler, accum = _shrunk_runner(cfg, str(tmp_path), epochs,
+                                                    iters)
     runner.train()
     _check_updates(hook.updates, scheduler, epochs, iters, accum,
                    cfg.optim_wrapper.optimizer.lr)
 
 
-def _direct_scheduler(accum, epoch_length, warmup, epochs, eta_min=0.,
+def _direct_scheduler(accum,
+                      epoch_length,
+                      warmup,
+                      epochs,
+                      eta_min=0.,
                       scales=(1., .5)):
     params = [nn.Parameter(torch.zeros(1)) for _ in scales]
-    optimizer = torch.optim.SGD(
-        [dict(params=[p], lr=1e-3 * s, lr_scale=s)
-         for p, s in zip(params, scales)],
-        lr=1e-3)
+    optimizer = torch.optim.SGD([
+        dict(params=[p], lr=1e-3 * s, lr_scale=s)
+        for p, s in zip(params, scales)
+    ],
+                                lr=1e-3)
     wrapper = OptimWrapper(optimizer, accumulative_counts=accum)
     return WarmupHalfCosineLR.build_iter_from_epoch(
         wrapper,
@@ -258,8 +260,8 @@ def test_formula_every_iteration(accum):
     for it in range(5 * 7):
         start = it - it % accum
         for group in optimizer.param_groups:
-            expected = group['lr_scale'] * official_lr(
-                start / 7, 1e-3, 2, 5, 1e-5)
+            expected = group['lr_scale'] * official_lr(start / 7, 1e-3, 2, 5,
+                                                       1e-5)
             assert group['lr'] == pytest.approx(expected, abs=1e-12)
         optimizer.step()
         scheduler.step()

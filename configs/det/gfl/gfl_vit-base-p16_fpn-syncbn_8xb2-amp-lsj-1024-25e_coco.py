@@ -4,8 +4,8 @@
 # down x2 to strides 8 / 16 / 32 for the FPN.
 _base_ = '../_base_/gfl_fpn-syncbn_8xb2-amp-lsj-1024-25e_coco.py'
 
-pretrained = 'work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k/' \
-    'epoch_200.pth'
+pretrained = ('work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k'
+              '/epoch_200.pth')
 
 # model
 model = dict(

@@ -4,8 +4,8 @@
 # stride 4 / 8 / 16 / 32 maps (768 channels) for the FPN.
 _base_ = '../_base_/mask-rcnn_fpn-syncbn_32xb2-amp-lsj-1024-100e_coco.py'
 
-pretrained = 'work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k/' \
-    'epoch_200.pth'
+pretrained = ('work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k'
+              '/epoch_200.pth')
 
 # model
 model = dict(

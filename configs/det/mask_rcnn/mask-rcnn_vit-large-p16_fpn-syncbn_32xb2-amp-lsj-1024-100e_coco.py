@@ -3,8 +3,8 @@
 # path 0.3.
 _base_ = './mask-rcnn_vit-base-p16_fpn-syncbn_32xb2-amp-lsj-1024-100e_coco.py'
 
-pretrained = 'work_dirs/ummae_vit-large-p16_8xb128-accum4-amp-coslr-800e_in1k/' \
-    'epoch_800.pth'
+pretrained = ('work_dirs/ummae_vit-large-p16_8xb128-accum4-amp-coslr-800e_in1k'
+              '/epoch_800.pth')
 
 # model
 model = dict(

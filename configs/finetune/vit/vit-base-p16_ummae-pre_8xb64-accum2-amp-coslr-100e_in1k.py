@@ -20,7 +20,7 @@ model = dict(
     backbone=dict(
         type='UMViT',
         arch='base',
-        img_size=224,
+        img_size=224,  # UM-MAE Sec. 4.1: the pilot fine-tunes at 224 px
         patch_size=16,
         final_norm=False,
         learnable_pos_embed=True,
@@ -28,4 +28,4 @@ model = dict(
     head=dict(in_channels=768))
 
 # schedule
-optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.8))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.8))  # Table 8

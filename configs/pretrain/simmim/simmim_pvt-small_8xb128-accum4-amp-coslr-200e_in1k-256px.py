@@ -1,7 +1,8 @@
 # SimMIM (Xie et al., 2022) baseline of UM-MAE: PVT-Small sees the whole
 # 256-px image with 75% of its 16-px tokens (random sampling) replaced by a
 # mask token; a linear layer + pixel shuffle predicts the pixels, L1 loss on
-# the masked pixels. Same data size and schedule as the UM-MAE recipe.
+# the masked pixels. Same data size and schedule as the UM-MAE recipe
+# (official Makefile pretrain_simmim_pvt_small_256_200e).
 _base_ = [
     '../ummae/ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-256px.py'
 ]
@@ -30,11 +31,12 @@ train_pipeline = [
     dict(type='CheckedLoadImageFromFile', on_error='raise'),
     dict(
         type='RandomResizedCrop',
-        scale=256,
-        crop_ratio_range=(0.2, 1.0),
+        scale=256,  # UM-MAE B.1: same resolution for every MIM method
+        crop_ratio_range=(0.2, 1.0),  # official mask_transform.py
         backend='pillow',
         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
+    # UM-MAE Sec. 4.2: SimMIM with the optimal 25% random sampling of MAE
     dict(type='UniformMaskGenerator', strategy='RS', mask_ratio=0.75),
     dict(type='PackInputs')
 ]

@@ -16,7 +16,8 @@ model = dict(
         mask_mode='mask_token'),
     neck=dict(in_channels=768))
 
-# data: 8 GPUs x 64 x accum 8 = 4096 images per update
+# data: 8 GPUs x 64 x accum 8 = 4096 images per update (UM-MAE Table 3
+# caption; official Makefile pretrain_simmim_swin_tiny_256_200e)
 train_dataloader = dict(batch_size=64)
 
 # schedule: lr unchanged (set for 4096 images per update)

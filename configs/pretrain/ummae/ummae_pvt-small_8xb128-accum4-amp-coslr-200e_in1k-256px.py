@@ -13,23 +13,27 @@ train_pipeline = [
     dict(type='CheckedLoadImageFromFile', on_error='raise'),
     dict(
         type='RandomResizedCrop',
-        scale=256,
-        crop_ratio_range=(0.2, 1.0),
+        scale=256,  # UM-MAE Sec. 4
+        crop_ratio_range=(0.2, 1.0),  # official mask_transform.py
         backend='pillow',
         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
     dict(
-        type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.25),
+        type='UniformMaskGenerator',
+        strategy='UM',  # UM-MAE Sec. 3
+        secondary_mask_ratio=0.25),  # UM-MAE Sec. 4.2, Table 2
     dict(type='PackInputs', algorithm_keys=['secondary_mask'])
 ]
-# 8 GPUs x 128 x accum 4 = 4096 images per update
+# 8 GPUs x 128 x accum 4 = 4096 images per update (UM-MAE Table 8; official
+# Makefile pretrain_mae_pvt_small_256_mask_vmr025_200e)
 train_dataloader = dict(
     batch_size=128, dataset=dict(dataset=dict(pipeline=train_pipeline)))
 
 # schedule
 optim_wrapper = dict(
-    accumulative_counts=4,
-    # as the official code: no weight decay on 1-D parameters (norms, biases)
+    accumulative_counts=4,  # UM-MAE Table 8
+    # no weight decay on biases and 1-D tensors only: official
+    # main_pretrain.py (timm add_weight_decay, no skip list)
     paramwise_cfg=dict(flat_decay_mult=0.))
 # mmengine scales the lr by (GPUs x batch_size) / base_batch_size and does
 # not count accumulative_counts: 8 x 128 = 1024 per step is the batch the

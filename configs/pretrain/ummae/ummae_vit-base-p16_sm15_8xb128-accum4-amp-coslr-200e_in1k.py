@@ -16,9 +16,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     # the change: secondary masking ratio 15%, UM-MAE Table 1 (d)
     dict(
-        type='UniformMaskGenerator',
-        strategy='UM',
-        secondary_mask_ratio=0.15),
+        type='UniformMaskGenerator', strategy='UM', secondary_mask_ratio=0.15),
     dict(type='PackInputs', algorithm_keys=['secondary_mask'])
 ]
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))

@@ -4,8 +4,8 @@
 # scales (strides 4 - 32); layer-wise lr decay 0.65.
 _base_ = ['./_base_upernet_ummae_8xb2-amp-160k_ade20k-512x512.py']
 
-pretrained = ('work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k/'
-              'epoch_200.pth')
+pretrained = ('work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k'
+              '/epoch_200.pth')
 
 # model: the 224-px position table is resized to every input
 model = dict(

@@ -13,19 +13,17 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import load_config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
-
-from conftest import load_config
 
 import um_mae  # noqa: F401
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 PRETRAIN = sorted(
-    osp.relpath(p, REPO)
-    for p in glob.glob(osp.join(REPO, 'configs', 'pretrain', '**', '*.py'),
-                       recursive=True)
+    osp.relpath(p, REPO) for p in glob.glob(
+        osp.join(REPO, 'configs', 'pretrain', '**', '*.py'), recursive=True)
     if '_base_' not in p and 'demo' not in osp.basename(p))
 _MODELS = {}
 
