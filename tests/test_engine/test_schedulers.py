@@ -269,6 +269,17 @@ def test_formula_every_iteration(accum):
     assert official_lr(2., 1e-3, 2, 5, 1e-5) == pytest.approx(1e-3)
 
 
+def test_run_shorter_than_the_warm_up():
+    """`train_cfg.max_epochs=1` on a 10-epoch warm-up (a smoke run): the lr
+    stays on the warm-up line of the full recipe."""
+    scheduler, optimizer = _direct_scheduler(1, 4, 10, 1, scales=(1., ))
+    for it in range(4):
+        assert optimizer.param_groups[0]['lr'] == pytest.approx(
+            official_lr(it / 4, 1e-3, 10, 200, 0.), abs=1e-15)
+        optimizer.step()
+        scheduler.step()
+
+
 def test_state_dict_round_trip():
     a, _ = _direct_scheduler(1, 5, 1, 4)
     for _ in range(7):
@@ -283,7 +294,7 @@ def test_state_dict_round_trip():
 @pytest.mark.parametrize('kwargs,match', [
     (dict(by_epoch=True, epoch_length=5), 'convert_to_iter_based=True'),
     (dict(by_epoch=False, epoch_length=None), 'convert_to_iter_based=True'),
-    (dict(epoch_length=5, warmup_epochs=10), 'shorter than the schedule'),
+    (dict(epoch_length=5, warmup_epochs=-1), 'must be >= 0'),
 ])
 def test_errors_name_the_fix(kwargs, match):
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
