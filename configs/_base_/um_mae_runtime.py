@@ -20,4 +20,6 @@ custom_hooks = [
     dict(type='mmpretrain.PretrainedHook'),
     # COCO annotations the toolbox drops in silence are counted in the log
     dict(type='mmpretrain.DataSummaryHook'),
+    # a resumed run with nothing left to train says so (resume = True)
+    dict(type='mmpretrain.TrainingNoticesHook'),
 ]

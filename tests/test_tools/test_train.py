@@ -22,10 +22,14 @@ TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
 MAE_DEMO = osp.join(REPO, 'configs', 'pretrain', 'mae',
                     'mae_vit-tiny-p16_1xb8-10e_demo-128px.py')
+UMMAE_DEMO = osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                      'ummae_pvt-demo_1xb8-10e_demo-128px.py')
 DET_TINY = osp.join(REPO, 'tests', 'data', 'configs',
                     'gfl_pvt-demo_demo-coco.py')
 SEG_TINY = osp.join(REPO, 'tests', 'data', 'configs',
                     'upernet_pvt-demo_demo-seg.py')
+GFL_DEMO = osp.join(REPO, 'configs', 'det', 'gfl',
+                    'gfl_pvt-demo_fpn_1xb8-300it_demo-coco-128px.py')
 
 
 def last_log(work_dir):
@@ -73,6 +77,52 @@ def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
     state = torch.load(
         osp.join(work_dir, 'epoch_2.pth'), weights_only=False)
     assert state['meta']['epoch'] == 2 and state['meta']['iter'] == 4
+
+
+#: warnings a clean run may print: mmengine's CheckpointHook (which ours
+#: extends) builds a FileClient in every run, deprecated by mmengine itself
+UPSTREAM_WARNINGS = (
+    '"FileClient" will be deprecated in future',
+    '"HardDiskBackend" is the alias of "LocalBackend"',
+)
+
+
+def test_demo_run_prints_no_um_mae_warning_and_a_rerun_says_done(
+        pretrain_root, tmp_path):
+    """The quick start's UM-MAE demo, with gradient accumulation as in the
+    ImageNet recipes and Python's warnings on: nothing warns but mmengine's
+    own deprecations. Re-running the finished run with resume on (as the
+    pre-training configs do) trains nothing and says so."""
+    import re
+    work_dir = str(tmp_path / 'work')
+    args = [
+        UMMAE_DEMO, '--work-dir', work_dir, '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={pretrain_root}',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'train_cfg.max_epochs=1',
+        'optim_wrapper.accumulative_counts=2'
+    ]
+    env = dict(PYTHONWARNINGS='default')
+    rc, out = run_tool(TRAIN, *args, env=env)
+    assert rc == 0, out
+    assert 'Epoch(train) [1][2/2]' in out
+    ours = re.findall(r'.*/(?:um_mae|tools)/\S+\.py:\d+: \w*Warning.*', out)
+    assert not ours, ours
+    assert 'scheduler.step()' not in out
+    logged = [
+        line for line in out.splitlines()
+        if re.search(r' - WARNING - |^warning: ', line) and not any(
+            w in line for w in UPSTREAM_WARNINGS)
+    ]
+    assert not logged, logged
+
+    rc, again = run_tool(TRAIN, *args, '--resume', env=env)
+    assert rc == 0, again
+    assert 'Epoch(train)' not in again
+    assert (f'nothing to train: the run in {work_dir} is already complete '
+            '(epoch 1 of 1; the config resumes the latest checkpoint of its '
+            'work dir). To train again give another --work-dir, or add '
+            '--cfg-options resume=False') in again
 
 
 def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
@@ -124,6 +174,37 @@ def test_train_and_test_dense(config, make, metric, tmp_path):
     import json
     with open(out_file) as f:
         assert metric in json.load(f)
+
+
+@pytest.mark.dense
+def test_test_py_refuses_an_evaluation_that_scored_nothing(tmp_path):
+    """An untrained GFL keeps no box above its score threshold (its class
+    prior is 0.01 < 0.05): mmdet's COCO metric logs an ERROR and returns
+    ``{}``. tools/test.py says so in one line and exits 1."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    model = MODELS.build(Config.fromfile(GFL_DEMO).model)
+    model.init_weights()  # what training starts from
+    ckpt = str(tmp_path / 'untrained.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    data_root = str(tmp_path / 'demo_coco')
+    make_coco_shapes(data_root, num_train=2, num_val=2)
+    out_file = str(tmp_path / 'metrics.json')
+    rc, out = run_tool(TEST, GFL_DEMO, ckpt, '--data-root', data_root,
+                       '--work-dir', str(tmp_path / 'work'), '--out', out_file,
+                       '--cfg-options', 'test_dataloader.num_workers=0',
+                       'test_dataloader.persistent_workers=False')
+    assert rc == 1, out
+    assert 'Traceback' not in out
+    assert out.strip().splitlines()[-2] == (
+        'error: the evaluation scored nothing (CocoMetric returned no '
+        'metric): no predicted box of any test image passed the score '
+        'threshold (model.test_cfg.score_thr=0.05), as with an untrained or '
+        'barely trained checkpoint; train longer, or add --cfg-options '
+        'model.test_cfg.score_thr=0.0 to score every box')
+    assert not osp.exists(out_file)
 
 
 def test_missing_config():

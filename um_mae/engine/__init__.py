@@ -7,7 +7,7 @@ from .checkpoint_hook import AtomicCheckpointHook
 from .config_bases import find_renamed_packages
 from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
                     NonFiniteLossError, PretrainedHook, RankMeanLossHook,
-                    RNGStateHook)
+                    RNGStateHook, TrainingNoticesHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
 
 __all__ = [
@@ -17,5 +17,5 @@ __all__ = [
     'check_model_checkpoint', 'AtomicCheckpointHook', 'find_renamed_packages',
     'UM_MAE_HOOKS', 'DataSummaryHook', 'FiniteLossHook', 'NonFiniteLossError',
     'PretrainedHook', 'RankMeanLossHook', 'RNGStateHook',
-    'UMLayerDecayOptimWrapperConstructor'
+    'TrainingNoticesHook', 'UMLayerDecayOptimWrapperConstructor'
 ]
