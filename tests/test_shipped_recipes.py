@@ -2,8 +2,8 @@
 """Every shipped recipe runs as shipped, through the real launcher.
 
 For each non-demo config under ``configs/`` (a config added later is picked
-up automatically) the test does what docs/train_test.md's "Run a shipped recipe on
-your data" section tells a user to do:
+up automatically) the test does what the section "Run a shipped recipe on
+your data" of docs/train_test.md tells a user to do:
 
 1. generate a few images in the public dataset's own folder layout
    (ImageNet with ``meta/*.txt``, COCO 2017 with the 80 categories and

@@ -22,8 +22,6 @@ TRAIN = osp.join(REPO, 'tools', 'train.py')
 TEST = osp.join(REPO, 'tools', 'test.py')
 MAE_DEMO = osp.join(REPO, 'configs', 'pretrain', 'mae',
                     'mae_vit-tiny-p16_1xb8-10e_demo-128px.py')
-UMMAE_DEMO = osp.join(REPO, 'configs', 'pretrain', 'ummae',
-                      'ummae_pvt-demo_1xb8-10e_demo-128px.py')
 DET_TINY = osp.join(REPO, 'tests', 'data', 'configs',
                     'gfl_pvt-demo_demo-coco.py')
 SEG_TINY = osp.join(REPO, 'tests', 'data', 'configs',
@@ -87,23 +85,39 @@ UPSTREAM_WARNINGS = (
 )
 
 
-def test_demo_run_prints_no_um_mae_warning_and_a_rerun_says_done(
-        pretrain_root, tmp_path):
-    """The quick start's UM-MAE demo, with gradient accumulation as in the
-    ImageNet recipes and Python's warnings on: nothing warns but mmengine's
-    own deprecations. Re-running the finished run with resume on (as the
-    pre-training configs do) trains nothing and says so."""
+def readme_quick_start():
+    """The commands of the README's quick-start line, split at ``&&``."""
+    with open(osp.join(REPO, 'README.md')) as f:
+        blocks = f.read().split('```bash\n')[1:]
+    for block in blocks:
+        line = block.split('```')[0].strip()
+        if line.startswith('bash tools/install.sh --pretrain-only'):
+            return [part.strip() for part in line.split('&&')]
+    raise AssertionError('README.md has no quick-start line')
+
+
+def test_quick_start_runs_clean_and_a_rerun_says_done(tmp_path):
+    """The README's quick start after its install: the demo data, then the
+    UM-MAE demo (2 iterations of 32 images, with gradient accumulation as in
+    the ImageNet recipes), with Python's warnings on: nothing warns but
+    mmengine's own deprecations. Re-running the finished run with resume on
+    (as the pre-training configs do) trains nothing and says so."""
     import re
+    install, make_data, train = readme_quick_start()
+    assert install == 'bash tools/install.sh --pretrain-only'
+    env = dict(PYTHONWARNINGS='default')
+    rc, out = run_tool(*make_data.split()[1:], 'pretrain', '--root',
+                       str(tmp_path), env=env)
+    assert rc == 0, out
     work_dir = str(tmp_path / 'work')
     args = [
-        UMMAE_DEMO, '--work-dir', work_dir, '--cfg-options',
-        f'train_dataloader.dataset.dataset.data_root={pretrain_root}',
-        'train_dataloader.num_workers=0',
+        *train.split()[1:], '--work-dir', work_dir, '--data-root',
+        str(tmp_path / 'demo_images'), '--cfg-options',
+        'train_dataloader.batch_size=32', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False', 'train_cfg.max_epochs=1',
         'optim_wrapper.accumulative_counts=2'
     ]
-    env = dict(PYTHONWARNINGS='default')
-    rc, out = run_tool(TRAIN, *args, env=env)
+    rc, out = run_tool(*args, env=env)
     assert rc == 0, out
     assert 'Epoch(train) [1][2/2]' in out
     ours = re.findall(r'.*/(?:um_mae|tools)/\S+\.py:\d+: \w*Warning.*', out)
@@ -111,12 +125,12 @@ def test_demo_run_prints_no_um_mae_warning_and_a_rerun_says_done(
     assert 'scheduler.step()' not in out
     logged = [
         line for line in out.splitlines()
-        if re.search(r' - WARNING - |^warning: ', line) and not any(
-            w in line for w in UPSTREAM_WARNINGS)
+        if re.search(r' - WARNING - |^warning: ', line)
+        and not any(w in line for w in UPSTREAM_WARNINGS)
     ]
     assert not logged, logged
 
-    rc, again = run_tool(TRAIN, *args, '--resume', env=env)
+    rc, again = run_tool(*args, '--resume', env=env)
     assert rc == 0, again
     assert 'Epoch(train)' not in again
     assert (f'nothing to train: the run in {work_dir} is already complete '
@@ -177,25 +191,27 @@ def test_train_and_test_dense(config, make, metric, tmp_path):
 
 
 @pytest.mark.dense
-def test_test_py_refuses_an_evaluation_that_scored_nothing(tmp_path):
-    """An untrained GFL keeps no box above its score threshold (its class
-    prior is 0.01 < 0.05): mmdet's COCO metric logs an ERROR and returns
-    ``{}``. tools/test.py says so in one line and exits 1."""
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
-    model = MODELS.build(Config.fromfile(GFL_DEMO).model)
-    model.init_weights()  # what training starts from
-    ckpt = str(tmp_path / 'untrained.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+def test_gfl_demo_untrained_scores_nothing_and_test_py_says_so(tmp_path):
+    """docs/transfer.md's GFL demo commands, trained for 1 iteration only:
+    the detector keeps no box above its score threshold (its class prior is
+    0.01 < 0.05), so mmdet's COCO metric logs an ERROR and returns ``{}``.
+    tools/test.py says so in one line, writes no --out and exits 1."""
     data_root = str(tmp_path / 'demo_coco')
     make_coco_shapes(data_root, num_train=2, num_val=2)
+    work_dir = str(tmp_path / 'work')
+    common = [
+        '--work-dir', work_dir, '--data-root', data_root, '--cfg-options',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'
+    ]
+    rc, out = run_tool(TRAIN, GFL_DEMO, *common, 'train_cfg.max_iters=1',
+                       'train_dataloader.batch_size=2')
+    assert rc == 0, out
     out_file = str(tmp_path / 'metrics.json')
-    rc, out = run_tool(TEST, GFL_DEMO, ckpt, '--data-root', data_root,
-                       '--work-dir', str(tmp_path / 'work'), '--out', out_file,
-                       '--cfg-options', 'test_dataloader.num_workers=0',
-                       'test_dataloader.persistent_workers=False')
+    rc, out = run_tool(TEST, GFL_DEMO, osp.join(work_dir, 'iter_1.pth'),
+                       '--out', out_file, *common)
     assert rc == 1, out
     assert 'Traceback' not in out
     assert out.strip().splitlines()[-2] == (
