@@ -2,8 +2,8 @@
 """Every shipped recipe runs as shipped, through the real launcher.
 
 For each non-demo config under ``configs/`` (a config added later is picked
-up automatically) the test does what the README's "Run a shipped recipe on
-your data" section tells a user to do:
+up automatically) the test does what the section "Run a shipped recipe on
+your data" of docs/train_test.md tells a user to do:
 
 1. generate a few images in the public dataset's own folder layout
    (ImageNet with ``meta/*.txt``, COCO 2017 with the 80 categories and
@@ -257,7 +257,7 @@ def check_recipe(run: dict) -> None:
 
 
 def run_recipe(path, data_root, tmp_path) -> None:
-    """Train (1-2 iterations) and test ``path`` as the README says."""
+    """Train (1-2 iterations) and test ``path`` as docs/train_test.md says."""
     check_recipe(execute_recipe(prepare_recipe(path, data_root, tmp_path)))
 
 
@@ -310,23 +310,23 @@ def test_shipped_recipe_trains_and_tests(path, recipe_runs):
     check_recipe(recipe_runs[path].result())
 
 
-def _readme_block(marker: str) -> str:
-    """The fenced code block of README.md whose first line is ``marker``."""
-    with open(osp.join(REPO, 'README.md')) as f:
+def _doc_block(marker: str, doc: str = 'docs/transfer.md') -> str:
+    """The fenced code block of ``doc`` whose first line is ``marker``."""
+    with open(osp.join(REPO, doc)) as f:
         blocks = f.read().split('```')[1::2]
     for block in blocks:
         lines = block.split('\n', 1)[1] if block.startswith('python') \
             else block
         if lines.lstrip().startswith(marker):
             return lines
-    raise AssertionError(f'README.md has no code block starting {marker!r}')
+    raise AssertionError(f'{doc} has no code block starting {marker!r}')
 
 
 def test_readme_own_classes_config(tmp_path):
-    """The README's derived config for a COCO-format dataset of one's own
-    classes trains and evaluates on such a dataset."""
+    """The documented derived config for a COCO-format dataset of one's own
+    classes (docs/transfer.md) trains and evaluates on such a dataset."""
     from um_mae.datasets.demo_data import SHAPE_CLASSES, make_coco_layout
-    text = _readme_block('# configs/my/')
+    text = _doc_block('# configs/my/')
     assert f'classes = {SHAPE_CLASSES!r}' in text
     # the block lives in configs/my/ (absent here): its `../` is configs/
     text = text.replace("_base_ = ['../",

@@ -27,7 +27,7 @@ from typing import List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 REBUILD = ('rebuild mmcv with `FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=<your GPU, '
-           'e.g. 8.0> bash tools/install.sh` (see the README, GPU users)')
+           'e.g. 8.0> bash tools/install.sh` (see docs/install.md, GPU users)')
 
 
 def _force_cuda() -> bool:
@@ -59,8 +59,8 @@ def before_build() -> List[str]:
         raise SystemExit(
             f'mmcv build: the CUDA ops need a CUDA build of torch, but torch '
             f'{torch.__version__} is CPU-only; install torch 2.12.1 of your '
-            'CUDA variant (TORCH_INDEX_URL, see the README) or build the CPU '
-            'ops only (FORCE_CUDA=0)')
+            'CUDA variant (TORCH_INDEX_URL, see docs/install.md) or build the '
+            'CPU ops only (FORCE_CUDA=0)')
     from torch.utils.cpp_extension import CUDA_HOME
     nvcc = osp.join(CUDA_HOME, 'bin', 'nvcc') if CUDA_HOME else 'nvcc'
     release = nvcc_release(nvcc)

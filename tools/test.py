@@ -37,6 +37,48 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _find_key(cfg, key: str, prefix: str = 'model'):
+    """The dotted path and value of the first ``key`` under ``cfg``."""
+    if isinstance(cfg, dict):
+        if key in cfg:
+            return f'{prefix}.{key}', cfg[key]
+        for name, value in cfg.items():
+            found = _find_key(value, key, f'{prefix}.{name}')
+            if found:
+                return found
+    return None
+
+
+def check_metrics(metrics: dict, cfg) -> None:
+    """Refuse an evaluation that scored nothing.
+
+    mmdet's COCO metric logs an ERROR and returns ``{}`` when no box of any
+    test image passed the score threshold (an untrained or barely trained
+    detector); the test would otherwise end with exit code 0.
+
+    Raises:
+        UsageError: Naming the evaluator and, for detectors, the threshold.
+    """
+    if metrics:
+        return
+    evaluator = cfg.get('test_evaluator')
+    names = ', '.join(
+        str(e.get('type'))
+        for e in (evaluator if isinstance(evaluator, (list,
+                                                      tuple)) else [evaluator])
+        if isinstance(e, dict)) or 'the evaluator'
+    msg = f'the evaluation scored nothing ({names} returned no metric)'
+    threshold = _find_key(
+        cfg.model.get('test_cfg'), 'score_thr', 'model.test_cfg')
+    if threshold:
+        key, value = threshold
+        msg += (f': no predicted box of any test image passed the score '
+                f'threshold ({key}={value}), as with an untrained or '
+                f'barely trained checkpoint; train longer, or add '
+                f'--cfg-options {key}=0.0 to score every box')
+    raise UsageError(msg)
+
+
 def main(argv=None):
     args = parse_args(argv)
     with user_errors():
@@ -64,6 +106,7 @@ def main(argv=None):
                                args.allow_partial)
         del checkpoint
         metrics = runner.test()
+        check_metrics(metrics, cfg)
         if args.out:
             write_out_file(metrics, args.out)
     return metrics

@@ -1,6 +1,6 @@
 # What every um-mae config declares, whatever its toolbox: the package's
-# modules and the hooks the README's guarantees rest on. They are declared
-# here, not added by tools/train.py, so they also hold under
+# modules and the hooks the guarantees of docs/reliability.md rest on. They
+# are declared here, not added by tools/train.py, so they also hold under
 # `Runner.from_cfg` and other launchers. Inherit this file next to the
 # toolbox's runtime base; a config that sets its own `custom_hooks` must
 # list these again (tools/train.py warns when one is missing).
@@ -20,4 +20,6 @@ custom_hooks = [
     dict(type='mmpretrain.PretrainedHook'),
     # COCO annotations the toolbox drops in silence are counted in the log
     dict(type='mmpretrain.DataSummaryHook'),
+    # a resumed run with nothing left to train says so (resume = True)
+    dict(type='mmpretrain.TrainingNoticesHook'),
 ]

@@ -134,6 +134,7 @@ def test_launcher_warns_when_hooks_are_replaced(tmp_path):
     missing = check_runtime_hooks(Config.fromfile(str(derived)))
     assert missing == [
         'FiniteLossHook', 'RNGStateHook', 'PretrainedHook',
-        'RankMeanLossHook', 'DataSummaryHook', 'AtomicCheckpointHook'
+        'RankMeanLossHook', 'DataSummaryHook', 'TrainingNoticesHook',
+        'AtomicCheckpointHook'
     ]
     assert check_runtime_hooks(Config.fromfile(UMMAE_DEMO)) == []

@@ -1,8 +1,8 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """The simple-pyramid Faster R-CNN demo, stage 1 -> stage 2, via the tools.
 
-As the README runs it, with a few images and one epoch per stage: stage 1
-trains with the backbone frozen and keeps its best checkpoint under the
+As docs/transfer.md runs it, with a few images and one epoch per stage:
+stage 1 trains with the backbone frozen and keeps its best checkpoint under the
 name the stage-2 config loads (``load_from``, resolved from the working
 directory as in a user's run); stage 2 trains the backbone; tools/test.py
 evaluates it. The pre-trained backbone is a random checkpoint of the demo

@@ -26,6 +26,8 @@ DET_TINY = osp.join(REPO, 'tests', 'data', 'configs',
                     'gfl_pvt-demo_demo-coco.py')
 SEG_TINY = osp.join(REPO, 'tests', 'data', 'configs',
                     'upernet_pvt-demo_demo-seg.py')
+GFL_DEMO = osp.join(REPO, 'configs', 'det', 'gfl',
+                    'gfl_pvt-demo_fpn_1xb8-300it_demo-coco-128px.py')
 
 
 def last_log(work_dir):
@@ -73,6 +75,68 @@ def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
     state = torch.load(
         osp.join(work_dir, 'epoch_2.pth'), weights_only=False)
     assert state['meta']['epoch'] == 2 and state['meta']['iter'] == 4
+
+
+#: warnings a clean run may print: mmengine's CheckpointHook (which ours
+#: extends) builds a FileClient in every run, deprecated by mmengine itself
+UPSTREAM_WARNINGS = (
+    '"FileClient" will be deprecated in future',
+    '"HardDiskBackend" is the alias of "LocalBackend"',
+)
+
+
+def readme_quick_start():
+    """The commands of the README's quick-start line, split at ``&&``."""
+    with open(osp.join(REPO, 'README.md')) as f:
+        blocks = f.read().split('```bash\n')[1:]
+    for block in blocks:
+        line = block.split('```')[0].strip()
+        if line.startswith('bash tools/install.sh --pretrain-only'):
+            return [part.strip() for part in line.split('&&')]
+    raise AssertionError('README.md has no quick-start line')
+
+
+def test_quick_start_runs_clean_and_a_rerun_says_done(tmp_path):
+    """The README's quick start after its install: the demo data, then the
+    UM-MAE demo (2 iterations of 32 images, with gradient accumulation as in
+    the ImageNet recipes), with Python's warnings on: nothing warns but
+    mmengine's own deprecations. Re-running the finished run with resume on
+    (as the pre-training configs do) trains nothing and says so."""
+    import re
+    install, make_data, train = readme_quick_start()
+    assert install == 'bash tools/install.sh --pretrain-only'
+    env = dict(PYTHONWARNINGS='default')
+    rc, out = run_tool(*make_data.split()[1:], 'pretrain', '--root',
+                       str(tmp_path), env=env)
+    assert rc == 0, out
+    work_dir = str(tmp_path / 'work')
+    args = [
+        *train.split()[1:], '--work-dir', work_dir, '--data-root',
+        str(tmp_path / 'demo_images'), '--cfg-options',
+        'train_dataloader.batch_size=32', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'train_cfg.max_epochs=1',
+        'optim_wrapper.accumulative_counts=2'
+    ]
+    rc, out = run_tool(*args, env=env)
+    assert rc == 0, out
+    assert 'Epoch(train) [1][2/2]' in out
+    ours = re.findall(r'.*/(?:um_mae|tools)/\S+\.py:\d+: \w*Warning.*', out)
+    assert not ours, ours
+    assert 'scheduler.step()' not in out
+    logged = [
+        line for line in out.splitlines()
+        if re.search(r' - WARNING - |^warning: ', line)
+        and not any(w in line for w in UPSTREAM_WARNINGS)
+    ]
+    assert not logged, logged
+
+    rc, again = run_tool(*args, '--resume', env=env)
+    assert rc == 0, again
+    assert 'Epoch(train)' not in again
+    assert (f'nothing to train: the run in {work_dir} is already complete '
+            '(epoch 1 of 1; the config resumes the latest checkpoint of its '
+            'work dir). To train again give another --work-dir, or add '
+            '--cfg-options resume=False') in again
 
 
 def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
@@ -124,6 +188,39 @@ def test_train_and_test_dense(config, make, metric, tmp_path):
     import json
     with open(out_file) as f:
         assert metric in json.load(f)
+
+
+@pytest.mark.dense
+def test_gfl_demo_untrained_scores_nothing_and_test_py_says_so(tmp_path):
+    """docs/transfer.md's GFL demo commands, trained for 1 iteration only:
+    the detector keeps no box above its score threshold (its class prior is
+    0.01 < 0.05), so mmdet's COCO metric logs an ERROR and returns ``{}``.
+    tools/test.py says so in one line, writes no --out and exits 1."""
+    data_root = str(tmp_path / 'demo_coco')
+    make_coco_shapes(data_root, num_train=2, num_val=2)
+    work_dir = str(tmp_path / 'work')
+    common = [
+        '--work-dir', work_dir, '--data-root', data_root, '--cfg-options',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0',
+        'test_dataloader.persistent_workers=False'
+    ]
+    rc, out = run_tool(TRAIN, GFL_DEMO, *common, 'train_cfg.max_iters=1',
+                       'train_dataloader.batch_size=2')
+    assert rc == 0, out
+    out_file = str(tmp_path / 'metrics.json')
+    rc, out = run_tool(TEST, GFL_DEMO, osp.join(work_dir, 'iter_1.pth'),
+                       '--out', out_file, *common)
+    assert rc == 1, out
+    assert 'Traceback' not in out
+    assert out.strip().splitlines()[-2] == (
+        'error: the evaluation scored nothing (CocoMetric returned no '
+        'metric): no predicted box of any test image passed the score '
+        'threshold (model.test_cfg.score_thr=0.05), as with an untrained or '
+        'barely trained checkpoint; train longer, or add --cfg-options '
+        'model.test_cfg.score_thr=0.0 to score every box')
+    assert not osp.exists(out_file)
 
 
 def test_missing_config():

@@ -7,7 +7,7 @@ from .checkpoint_hook import AtomicCheckpointHook
 from .config_bases import find_renamed_packages
 from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
                     NonFiniteLossError, PretrainedHook, RankMeanLossHook,
-                    RNGStateHook)
+                    RNGStateHook, TrainingNoticesHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
 from .schedulers import WarmupHalfCosineLR, warmup_half_cosine
 
@@ -18,6 +18,6 @@ __all__ = [
     'check_model_checkpoint', 'AtomicCheckpointHook', 'find_renamed_packages',
     'UM_MAE_HOOKS', 'DataSummaryHook', 'FiniteLossHook', 'NonFiniteLossError',
     'PretrainedHook', 'RankMeanLossHook', 'RNGStateHook',
-    'UMLayerDecayOptimWrapperConstructor', 'WarmupHalfCosineLR',
-    'warmup_half_cosine'
+    'TrainingNoticesHook', 'UMLayerDecayOptimWrapperConstructor',
+    'WarmupHalfCosineLR', 'warmup_half_cosine'
 ]

@@ -6,6 +6,7 @@ run under ``tools/train.py``, ``Runner.from_cfg`` and any other launcher
 alike.
 """
 import math
+import warnings
 from typing import Optional
 
 import torch
@@ -18,14 +19,15 @@ from mmpretrain.registry import HOOKS
 from ..models.utils.weight_init import CHECKPOINT_INITS
 
 __all__ = [
-    'NonFiniteLossError', 'FiniteLossHook', 'RNGStateHook',
-    'PretrainedHook', 'RankMeanLossHook', 'DataSummaryHook', 'UM_MAE_HOOKS'
+    'NonFiniteLossError', 'FiniteLossHook', 'RNGStateHook', 'PretrainedHook',
+    'RankMeanLossHook', 'DataSummaryHook', 'TrainingNoticesHook',
+    'UM_MAE_HOOKS'
 ]
 
 #: the hooks configs/_base_/um_mae_runtime.py declares (the launcher warns
 #: when a config lacks one of them)
 UM_MAE_HOOKS = ('FiniteLossHook', 'RNGStateHook', 'PretrainedHook',
-                'RankMeanLossHook', 'DataSummaryHook')
+                'RankMeanLossHook', 'DataSummaryHook', 'TrainingNoticesHook')
 
 
 class NonFiniteLossError(RuntimeError):
@@ -58,12 +60,13 @@ class FiniteLossHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if not outputs or not self.every_n_train_iters(runner, self.interval):
             return
-        bad = {
-            k: float(v)
-            for k, v in outputs.items()
-            if k.startswith('loss') and hasattr(v, 'numel') and v.numel() == 1
-            and not math.isfinite(float(v))
+        # the outputs may still require grad: read detached values
+        values = {
+            k: float(v.detach())
+            for k, v in outputs.items() if k.startswith('loss')
+            and isinstance(v, torch.Tensor) and v.numel() == 1
         }
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad:
             return
         msg = (f'non-finite loss {bad} at iteration {runner.iter + 1} '
@@ -293,3 +296,71 @@ class DataSummaryHook(Hook):
                 f'; {max(skipped, 0)} of {len(coco.get("images", []))} '
                 'images skipped (no usable annotation); `python '
                 'tools/check_dataset.py CONFIG` lists them')
+
+
+#: mmengine's copy of torch's check that ``scheduler.step()`` follows
+#: ``optimizer.step()`` (``mmengine/optim/scheduler/param_scheduler.py``)
+_SCHEDULER_ORDER_WARNING = (r'Detected call of `scheduler\.step\(\)` before '
+                            r'`optimizer\.step\(\)`')
+
+
+@HOOKS.register_module()
+class TrainingNoticesHook(Hook):
+    """Say at the start of training what the user must know, and no more.
+
+    - A resumed run with nothing left to train says so. The pre-training
+      configs set ``resume = True`` (a restarted job continues from the
+      latest checkpoint of its work dir), so re-running the command of a
+      finished run would otherwise load its last checkpoint, train nothing
+      and exit 0 without a word. The message names the work dir and how to
+      start a new run or train longer.
+    - mmengine's warning that ``scheduler.step()`` was called before
+      ``optimizer.step()`` is silenced for the training run. In a runner
+      loop :class:`~mmengine.hooks.ParamSchedulerHook` steps the
+      schedulers after the optimizer wrapper's update, so the wrong order
+      that the check looks for cannot occur; it fires only because the
+      first update did not step the optimizer: with
+      ``optim_wrapper.accumulative_counts = N > 1`` the first step comes
+      after N iterations (the learning rate is scheduled per iteration and
+      an update uses the rate of its last iteration), and under fp16 AMP
+      the loss scaler skips steps whose gradients overflow.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self._warnings = None
+
+    def before_train(self, runner) -> None:
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings(
+            'ignore',
+            message=_SCHEDULER_ORDER_WARNING,
+            category=UserWarning,
+            module=r'mmengine\.optim\.scheduler')
+        self._say_if_complete(runner)
+
+    def after_train(self, runner) -> None:
+        if self._warnings is not None:
+            self._warnings.__exit__(None, None, None)
+            self._warnings = None
+
+    @staticmethod
+    def _say_if_complete(runner) -> None:
+        from mmengine.runner import EpochBasedTrainLoop
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            done, total, unit, key = (runner.epoch, runner.max_epochs, 'epoch',
+                                      'max_epochs')
+        else:
+            done, total, unit, key = (runner.iter, runner.max_iters,
+                                      'iteration', 'max_iters')
+        if not total or done < total:
+            return
+        runner.logger.warning(
+            f'nothing to train: the run in {runner.work_dir} is already '
+            f'complete ({unit} {done} of {total}; the config resumes the '
+            'latest checkpoint of its work dir). To train again give '
+            'another --work-dir, or add --cfg-options resume=False to start '
+            'over in this one (its checkpoints are replaced); to train '
+            f'longer raise train_cfg.{key} and resume')
