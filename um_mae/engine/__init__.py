@@ -9,6 +9,7 @@ from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
                     NonFiniteLossError, PretrainedHook, RankMeanLossHook,
                     RNGStateHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
+from .work_dir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = [
     'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
@@ -17,5 +18,5 @@ __all__ = [
     'check_model_checkpoint', 'AtomicCheckpointHook', 'find_renamed_packages',
     'UM_MAE_HOOKS', 'DataSummaryHook', 'FiniteLossHook', 'NonFiniteLossError',
     'PretrainedHook', 'RankMeanLossHook', 'RNGStateHook',
-    'UMLayerDecayOptimWrapperConstructor'
+    'UMLayerDecayOptimWrapperConstructor', 'WorkDirInUseError', 'WorkDirLock'
 ]

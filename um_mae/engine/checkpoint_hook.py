@@ -12,10 +12,15 @@ keeps mmengine's options and file names and changes the order:
 2. only then delete checkpoints beyond ``max_keep_ckpts``;
 3. replace ``last_checkpoint`` atomically.
 
-Temporaries left by a killed save are removed when training starts.
+Temporaries left by a killed save are removed when training starts; their
+names are unique (process id and a random part), and the main process holds
+a lock on the work dir for the whole run (:class:`WorkDirLock`): a second
+run in the same work dir stops, naming the running one, and a run that does
+not resume stops instead of overwriting an earlier run's checkpoints.
 """
 import os
 import os.path as osp
+import uuid
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
@@ -23,6 +28,7 @@ from mmengine.hooks import CheckpointHook
 from mmpretrain.registry import HOOKS
 
 from .atomic_save import TMP_SUFFIX, atomic_write, remove_stale_temporaries
+from .work_dir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = ['AtomicCheckpointHook']
 
@@ -36,10 +42,33 @@ class AtomicCheckpointHook(CheckpointHook):
     mmengine's own procedure.
     """
 
+    def before_run(self, runner) -> None:
+        super().before_run(runner)
+        if not is_main_process():
+            return
+        self._lock = WorkDirLock(runner.work_dir)
+        self._lock.acquire()
+        last = osp.join(runner.work_dir, 'last_checkpoint')
+        if not getattr(runner, '_resume', False) and osp.isfile(last):
+            self._lock.release()
+            with open(last) as f:
+                previous = f.read().strip()
+            raise WorkDirInUseError(
+                f'work dir {runner.work_dir} holds the checkpoints of an '
+                f'earlier run (last: {previous}); this run would overwrite '
+                'them. Continue that run with --resume, or choose another '
+                '--work-dir (or delete its checkpoints and last_checkpoint '
+                'to start over there)')
+
+    def after_run(self, runner) -> None:
+        super().after_run(runner)
+        lock = getattr(self, '_lock', None)
+        if lock is not None:
+            lock.release()
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        if is_main_process() and self._is_local() and osp.isdir(
-                self.out_dir):
+        if is_main_process() and self._is_local() and osp.isdir(self.out_dir):
             for path in remove_stale_temporaries(self.out_dir):
                 runner.logger.warning(
                     f'removed {path}, left by a save that was interrupted')
@@ -63,7 +92,9 @@ class AtomicCheckpointHook(CheckpointHook):
             runner.message_hub.update_info('keep_ckpt_ids',
                                            list(self.keep_ckpt_ids))
 
-        tmp_name = f'.{filename}{TMP_SUFFIX}'
+        # unique, so that no other writer can clash with it
+        tmp_name = (f'.{filename}.{os.getpid()}-{uuid.uuid4().hex[:8]}'
+                    f'{TMP_SUFFIX}')
         runner.save_checkpoint(
             self.out_dir,
             tmp_name,
