@@ -8,9 +8,11 @@ killed while saving has lost every checkpoint, and ``last_checkpoint`` can
 be left empty or point at a truncated file. :class:`AtomicCheckpointHook`
 keeps mmengine's options and file names and changes the order:
 
-1. write the new checkpoint to ``.<name>.tmp``, fsync it, rename it;
-2. only then delete checkpoints beyond ``max_keep_ckpts``;
-3. replace ``last_checkpoint`` atomically.
+1. write the new checkpoint to ``.<name>.<pid>-<random>.tmp``, fsync it,
+   rename it (a failed write, e.g. a full disk, removes the temporary and
+   names the file and the last complete checkpoint);
+2. replace ``last_checkpoint`` atomically;
+3. only then delete checkpoints beyond ``max_keep_ckpts``.
 
 Temporaries left by a killed save are removed when training starts; their
 names are unique (process id and a random part), and the main process holds
@@ -95,25 +97,46 @@ class AtomicCheckpointHook(CheckpointHook):
         # unique, so that no other writer can clash with it
         tmp_name = (f'.{filename}.{os.getpid()}-{uuid.uuid4().hex[:8]}'
                     f'{TMP_SUFFIX}')
-        runner.save_checkpoint(
-            self.out_dir,
-            tmp_name,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
-            return
+        previous = self._last_complete(runner)
         tmp = osp.join(self.out_dir, tmp_name)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.last_ckpt)
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                tmp_name,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+            if not is_main_process():
+                return
+            with open(tmp, 'rb') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.last_ckpt)
+        except OSError as e:  # a full disk, ...: name the file, clean up
+            if osp.exists(tmp):
+                os.remove(tmp)
+            kept = (f'the last complete checkpoint is {previous}'
+                    if previous else 'no checkpoint of this run was written')
+            raise OSError(e.errno, f'{e.strerror or e}; {kept}',
+                          self.last_ckpt) from e
+        # the pointer names the new file before any old one is deleted, so
+        # a kill in between never leaves it naming a deleted file
+        atomic_write(self.last_ckpt.encode(),
+                     osp.join(runner.work_dir, 'last_checkpoint'))
         for old in expired:
             path = osp.join(self.out_dir, self.filename_tmpl.format(old))
             if osp.isfile(path) and path != self.last_ckpt:
                 os.remove(path)
-        atomic_write(self.last_ckpt.encode(),
-                     osp.join(runner.work_dir, 'last_checkpoint'))
+
+    @staticmethod
+    def _last_complete(runner):
+        """The checkpoint ``last_checkpoint`` names, if it exists."""
+        pointer = osp.join(runner.work_dir, 'last_checkpoint')
+        if not osp.isfile(pointer):
+            return None
+        with open(pointer) as f:
+            path = f.read().strip()
+        return path if osp.isfile(path) else None

@@ -17,8 +17,7 @@ import sys
 from typing import Optional
 
 __all__ = [
-    'UsageError', 'UPSTREAM_ERRORS', 'describe_error', 'user_errors',
-    'fail'
+    'UsageError', 'UPSTREAM_ERRORS', 'describe_error', 'user_errors', 'fail'
 ]
 
 
@@ -80,7 +79,7 @@ UPSTREAM_ERRORS = [
 
 _OS_HINTS = {
     errno.ENOSPC: 'the disk is full: free space or write to another disk '
-    '(--work-dir); the checkpoints already written are intact',
+    '(--work-dir)',
     errno.EROFS: 'the file system is read-only: choose a writable folder '
     '(--work-dir)',
     errno.EACCES: 'permission denied: choose a folder you can write to '
@@ -159,8 +158,9 @@ def describe_error(exc: BaseException) -> Optional[str]:
 
 def fail(msg: str) -> None:
     """Print ``error: msg`` (with the debug hint) and exit with code 1."""
-    print(f'error: {msg}\n(set UM_MAE_DEBUG=1 for the traceback)',
-          file=sys.stderr)
+    print(
+        f'error: {msg}\n(set UM_MAE_DEBUG=1 for the traceback)',
+        file=sys.stderr)
     sys.exit(1)
 
 

@@ -1,12 +1,16 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""One run per work dir: a second run stops naming the running one, a
-fresh run does not overwrite an earlier run's checkpoints (``--resume``
-continues it), and checkpoint temporaries have unique names.
+"""What a run writes into its work dir: one run per work dir (a second run
+stops naming the running one, a fresh run does not overwrite an earlier
+run's checkpoints, ``--resume`` continues it); checkpoint temporaries have
+unique names; ``last_checkpoint`` never names a deleted file; a full disk
+names the file, leaves no temporary and claims nothing it did not keep.
 
 ``tools/train.py`` runs in this process (its ``main``) on the shipped MAE
 demo config, one iteration per epoch.
 """
+import errno
 import importlib.util
+import os
 import os.path as osp
 import re
 import subprocess
@@ -32,7 +36,11 @@ time.sleep(120)
 '''
 
 
-def _train(work, images, *extra, epochs=1):
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (not an Exception)."""
+
+
+def _train(work, images, *extra, epochs=1, options=()):
     path = osp.join(REPO, 'tools', 'train.py')
     spec = importlib.util.spec_from_file_location('train_tool_lock', path)
     tool = importlib.util.module_from_spec(spec)
@@ -41,11 +49,11 @@ def _train(work, images, *extra, epochs=1):
         MAE_DEMO, '--work-dir', work, '--data-root', images, *extra,
         '--cfg-options', f'train_cfg.max_epochs={epochs}',
         'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False'
+        'train_dataloader.persistent_workers=False', *options
     ])
 
 
-def test_one_run_per_work_dir(tmp_path, capsys, monkeypatch):
+def test_work_dir_writes(tmp_path, capsys, monkeypatch):
     from mmengine.fileio import LocalBackend
     monkeypatch.chdir(REPO)
     images, work = str(tmp_path / 'images'), str(tmp_path / 'work')
@@ -92,8 +100,48 @@ def test_one_run_per_work_dir(tmp_path, capsys, monkeypatch):
     assert e.value.code == 1, err[-2000:]
     assert 'holds the checkpoints of an earlier run' in err
     assert '--resume' in err and 'epoch_1.pth' in err
-    # --resume continues it
-    _train(work, images, '--resume', epochs=2)
+    # --resume continues it; killed right after deleting the old
+    # checkpoint (max_keep_ckpts=1), last_checkpoint names the new one
+    remove = os.remove
+
+    def remove_then_die(path, *args, **kwargs):
+        remove(path, *args, **kwargs)
+        if path.endswith('epoch_1.pth'):
+            raise _Killed
+
+    monkeypatch.setattr(os, 'remove', remove_then_die)
+    with pytest.raises(_Killed):
+        _train(
+            work,
+            images,
+            '--resume',
+            epochs=2,
+            options=['default_hooks.checkpoint.max_keep_ckpts=1'])
+    monkeypatch.setattr(os, 'remove', remove)
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read() == osp.join(work, 'epoch_2.pth')
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+    assert not osp.exists(osp.join(work, 'epoch_1.pth'))
     tmp2 = [osp.basename(p) for p in written if p.endswith('.tmp')][1]
     assert tmp2.startswith('.epoch_2.pth.') and tmp2 != tmp[0]
+
+    # a full disk: one line naming the file, no temporary left, no claim
+    # of checkpoints that were never written
+    def disk_full(self, obj, filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(LocalBackend, 'put', disk_full)
+    full = str(tmp_path / 'full')
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        _train(full, images)
+    err = capsys.readouterr().err
+    assert e.value.code == 1, err[-2000:]
+    line = err.splitlines()[0]
+    assert line.startswith(f'error: cannot use {full}/epoch_1.pth: the '
+                           'disk is full'), err[-2000:]
+    assert 'no checkpoint of this run was written' in line
+    assert 'intact' not in err
+    assert not [n for n in os.listdir(full) if n.endswith('.tmp')]
