@@ -78,8 +78,9 @@ def test_feature_energy_and_overlay():
 def test_pyramid_maps_of_the_simple_pyramid_detector():
     model = _detector().eval()
     rows = pyramid_maps(model, torch.randn(1, 3, 128, 128))
-    assert [name for name, _ in rows
-            ] == ['backbone', 'neck.0 ViTSimplePyramid', 'neck.1 FPN']
+    assert [name for name, _ in rows] == [
+        'backbone', 'neck.0 ViTSimplePyramid', 'neck.1 FPN'
+    ]
     sides = [[m.shape[-1] for m in maps] for _, maps in rows]
     assert sides == [[8], [32, 16, 8, 4], [32, 16, 8, 4, 2]]
     with pytest.raises(TypeError, match='no backbone'):
@@ -118,14 +119,14 @@ def test_bad_inputs_are_one_line(inputs, tmp_path):
     image, checkpoint = inputs
     tool = load_tool()
     cases = [
-        ([DEMO, checkpoint,
-          str(tmp_path / 'none.png')], "image '.*none.png' does not exist"),
-        ([DEMO, str(tmp_path / 'none.pth'),
-          image], "checkpoint '.*none.pth' does not exist"),
-        ([PRETRAIN, checkpoint,
-          image], "is no detection or segmentation config .*'mmpretrain'"),
-        ([DEMO, checkpoint, image, '--out',
-          str(tmp_path / 'x.txt')], r'\.txt'),
+        ([DEMO, checkpoint, str(tmp_path / 'none.png')],
+         "image '.*none.png' does not exist"),
+        ([DEMO, str(tmp_path / 'none.pth'), image],
+         "checkpoint '.*none.pth' does not exist"),
+        ([PRETRAIN, checkpoint, image],
+         "is no detection or segmentation config .*'mmpretrain'"),
+        ([DEMO, checkpoint, image, '--out', str(tmp_path / 'x.txt')],
+         r'\.txt'),
     ]
     for argv, pattern in cases:
         with pytest.raises(SystemExit) as info:
@@ -140,10 +141,8 @@ def test_unreadable_image_is_one_line(inputs, tmp_path, capsys):
     bad = tmp_path / 'not-an-image.png'
     bad.write_text('<html>404</html>')
     with pytest.raises(SystemExit) as info:
-        load_tool().main(
-            [DEMO, checkpoint,
-             str(bad), '--out',
-             str(tmp_path / 'p.png')])
+        load_tool().main([DEMO, checkpoint, str(bad), '--out',
+                          str(tmp_path / 'p.png')])
     assert info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith(f"error: cannot read '{bad}' with the test "

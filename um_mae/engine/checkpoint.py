@@ -104,7 +104,8 @@ def _model_type(config_text: str) -> str:
     for node in tree.body:
         if (isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == 'model'
-                for t in node.targets) and isinstance(node.value, ast.Call)):
+                for t in node.targets)
+                and isinstance(node.value, ast.Call)):
             for kw in node.value.keywords:
                 if kw.arg == 'type' and isinstance(kw.value, ast.Constant):
                     return str(kw.value.value)
@@ -205,8 +206,8 @@ def check_model_checkpoint(model: nn.Module,
     missing = [k for k in model_sd if k not in ckpt_sd]
     unexpected = [k for k in ckpt_sd if k not in model_sd]
     shapes = [
-        k for k in model_sd
-        if k in ckpt_sd and tuple(ckpt_sd[k].shape) != tuple(model_sd[k].shape)
+        k for k in model_sd if k in ckpt_sd
+        and tuple(ckpt_sd[k].shape) != tuple(model_sd[k].shape)
     ]
     if not (missing or unexpected or shapes):
         return

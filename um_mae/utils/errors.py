@@ -17,7 +17,8 @@ import sys
 from typing import Optional
 
 __all__ = [
-    'UsageError', 'UPSTREAM_ERRORS', 'describe_error', 'user_errors', 'fail'
+    'UsageError', 'UPSTREAM_ERRORS', 'describe_error', 'user_errors',
+    'fail'
 ]
 
 
@@ -158,9 +159,8 @@ def describe_error(exc: BaseException) -> Optional[str]:
 
 def fail(msg: str) -> None:
     """Print ``error: msg`` (with the debug hint) and exit with code 1."""
-    print(
-        f'error: {msg}\n(set UM_MAE_DEBUG=1 for the traceback)',
-        file=sys.stderr)
+    print(f'error: {msg}\n(set UM_MAE_DEBUG=1 for the traceback)',
+          file=sys.stderr)
     sys.exit(1)
 
 
