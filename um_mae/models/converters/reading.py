@@ -13,6 +13,8 @@ tells the format by content, not by the file name:
   python random states our ``RNGStateHook`` saves, and the
   ``argparse.Namespace`` that the official MAE / DeiT / UM-MAE training
   scripts store as ``'args'``;
+* a zip checkpoint's CRC-32 checksums are verified first: bytes changed
+  inside an intact file are refused, naming the tensor they belong to;
 * anything else is refused with one line naming the file, what was found
   and the fix. A pickle that needs other Python objects is only unpickled
   when ``UM_MAE_UNSAFE_PICKLE=1`` is set: unpickling runs code from the
@@ -169,19 +171,73 @@ def _unsafe_globals(path: str, kind: str, detail: str) -> List[str]:
     return names or [detail]
 
 
+def _tensors(obj, where: str = ''):
+    """(name, tensor) pairs of a loaded checkpoint, depth first."""
+    if isinstance(obj, torch.Tensor):
+        yield where, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _tensors(value, f'{where}.{key}' if where else key)
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _tensors(value, f'{where}[{i}]')
+
+
+def _tensors_of_bad_data(path: str, archive: zipfile.ZipFile) -> List[str]:
+    """The tensors whose bytes match no checksum of the archive."""
+    import zlib
+    crcs = {info.CRC for info in archive.infolist()}
+    try:
+        with torch.serialization.safe_globals(runner_checkpoint_globals()):
+            loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception:  # the structure itself is unreadable: no names
+        return []
+    bad, seen = [], set()
+    for name, tensor in _tensors(loaded):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() in seen or storage.nbytes() == 0:
+            continue
+        seen.add(storage.data_ptr())
+        data = torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
+        if zlib.crc32(data) not in crcs:
+            bad.append(name)
+    return bad
+
+
+def _check_zip(path: str) -> None:
+    """Refuse a zip checkpoint that is no torch file or fails its CRCs.
+
+    The zip format stores a CRC-32 of every entry; torch does not check
+    them, so bytes overwritten inside an intact archive would load as
+    weights. Reading every entry once costs about one read of the file.
+    """
+    import zlib
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not any(n.endswith('data.pkl') for n in names):
+                raise ValueError(
+                    f'{path} is a zip archive but not a PyTorch checkpoint '
+                    f'(no data.pkl among {names[:5]}); pass the checkpoint '
+                    'file')
+            bad = archive.testzip()
+            if bad is None:
+                return
+            tensors = _tensors_of_bad_data(path, archive)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise ValueError(
+            f'{path} is a truncated or corrupt PyTorch checkpoint ({e});'
+            ' copy or download it again') from e
+    what = (f'the data of {", ".join(repr(t) for t in tensors[:3])}'
+            if tensors else f'its entry {bad}')
+    raise ValueError(
+        f'{path} is corrupt: {what} does not match the checksum (CRC-32) '
+        'stored in the file; copy or download it again')
+
+
 def _read_torch(path: str, kind: str, map_location: Any) -> Any:
     if kind == 'zip':
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError) as e:
-            raise ValueError(
-                f'{path} is a truncated or corrupt PyTorch checkpoint ({e});'
-                ' copy or download it again') from e
-        if not any(n.endswith('data.pkl') for n in names):
-            raise ValueError(
-                f'{path} is a zip archive but not a PyTorch checkpoint (no '
-                f'data.pkl among {names[:5]}); pass the checkpoint file')
+        _check_zip(path)
     unsafe = os.environ.get(UNSAFE_PICKLE_ENV) == '1'
     if unsafe:
         print_log(
