@@ -19,7 +19,8 @@ from ..models.utils.weight_init import CHECKPOINT_INITS
 
 __all__ = [
     'NonFiniteLossError', 'FiniteLossHook', 'RNGStateHook',
-    'PretrainedHook', 'RankMeanLossHook', 'DataSummaryHook', 'UM_MAE_HOOKS'
+    'PretrainedHook', 'RankMeanLossHook', 'DataSummaryHook', 'UM_MAE_HOOKS',
+    'apply_config_lr'
 ]
 
 #: the hooks configs/_base_/um_mae_runtime.py declares (the launcher warns
@@ -34,11 +35,24 @@ class NonFiniteLossError(RuntimeError):
 
 @HOOKS.register_module()
 class FiniteLossHook(Hook):
-    """Stop training at the first non-finite loss, before it is saved.
+    """Stop training at the first sign of divergence, before it is kept.
 
     Runs after every training iteration with a priority above the
-    checkpoint hook, so no checkpoint with NaN weights is ever written. The
-    message names the iteration and, under AMP, the loss scale.
+    checkpoint hook. It stops the run when a loss is NaN / inf, or when the
+    gradient norm the optimizer wrapper logs (``optim_wrapper.clip_grad``;
+    not under AMP, whose loss scaler skips such steps) is. The message
+    names the iteration, the AMP loss scale, and the last checkpoint kept.
+
+    :class:`~um_mae.engine.AtomicCheckpointHook` keeps a checkpoint only
+    once the iteration after it has passed this check, so a checkpoint that
+    already holds a diverged update (finite weights whose next step is not)
+    is dropped, never named by ``last_checkpoint``.
+
+    The stop's advice works: on ``--resume`` a learning rate in the config
+    (``--cfg-options optim_wrapper.optimizer.lr=...``) that differs from the
+    one the checkpoint was trained with replaces it: the optimizer's and the
+    schedulers' stored rates are scaled by new / old (logged), instead of
+    being restored from the checkpoint.
 
     Args:
         interval (int): Check every ``interval`` iterations. Defaults to 1.
@@ -64,18 +78,109 @@ class FiniteLossHook(Hook):
             if k.startswith('loss') and hasattr(v, 'numel') and v.numel() == 1
             and not math.isfinite(float(v))
         }
+        bad.update(_non_finite_grad_norm(runner))
         if not bad:
             return
         msg = (f'non-finite loss {bad} at iteration {runner.iter + 1} '
-               f'(epoch {runner.epoch + 1}); training stopped before saving '
-               'a checkpoint')
+               f'(epoch {runner.epoch + 1}); training stopped, no checkpoint '
+               f'of the diverged weights is kept')
         scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
         if scaler is not None and hasattr(scaler, 'get_scale'):
             msg += f'; AMP loss scale {scaler.get_scale():g}'
-        msg += ('. Lower the learning rate, set optim_wrapper.clip_grad='
-                'dict(max_norm=...), or check the data; resume from the last '
-                'checkpoint with --resume')
-        raise NonFiniteLossError(msg)
+        for hook in runner.hooks:  # the checkpoint saved before this step
+            if hasattr(hook, 'discard_pending'):
+                hook.discard_pending(runner)
+        raise NonFiniteLossError(msg + '. ' + _recovery_advice(runner))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if getattr(runner, '_resume', False):
+            apply_config_lr(runner, checkpoint)
+
+
+def _non_finite_grad_norm(runner) -> dict:
+    """``{'grad_norm': value}`` if this step's logged norm is NaN / inf."""
+    wrapper = runner.optim_wrapper
+    if getattr(wrapper, 'loss_scaler', None) is not None:
+        return {}  # AMP: an overflowing step is skipped, not applied
+    if not getattr(wrapper, 'clip_grad_kwargs', None):
+        return {}
+    scalars = runner.message_hub.log_scalars
+    if 'train/grad_norm' not in scalars:
+        return {}
+    value = float(scalars['train/grad_norm'].current())
+    return {} if math.isfinite(value) else {'grad_norm': value}
+
+
+def _recovery_advice(runner) -> str:
+    """What to do after a non-finite stop, naming the kept checkpoint."""
+    import os.path as osp
+    lr = runner.cfg.get('optim_wrapper', {}).get('optimizer', {}).get('lr')
+    lower = f'{lr / 10:g}' if isinstance(lr, (int, float)) else 'LR'
+    option = f'--cfg-options optim_wrapper.optimizer.lr={lower}'
+    pointer = osp.join(runner.work_dir, 'last_checkpoint')
+    last = None
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            last = f.read().strip()
+    if last and osp.isfile(last):
+        return (f'The last checkpoint kept is {last}: continue from it with '
+                f'a lower learning rate, `--resume {option}` (an lr given '
+                'with --resume replaces the checkpoint\'s; the schedule is '
+                'scaled to it), or set optim_wrapper.clip_grad=dict('
+                'max_norm=...), or check the data')
+    return (f'No checkpoint was kept: start again with a lower learning '
+            f'rate ({option}), or set optim_wrapper.clip_grad=dict('
+            'max_norm=...), or check the data')
+
+
+def apply_config_lr(runner, checkpoint: dict) -> None:
+    """Resume with the config's learning rate where it differs.
+
+    mmengine restores the optimizer's learning rates and the schedulers'
+    base values from the checkpoint, so a lower lr given with ``--resume``
+    would be ignored. Here the checkpoint's rates are scaled, per param
+    group, by (the config's initial lr) / (the checkpoint's), before
+    mmengine loads them; the change is logged.
+
+    Args:
+        runner: The runner, with the optimizer built from the config.
+        checkpoint (dict): The checkpoint being resumed (changed in place).
+    """
+    optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
+    state = checkpoint.get('optimizer')
+    if optimizer is None or not isinstance(state, dict) or not isinstance(
+            state.get('param_groups'), list):
+        return
+    groups = state['param_groups']
+    if len(groups) != len(optimizer.param_groups):
+        return
+    ratios = []
+    for ours, theirs in zip(optimizer.param_groups, groups):
+        new = ours.get('initial_lr', ours.get('lr'))
+        old = theirs.get('initial_lr', theirs.get('lr'))
+        ratios.append(new / old if old else 1.0)
+    if all(math.isclose(r, 1.0, rel_tol=1e-9) for r in ratios):
+        return
+    for group, ratio in zip(groups, ratios):
+        for key in ('lr', 'initial_lr'):
+            if key in group:
+                group[key] *= ratio
+    schedulers = checkpoint.get('param_schedulers') or []
+    if isinstance(schedulers, dict):
+        schedulers = [s for v in schedulers.values() for s in v]
+    for sched in schedulers:
+        if not isinstance(sched, dict) or sched.get('param_name') != 'lr':
+            continue
+        for key in ('base_values', '_last_value'):
+            values = sched.get(key)
+            if isinstance(values, list) and len(values) == len(ratios):
+                sched[key] = [v * r for v, r in zip(values, ratios)]
+    old = groups[0].get('initial_lr', groups[0].get('lr')) / ratios[0]
+    new = groups[0].get('initial_lr', groups[0].get('lr'))
+    runner.logger.warning(
+        f'resuming with the configured learning rate {new:g} instead of '
+        f'the checkpoint\'s {old:g}: the optimizer\'s and the schedulers\' '
+        f'stored rates are scaled by {new / old:g}')
 
 
 @HOOKS.register_module()

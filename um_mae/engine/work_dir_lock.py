@@ -10,19 +10,27 @@ dir stops with one line naming the running one.
 
 A run that neither resumes nor loads ``last_checkpoint`` also stops when
 the work dir holds the checkpoints of an earlier run (``last_checkpoint``):
-it would overwrite them. ``--resume`` continues that run instead.
+it would overwrite them. ``--resume`` continues that run instead. Within
+one process (a notebook) a new run takes over the lock of an earlier run
+that ended with an exception.
 """
 import fcntl
 import os
 import os.path as osp
 import sys
 import time
-from typing import Optional
+from typing import Dict, Optional
 
 __all__ = ['LOCK_NAME', 'WorkDirInUseError', 'WorkDirLock']
 
 #: the lock file inside the work dir
 LOCK_NAME = '.um_mae.lock'
+
+
+#: locks this process holds, by real path: a run that ended with an
+#: exception in this process (a notebook, a test) holds its lock until its
+#: runner is collected; the next run of the same process takes it over
+_HELD: Dict[str, 'WorkDirLock'] = {}
 
 
 class WorkDirInUseError(ValueError):
@@ -50,6 +58,9 @@ class WorkDirLock:
         if self._fd is not None:
             return
         os.makedirs(self.work_dir, exist_ok=True)
+        earlier = _HELD.get(osp.realpath(self.path))
+        if earlier is not None:
+            earlier.release()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -67,6 +78,7 @@ class WorkDirLock:
             fd, f'pid {os.getpid()}, started {started}: '
             f'{command}'.encode())
         self._fd = fd
+        _HELD[osp.realpath(self.path)] = self
 
     def __del__(self) -> None:
         self.release()
@@ -76,6 +88,8 @@ class WorkDirLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        if _HELD.get(osp.realpath(self.path)) is self:
+            del _HELD[osp.realpath(self.path)]
         try:
             os.ftruncate(fd, 0)
         finally:
