@@ -354,47 +354,95 @@ def _leaf_datasets(dataset):
 
 @HOOKS.register_module()
 class DataSummaryHook(Hook):
-    """Say at the start of training what a COCO dataset silently dropped.
+    """Say at the start of training what the dataset silently dropped.
 
     mmdet skips annotations whose box is empty, outside the image or not
     finite, or whose category is not trained, and (with
-    ``filter_empty_gt``) the images left without one, without a word. A
-    dataset of only such boxes trains on background. This hook re-reads the
-    annotation file once (main process) and logs one line with the counts
-    by reason when anything was dropped; ``tools/check_dataset.py CONFIG``
-    lists them.
+    ``filter_empty_gt``) the images without an annotation of a trained
+    category, without a word. This hook re-reads a COCO annotation file
+    once (main process) and logs one line with the counts by reason when
+    anything was dropped; it stops the run when no annotation is usable
+    (or fewer than ``min_usable_fraction`` of them): such a file trains on
+    background only. The rule is shared with ``tools/check_dataset.py``
+    (:func:`um_mae.datasets.checks.coco_training_summary`). For folder
+    datasets (no annotation file) it logs the dangling symbolic links the
+    folder scan skips.
+
+    Args:
+        min_usable_fraction (float): Stop when fewer than this fraction of
+            a COCO file's annotations are usable. Defaults to 0 (stop only
+            when none is).
     """
 
     priority = 'LOW'
 
+    def __init__(self, min_usable_fraction: float = 0.0) -> None:
+        if not 0 <= min_usable_fraction <= 1:
+            raise ValueError('min_usable_fraction must be in [0, 1], got '
+                             f'{min_usable_fraction}')
+        self.min_usable_fraction = min_usable_fraction
+
     def before_train(self, runner) -> None:
-        import json
-
         from mmengine.dist import is_main_process
-
-        from ..datasets.checks import coco_drop_reasons
         if not is_main_process():
             return
         for dataset in _leaf_datasets(runner.train_dataloader.dataset):
             ann_file = getattr(dataset, 'ann_file', None)
-            if not (isinstance(ann_file, str) and ann_file.endswith('.json')
+            if (isinstance(ann_file, str) and ann_file.endswith('.json')
                     and hasattr(dataset, 'cat_ids')):
-                continue
-            with open(ann_file) as f:
-                coco = json.load(f)
-            classes = dataset.metainfo.get('classes')
-            reasons = coco_drop_reasons(coco, classes)
-            skipped = len(coco.get('images', [])) - len(dataset)
-            if not reasons and skipped <= 0:
-                continue
-            by_reason = {}
-            for reason in reasons.values():
-                by_reason[reason] = by_reason.get(reason, 0) + 1
-            detail = ', '.join(f'{n} {r}' for r, n in by_reason.items())
+                self._coco(runner, dataset, ann_file)
+            elif not ann_file:
+                self._dangling_links(runner, dataset)
+
+    def _coco(self, runner, dataset, ann_file: str) -> None:
+        import json
+
+        from ..datasets.checks import (coco_training_summary,
+                                       usable_annotations_error)
+        with open(ann_file) as f:
+            coco = json.load(f)
+        filter_cfg = getattr(dataset, 'filter_cfg', None) or {}
+        summary = coco_training_summary(
+            coco, dataset.metainfo.get('classes'),
+            bool(filter_cfg.get('filter_empty_gt', False)),
+            filter_cfg.get('min_size', 0))
+        stop = usable_annotations_error(ann_file, summary,
+                                        self.min_usable_fraction)
+        if stop:
+            raise ValueError(stop)
+        reasons = summary['reasons']
+        skipped = len(coco.get('images', [])) - len(dataset)
+        background = len(summary['background'])
+        if not reasons and skipped <= 0:
+            return
+        by_reason = {}
+        for reason in reasons.values():
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        detail = ', '.join(f'{n} {r}' for r, n in by_reason.items())
+        runner.logger.warning(
+            f'training data {ann_file}: {len(reasons)} of '
+            f'{len(coco.get("annotations", []))} annotations dropped' +
+            (f' ({detail})' if detail else '') +
+            f'; {max(skipped, 0)} of {len(coco.get("images", []))} '
+            'images skipped (no annotation of a trained category, or below '
+            f'min_size); {background} trained as background only (every box '
+            'dropped); `python tools/check_dataset.py CONFIG` lists them')
+
+    @staticmethod
+    def _dangling_links(runner, dataset) -> None:
+        import os
+        prefix = getattr(dataset, 'data_prefix', None) or {}
+        folder = prefix.get('img_path') if isinstance(prefix, dict) else None
+        if not isinstance(folder, str) or not os.path.isdir(folder):
+            return
+        dangling = []
+        for top, _, files in os.walk(folder, followlinks=True):
+            for name in files:
+                path = os.path.join(top, name)
+                if os.path.islink(path) and not os.path.exists(path):
+                    dangling.append(path)
+        if dangling:
             runner.logger.warning(
-                f'training data {ann_file}: {len(reasons)} of '
-                f'{len(coco.get("annotations", []))} annotations dropped'
-                + (f' ({detail})' if detail else '') +
-                f'; {max(skipped, 0)} of {len(coco.get("images", []))} '
-                'images skipped (no usable annotation); `python '
-                'tools/check_dataset.py CONFIG` lists them')
+                f'training data {folder}: {len(dangling)} dangling symbolic '
+                f'link(s) skipped (e.g. {dangling[0]} -> '
+                f'{os.readlink(dangling[0])}); fix or remove them')
