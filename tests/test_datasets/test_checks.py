@@ -280,3 +280,36 @@ def test_imagenet_config_checks_the_list_and_decodes(tmp_path):
     # headers only: the truncated file passes, and that is the option's word
     report, = check_dataset_config(ds_cfg, 'mmpretrain', full=False)
     assert report.problem_count('unreadable images') == 0
+
+
+@pytest.mark.dense
+def test_label_map_of_another_size_stops_when_read(tmp_path):
+    """The shipped demo segmentation config reads the sample and stops."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import DATASETS
+
+    import um_mae  # noqa: F401 - registers CheckSegMapSize
+    root = str(tmp_path / 'seg')
+    make_seg_shapes(root, num_train=2, num_val=1)
+    label = sorted(os.listdir(osp.join(root, 'ann_dir', 'train')))[1]
+    path = osp.join(root, 'ann_dir', 'train', label)
+    cv2.imwrite(path, cv2.resize(cv2.imread(path, 0), (64, 96),
+                                 interpolation=cv2.INTER_NEAREST))
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'seg', 'upernet',
+                 'pvt-demo_upernet_1xb4-1600it_demo-seg-128px.py'))
+    cfg.train_dataloader.dataset.data_root = root
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+        index = [
+            osp.basename(dataset.get_data_info(i)['seg_map_path'])
+            for i in range(len(dataset))
+        ].index(label)
+        dataset[1 - index]  # the other sample reads
+        with pytest.raises(ValueError) as info:
+            dataset[index]
+    assert str(info.value).startswith(
+        f'segmentation label map {path} is 96 x 64 but its image ')
+    assert '128 x 128: label maps must have the size of their image' in str(
+        info.value)
