@@ -19,10 +19,11 @@ SRC is read safely (no code from the file runs; ``.pth``, ``.bin``,
 A file in um_mae / mmpretrain layout already, or a detector / segmentor, is
 refused (one line, exit code 1). DST is written as ``{'state_dict': ...,
 'meta': ...}`` through a temporary file renamed at the end: a failed write
-(a full disk) leaves an existing DST as it was. The report lists every source key that was not mapped;
-``--strict`` turns them into an error. ``CheckedPretrained`` converts the
-same files on the fly, so this tool is only needed to resume pre-training
-from an official checkpoint or to inspect a conversion.
+(a full disk) leaves an existing DST as it was. The report lists every
+source key that was not mapped; ``--strict`` turns them into an error.
+``CheckedPretrained`` converts the same files on the fly, so this tool is
+only needed to resume pre-training from an official checkpoint or to
+inspect a conversion.
 """
 import argparse
 import os.path as osp

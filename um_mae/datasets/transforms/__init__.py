@@ -4,6 +4,6 @@ from .loading import CheckedLoadImageFromFile, CheckSegMapSize
 from .mask_generators import UniformMaskGenerator
 
 __all__ = [
-    'CheckedLoadImageFromFile', 'CheckSegMapSize', 'UMColorJitter', 'UniformMaskGenerator',
-    'shift_hue'
+    'CheckedLoadImageFromFile', 'CheckSegMapSize', 'UMColorJitter',
+    'UniformMaskGenerator', 'shift_hue'
 ]

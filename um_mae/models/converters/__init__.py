@@ -12,9 +12,8 @@ from .official import (ARCH_RULES, BACKBONE_CONVERTERS, NECK_CONVERTERS,
                        convert_official_pvt, convert_official_swin,
                        convert_official_vit_decoder, detect_arch)
 from .pretrained import CheckedPretrainedInit, load_pretrained
-from .reading import (UNSAFE_PICKLE_ENV, cached_download_path,
-                      read_checkpoint, resolve_checkpoint_name,
-                      runner_checkpoint_globals)
+from .reading import (UNSAFE_PICKLE_ENV, cached_download_path, read_checkpoint,
+                      resolve_checkpoint_name, runner_checkpoint_globals)
 from .vit import (TIMM_BLOCK_RULES, Conversion, convert_beit,
                   convert_mocov3_vit, convert_official_vit, convert_timm_vit,
                   map_vit_keys, split_fused_vit_adaptor)
