@@ -1,17 +1,21 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """Find data problems before training passes over them in silence.
 
-    python tools/check_dataset.py CONFIG [--data-root DIR] [--full]
+    python tools/check_dataset.py CONFIG [--data-root DIR] [--headers-only]
     python tools/check_dataset.py coco ANN_FILE [IMG_DIR] [--classes A B]
     python tools/check_dataset.py seg IMG_DIR ANN_DIR --num-classes N
         [--img-suffix .jpg] [--seg-map-suffix .png] [--reduce-zero-label]
-    python tools/check_dataset.py images DIR [--full]
+    python tools/check_dataset.py images DIR [--headers-only]
 
 With a config, every dataset of its train / val / test loaders is checked
-as the config reads it. Reported (with counts and examples): COCO
-annotations mmdet drops (empty, negative, outside or non-finite boxes,
-unknown categories), images without a usable annotation, missing or
-unreadable images; segmentation label maps that are colour-coded, of
+as the config reads it: the annotation file or image list it names
+(ImageNet's ``meta/train.txt``), else its folder. Every image is decoded
+completely (``--headers-only`` reads headers only: faster, but a truncated
+image passes). Reported (with counts and examples): COCO annotations mmdet
+drops (empty, negative, outside or non-finite boxes, unknown categories),
+images skipped in training or trained as background only, a COCO file with
+no usable annotation (training stops on it), listed, missing or unreadable
+images; segmentation label maps that are colour-coded, of
 another size than their image, or hold values that are no class; dangling
 symbolic links and link loops; 16-bit images; empty folders. Exit code 0
 when nothing is found, 1 when problems are found or the input cannot be
@@ -56,16 +60,33 @@ def parse_args(argv=None):
     elif mode == 'images':
         parser.add_argument('mode')
         parser.add_argument('folder')
-        parser.add_argument('--full', action='store_true')
+        _add_headers_only(parser)
     else:
         parser.add_argument('config', help='a config file, or a mode: coco, '
                             'seg, images')
         parser.add_argument('--data-root', metavar='DIR')
-        parser.add_argument(
-            '--full',
-            action='store_true',
-            help='decode every image completely (finds truncated files)')
+        _add_headers_only(parser)
     return parser.parse_args(argv)
+
+
+def _add_headers_only(parser) -> None:
+    parser.add_argument(
+        '--headers-only',
+        dest='full',
+        action='store_false',
+        help='read only the image headers (faster; a truncated image then '
+        'passes). By default every image is decoded completely')
+    # --full was the opt-in before decoding became the default
+    parser.add_argument('--full', action='store_true', help=argparse.SUPPRESS)
+
+
+def min_usable_fraction(cfg) -> float:
+    """``DataSummaryHook``'s threshold as the config declares it."""
+    for hook in cfg.get('custom_hooks') or []:
+        if isinstance(hook, dict) and 'DataSummaryHook' in str(
+                hook.get('type')):
+            return float(hook.get('min_usable_fraction', 0.0))
+    return 0.0
 
 
 def reports_for(args):
@@ -87,7 +108,8 @@ def reports_for(args):
         ds = (cfg.get(loader) or {}).get('dataset')
         if not isinstance(ds, dict):
             continue
-        for report in check_dataset_config(ds.to_dict(), scope, args.full):
+        for report in check_dataset_config(ds.to_dict(), scope, args.full,
+                                           min_usable_fraction(cfg)):
             if report.name not in seen:
                 seen.add(report.name)
                 report.name = f'{loader}: {report.name}'

@@ -34,6 +34,11 @@ def parse_args(argv=None):
         type=int,
         default=192,
         help='longer side of every tile in pixels (default: 192)')
+    parser.add_argument(
+        '--allow-partial',
+        action='store_true',
+        help='draw even if the checkpoint does not fit the model (parts of '
+        'it stay randomly initialised)')
     return parser.parse_args(argv)
 
 
@@ -81,17 +86,24 @@ def main(argv=None):
 
         import numpy as np
         from mmengine.registry import init_default_scope
-        from mmengine.runner import load_checkpoint
         from PIL import Image, ImageDraw
 
         import um_mae  # noqa: F401
+        from um_mae.engine.checkpoint import check_model_checkpoint
+        from um_mae.models.converters import read_checkpoint, unwrap
         from um_mae.utils.visualization import (feature_energy,
                                                 heatmap_overlay, image_grid,
                                                 pyramid_maps, to_uint8_rgb)
         init_default_scope(cfg.default_scope)
         registry = importlib.import_module(f'{cfg.default_scope}.registry')
         model = registry.MODELS.build(cfg.model)
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
+        # refused like the reconstruction figure: a pre-training checkpoint
+        # on a detector config would draw a random neck
+        checkpoint = read_checkpoint(args.checkpoint)
+        check_model_checkpoint(model, checkpoint, args.checkpoint,
+                               args.allow_partial)
+        model.load_state_dict(
+            unwrap(checkpoint), strict=not args.allow_partial)
         model.eval()
         try:
             inputs = _input(cfg, model, args.image)

@@ -1,7 +1,9 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """tools/model_converters/ummae_official_to_ours.py: official fixtures,
 other releases, and the files it must refuse."""
+import errno
 import importlib.util
+import os
 import os.path as osp
 import sys
 
@@ -109,8 +111,8 @@ def test_arch_detection(tool):
         detect_arch({'conv.weight': 0})
 
 
-def test_other_release_becomes_a_backbone(tool, tmp_path, monkeypatch, capsys):
-    """A MoCo v3 .pth.tar: the base encoder, as backbone.* keys."""
+def _moco_v3(src):
+    """Write a MoCo v3 .pth.tar of a tiny ViT to ``src``; return the ViT."""
     vit = MODELS.build(
         dict(
             type='VisionTransformer',
@@ -142,8 +144,14 @@ def test_other_release_becomes_a_backbone(tool, tmp_path, monkeypatch, capsys):
         for k, v in timm.items()
     })
     state_dict['module.predictor.0.weight'] = torch.zeros(4, 4)
-    src, dst = tmp_path / 'vit-s-300ep.pth.tar', tmp_path / 'ours.pth'
     torch.save(dict(epoch=300, arch='vit_small', state_dict=state_dict), src)
+    return vit
+
+
+def test_other_release_becomes_a_backbone(tool, tmp_path, monkeypatch, capsys):
+    """A MoCo v3 .pth.tar: the base encoder, as backbone.* keys."""
+    src, dst = tmp_path / 'vit-s-300ep.pth.tar', tmp_path / 'ours.pth'
+    vit = _moco_v3(src)
     _run(tool, monkeypatch, str(src), str(dst), '--strict')
     out = capsys.readouterr().out
     assert 'release: MoCo v3 (official, base encoder)' in out
@@ -184,3 +192,39 @@ def test_bad_file_is_one_line(tool, tmp_path, monkeypatch, capsys):
     assert f'error: {src} is not a checkpoint (found a text file' in \
         capsys.readouterr().err
     assert not dst.exists()
+
+
+def test_destination_errors_are_one_line_and_keep_the_old_file(
+        tool, tmp_path, monkeypatch, capsys):
+    src = tmp_path / 'vit-s-300ep.pth.tar'
+    _moco_v3(src)
+    (tmp_path / 'a-file').write_text('')
+    cases = [
+        (tmp_path, 'is a folder; give a file name'),
+        (tmp_path / 'a-file' / 'ours.pth', 'its folder'),
+    ]
+    for dst, words in cases:
+        with pytest.raises(SystemExit):
+            _run(tool, monkeypatch, str(src), str(dst))
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot write '{dst}'") or (
+            err.startswith(f"error: destination '{dst}'")), err
+        assert words in err and 'Traceback' not in err
+    # a missing folder is created
+    dst = tmp_path / 'new' / 'ours.pth'
+    _run(tool, monkeypatch, str(src), str(dst))
+    good = dst.read_bytes()
+
+    # the disk fills up while writing: the old file stays, no temporary
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b'half a checkpoint')
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, 'save', disk_full)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        _run(tool, monkeypatch, str(src), str(dst))
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: cannot use {dst}: the disk is full'), err
+    assert dst.read_bytes() == good
+    assert os.listdir(dst.parent) == ['ours.pth']

@@ -148,3 +148,23 @@ def test_unreadable_image_is_one_line(inputs, tmp_path, capsys):
     assert err[0].startswith(f"error: cannot read '{bad}' with the test "
                              'pipeline')
     assert len(err) == 2 and 'UM_MAE_DEBUG' in err[1]  # the debug hint
+
+
+def test_checkpoint_of_another_model_is_refused(inputs, tmp_path, capsys):
+    image, checkpoint = inputs
+    state = torch.load(checkpoint)['state_dict']
+    backbone = str(tmp_path / 'pretrained-backbone.pth')  # no neck, no head
+    torch.save({
+        k: v
+        for k, v in state.items() if k.startswith('backbone.')
+    }, backbone)
+    out = str(tmp_path / 'p.png')
+    with pytest.raises(SystemExit) as info:
+        load_tool().main([DEMO, backbone, image, '--out', out])
+    err = capsys.readouterr().err
+    assert info.value.code == 1, err
+    assert err.startswith(f'error: {backbone} does not fit ')
+    assert 'tensors missing (e.g. neck.' in err and '--allow-partial' in err
+    assert not osp.exists(out)
+    load_tool().main([DEMO, backbone, image, '--out', out, '--allow-partial'])
+    assert osp.isfile(out)

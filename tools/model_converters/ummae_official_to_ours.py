@@ -18,19 +18,42 @@ SRC is read safely (no code from the file runs; ``.pth``, ``.bin``,
 
 A file in um_mae / mmpretrain layout already, or a detector / segmentor, is
 refused (one line, exit code 1). DST is written as ``{'state_dict': ...,
-'meta': ...}``. The report lists every source key that was not mapped;
-``--strict`` turns them into an error. ``CheckedPretrained`` converts the
-same files on the fly, so this tool is only needed to resume pre-training
-from an official checkpoint or to inspect a conversion.
+'meta': ...}`` through a temporary file renamed at the end: a failed write
+(a full disk) leaves an existing DST as it was. The report lists every
+source key that was not mapped; ``--strict`` turns them into an error.
+``CheckedPretrained`` converts the same files on the fly, so this tool is
+only needed to resume pre-training from an official checkpoint or to
+inspect a conversion.
 """
 import argparse
+import os.path as osp
 from collections import Counter
 
-import torch
-
+from um_mae.engine.atomic_save import atomic_torch_save
 from um_mae.models.converters import (convert_checkpoint, read_checkpoint,
                                       unwrap)
-from um_mae.utils.cli import user_errors
+from um_mae.utils.cli import UsageError, user_errors
+
+
+def check_destination(dst: str) -> None:
+    """Refuse a destination that cannot be written, before converting.
+
+    Its folder is created if missing.
+    """
+    import os
+    import tempfile
+    if osp.isdir(dst):
+        raise UsageError(f'destination {dst!r} is a folder; give a file '
+                         f'name, e.g. {osp.join(dst, "converted.pth")}')
+    folder = osp.dirname(osp.abspath(dst))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(f'cannot write {dst!r}: its folder {folder!r} '
+                         f'cannot be created or written ({e.strerror}); '
+                         'choose another destination') from e
 
 
 def main() -> None:
@@ -44,6 +67,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with user_errors():
+        check_destination(args.dst)
         state_dict = unwrap(read_checkpoint(args.src))
         try:
             state_dict, report = convert_checkpoint(state_dict)
@@ -62,14 +86,13 @@ def main() -> None:
             raise SystemExit('unmapped keys with --strict; nothing written')
     else:
         print('every source key was mapped')
-    torch.save(
-        dict(
-            state_dict=state_dict,
-            meta=dict(
-                converted_from=args.src,
-                release=report['format'],
-                arch=report['arch'],
-                kind=report['kind'])), args.dst)
+    meta = dict(
+        converted_from=args.src,
+        release=report['format'],
+        arch=report['arch'],
+        kind=report['kind'])
+    with user_errors():  # a temporary file renamed: never a truncated dst
+        atomic_torch_save(dict(state_dict=state_dict, meta=meta), args.dst)
     print(f'saved to {args.dst}')
 
 

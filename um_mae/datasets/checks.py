@@ -21,7 +21,8 @@ import numpy as np
 
 __all__ = [
     'DataReport', 'IMAGE_EXTENSIONS', 'check_image_folder', 'check_coco',
-    'coco_drop_reasons', 'check_seg_folders', 'check_dataset_config'
+    'coco_drop_reasons', 'coco_training_summary', 'usable_annotations_error',
+    'check_seg_folders', 'check_dataset_config', 'check_image_list'
 ]
 
 #: the extensions mmpretrain's folder datasets read
@@ -198,9 +199,84 @@ def coco_drop_reasons(coco: dict,
     return reasons
 
 
+def coco_training_summary(coco: dict,
+                          classes: Optional[Sequence[str]] = None,
+                          filter_empty_gt: bool = False,
+                          min_size: int = 0) -> dict:
+    """What mmdet 3.3's ``CocoDataset`` trains from an annotation file.
+
+    The one source of the rule for ``tools/check_dataset.py`` and
+    :class:`~um_mae.engine.DataSummaryHook`. mmdet drops the annotations
+    :func:`coco_drop_reasons` names; its ``filter_empty_gt`` skips only the
+    images without any annotation of a trained category (valid or not), so
+    an image whose every box is dropped is trained as background.
+
+    Args:
+        coco (dict): The loaded annotation file.
+        classes (Sequence[str], optional): The trained class names.
+        filter_empty_gt (bool): ``filter_cfg.filter_empty_gt`` of the
+            dataset. Defaults to False (mmdet's default).
+        min_size (int): ``filter_cfg.min_size``. Defaults to 0.
+
+    Returns:
+        dict: ``reasons`` (annotation id -> why dropped), ``annotations``
+        (their number), ``usable`` (kept annotations), ``skipped`` (image
+        id -> why not trained), ``background`` (trained image ids without a
+        usable box).
+    """
+    reasons = coco_drop_reasons(coco, classes)
+    cats = {c['id']: c['name'] for c in coco.get('categories', [])}
+    trained = {i for i, n in cats.items() if classes is None or n in classes}
+    anns = coco.get('annotations', [])
+    in_cat = {a.get('image_id') for a in anns if a.get('category_id') in
+              trained}
+    with_box = {a.get('image_id') for a in anns if a.get('id') not in reasons}
+    skipped, background = {}, []
+    for img in coco.get('images', []):
+        if filter_empty_gt and img['id'] not in in_cat:
+            skipped[img['id']] = ('no annotation of a trained category '
+                                  '(filter_empty_gt)')
+        elif min(img.get('width', 0), img.get('height', 0)) < min_size:
+            skipped[img['id']] = f'smaller than filter_cfg.min_size={min_size}'
+        elif img['id'] not in with_box:
+            background.append(img['id'])
+    return dict(
+        reasons=reasons,
+        annotations=len(anns),
+        usable=len(anns) - len(reasons),
+        skipped=skipped,
+        background=background)
+
+
+def usable_annotations_error(ann_file: str, summary: dict,
+                             min_usable_fraction: float = 0.0
+                             ) -> Optional[str]:
+    """Why training on ``ann_file`` must stop, or None.
+
+    Training stops when no annotation is usable, or when fewer than
+    ``min_usable_fraction`` of them are (``DataSummaryHook``'s argument).
+    """
+    total, usable = summary['annotations'], summary['usable']
+    if total == 0 or (usable > 0 and usable >= min_usable_fraction * total):
+        return None
+    counts: Dict[str, int] = {}
+    for reason in summary['reasons'].values():
+        counts[reason] = counts.get(reason, 0) + 1
+    detail = ', '.join(f'{n} {r}' for r, n in counts.items())
+    limit = (f', fewer than min_usable_fraction={min_usable_fraction:g}'
+             if usable else '')
+    return (f'{ann_file}: {usable} of {total} annotations are usable{limit} '
+            f'(mmdet drops {detail}); training would learn background only. '
+            'Fix the boxes (`python tools/check_dataset.py CONFIG` lists '
+            'them) or point the config at the right annotation file')
+
+
 def check_coco(ann_file: str,
                img_dir: Optional[str] = None,
-               classes: Optional[Sequence[str]] = None) -> DataReport:
+               classes: Optional[Sequence[str]] = None,
+               filter_empty_gt: bool = True,
+               min_size: int = 0,
+               min_usable_fraction: float = 0.0) -> DataReport:
     """Check a COCO annotation file (and its images).
 
     Args:
@@ -209,11 +285,18 @@ def check_coco(ann_file: str,
             readability are checked. Defaults to None.
         classes (Sequence[str], optional): The class names the config
             trains. Defaults to None (all categories of the file).
+        filter_empty_gt (bool): The dataset's ``filter_cfg`` value.
+            Defaults to True (the shipped configs').
+        min_size (int): The dataset's ``filter_cfg.min_size``. Defaults
+            to 0.
+        min_usable_fraction (float): ``DataSummaryHook``'s threshold.
+            Defaults to 0 (stop only when no annotation is usable).
 
     Returns:
         DataReport: Counts of images / annotations; problems: annotations
-        mmdet would drop (by reason), images without a usable annotation,
-        missing or unreadable images.
+        mmdet would drop (by reason), images skipped or trained as
+        background only, a file training refuses, missing or unreadable
+        images.
     """
     report = DataReport(ann_file)
     try:
@@ -234,7 +317,9 @@ def check_coco(ann_file: str,
         for name in classes:
             if name not in names:
                 report.problem('config classes missing from the file', name)
-    reasons = coco_drop_reasons(coco, classes)
+    summary = coco_training_summary(coco, classes, filter_empty_gt,
+                                    min_size)
+    reasons = summary['reasons']
     for ann in coco['annotations']:
         if ann.get('id') in reasons:
             report.problem(
@@ -242,15 +327,19 @@ def check_coco(ann_file: str,
                 f'annotation id {ann.get("id")} (image {ann.get("image_id")}'
                 f', category {ann.get("category_id")}, bbox '
                 f'{ann.get("bbox")})')
-    used = {
-        a.get('image_id')
-        for a in coco['annotations'] if a.get('id') not in reasons
-    }
+    stop = usable_annotations_error(ann_file, summary, min_usable_fraction)
+    if stop:
+        report.problem('training stops (DataSummaryHook)', stop)
+    background = set(summary['background'])
     for img in coco['images']:
-        if img['id'] not in used:
+        if img['id'] in summary['skipped']:
+            report.problem('images skipped in training',
+                           f'{img.get("file_name")} '
+                           f'({summary["skipped"][img["id"]]})')
+        elif img['id'] in background:
             report.problem(
-                'images without a usable annotation (skipped in training '
-                'with filter_empty_gt)', f'{img.get("file_name")}')
+                'images trained as background only (every box dropped)',
+                f'{img.get("file_name")}')
         if img_dir is not None:
             path = osp.join(img_dir, img.get('file_name', ''))
             if not osp.isfile(path):
@@ -371,7 +460,9 @@ def _default(cls, name: str, fallback=None):
 
 def check_dataset_config(ds_cfg: dict,
                          scope: str,
-                         full: bool = False) -> List[DataReport]:
+                         full: bool = True,
+                         min_usable_fraction: float = 0.0
+                         ) -> List[DataReport]:
     """Check the files of one dataset entry of a config.
 
     Dataset wrappers (``RepeatDataset``, ``PerSampleSeedDataset``,
@@ -381,17 +472,21 @@ def check_dataset_config(ds_cfg: dict,
     Args:
         ds_cfg (dict): ``train_dataloader.dataset`` or similar.
         scope (str): The config's ``default_scope``.
-        full (bool): Decode images completely. Defaults to False.
+        full (bool): Decode images completely (finds truncated files).
+            Defaults to True.
+        min_usable_fraction (float): ``DataSummaryHook``'s threshold of
+            usable COCO annotations. Defaults to 0.
 
     Returns:
         list[DataReport]: One report per dataset found.
     """
     if isinstance(ds_cfg.get('dataset'), dict):
-        return check_dataset_config(ds_cfg['dataset'], scope, full)
+        return check_dataset_config(ds_cfg['dataset'], scope, full,
+                                    min_usable_fraction)
     if isinstance(ds_cfg.get('datasets'), list):
         return [
-            r for d in ds_cfg['datasets']
-            for r in check_dataset_config(d, scope, full)
+            r for d in ds_cfg['datasets'] for r in check_dataset_config(
+                d, scope, full, min_usable_fraction)
         ]
     cls = _dataset_class(ds_cfg, scope)
     root = ds_cfg.get('data_root') or ''
@@ -400,10 +495,14 @@ def check_dataset_config(ds_cfg: dict,
     classes = metainfo.get('classes')
     names = [c.__name__ for c in getattr(cls, '__mro__', [])]
     if 'CocoDataset' in names:
+        filter_cfg = ds_cfg.get('filter_cfg') or {}
         return [
             check_coco(
                 osp.join(root, ds_cfg.get('ann_file', '')),
-                osp.join(root, prefix.get('img', '')), classes)
+                osp.join(root, prefix.get('img', '')), classes,
+                bool(filter_cfg.get('filter_empty_gt', False))
+                and not ds_cfg.get('test_mode', False),
+                filter_cfg.get('min_size', 0), min_usable_fraction)
         ]
     if 'BaseSegDataset' in names:
         return [
@@ -423,8 +522,57 @@ def check_dataset_config(ds_cfg: dict,
         ]
     folder = prefix.get('img_path', prefix) if isinstance(prefix,
                                                           dict) else prefix
-    if not folder and ds_cfg.get('split'):
-        folder = ds_cfg['split']
     if isinstance(folder, dict):
         folder = ''
+    ann_file, split = ds_cfg.get('ann_file'), ds_cfg.get('split')
+    if split:  # as mmpretrain's ImageNet resolves its split
+        folder = folder or split
+        listed = osp.join('meta', f'{split}.txt')
+        if not ann_file and osp.isfile(osp.join(root, listed)):
+            ann_file = listed
+    if ann_file:  # an image list (ImageNet's meta/train.txt): what is read
+        return [
+            check_image_list(
+                osp.join(root, ann_file), osp.join(root, folder), full=full)
+        ]
     return [check_image_folder(osp.join(root, folder), full=full)]
+
+
+def check_image_list(ann_file: str, folder: str,
+                     full: bool = True) -> DataReport:
+    """Check the images an mmpretrain list file names (``meta/train.txt``).
+
+    Each line is ``relative/path.jpg [label]``, relative to ``folder``, as
+    mmpretrain's ``CustomDataset`` / ``ImageNet`` read it.
+
+    Args:
+        ann_file (str): The list file.
+        folder (str): The folder the paths are relative to.
+        full (bool): Decode every image completely. Defaults to True.
+
+    Returns:
+        DataReport: Counts of listed images; problems: a missing list,
+        listed files that are missing or unreadable, 16-bit images.
+    """
+    report = DataReport(f'images listed in {ann_file}')
+    report.count('images', 0)
+    if not osp.isfile(ann_file):
+        report.problem('missing list file', ann_file)
+        return report
+    with open(ann_file) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            path = osp.join(folder, line.strip().rsplit(' ', 1)[0]
+                            if ' ' in line.strip() else line.strip())
+            report.count('images')
+            if not osp.isfile(path):
+                report.problem('listed image files that are missing',
+                               f'{path} (line {number})')
+                continue
+            kind, detail, _ = _read_image(path, full)
+            if kind:
+                report.problem(kind, f'{path} ({detail})')
+    if report.counts['images'] == 0:
+        report.problem('empty: the list names no image', ann_file)
+    return report

@@ -10,6 +10,7 @@ from .hooks import (UM_MAE_HOOKS, DataSummaryHook, FiniteLossHook,
                     RNGStateHook, TrainingNoticesHook)
 from .optimizers import UMLayerDecayOptimWrapperConstructor
 from .schedulers import WarmupHalfCosineLR, warmup_half_cosine
+from .work_dir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = [
     'atomic_write', 'remove_stale_temporaries', 'load_local_checkpoint',
@@ -19,5 +20,6 @@ __all__ = [
     'UM_MAE_HOOKS', 'DataSummaryHook', 'FiniteLossHook', 'NonFiniteLossError',
     'PretrainedHook', 'RankMeanLossHook', 'RNGStateHook',
     'TrainingNoticesHook', 'UMLayerDecayOptimWrapperConstructor',
-    'WarmupHalfCosineLR', 'warmup_half_cosine'
+    'WarmupHalfCosineLR', 'warmup_half_cosine', 'WorkDirInUseError',
+    'WorkDirLock'
 ]

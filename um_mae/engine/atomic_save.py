@@ -14,7 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import List, Union
 
-__all__ = ['atomic_write', 'remove_stale_temporaries', 'TMP_SUFFIX']
+__all__ = [
+    'atomic_write', 'atomic_torch_save', 'remove_stale_temporaries',
+    'TMP_SUFFIX'
+]
 
 #: suffix of the temporary files; a leftover one is a write that was killed
 TMP_SUFFIX = '.tmp'
@@ -52,6 +55,41 @@ def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_torch_save(obj, filepath: Union[str, Path]) -> None:
+    """``torch.save`` through a temporary file and a rename.
+
+    A failed write (a full disk, a kill) leaves the previous file as it
+    was. An ``OSError`` without a file name (``ENOSPC`` from a write) is
+    raised again naming ``filepath``.
+
+    Args:
+        obj: What to save.
+        filepath (str | Path): Destination; its folder must exist.
+    """
+    import torch
+    filepath = str(filepath)
+    folder = osp.dirname(osp.abspath(filepath))
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f'.{osp.basename(filepath)}.',
+            suffix=TMP_SUFFIX,
+            dir=folder)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, filepath) from e
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, filepath)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, e.filename or filepath) from e
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
 
 
 def remove_stale_temporaries(folder: str) -> List[str]:

@@ -5,7 +5,8 @@ mmengine 0.10.7 reads checkpoints with ``torch.load`` and its defaults.
 Since torch 2.6 these refuse the message hub, numpy values and random
 states a runner checkpoint holds, so ``--resume`` fails; loading them with
 ``weights_only=False`` instead would run any code a crafted file carries.
-:func:`register_checkpoint_loader` makes mmengine read local files with
+:func:`register_checkpoint_loader` makes mmengine read every file (local,
+http(s) URL, model-zoo name) with
 :func:`um_mae.models.converters.read_checkpoint`: ``weights_only=True`` plus
 an allow-list of exactly what runner checkpoints contain (anything else
 needs ``UM_MAE_UNSAFE_PICKLE=1``). It is an explicit step, not an effect of
@@ -24,7 +25,8 @@ from typing import Optional
 import torch.nn as nn
 
 __all__ = [
-    'load_local_checkpoint', 'register_checkpoint_loader',
+    'load_local_checkpoint', 'load_mmcls_checkpoint',
+    'refuse_remote_checkpoint', 'register_checkpoint_loader',
     'describe_checkpoint', 'check_resume_checkpoint', 'check_last_checkpoint',
     'check_model_checkpoint'
 ]
@@ -45,15 +47,46 @@ def load_local_checkpoint(filename: str, map_location=None):
     return read_checkpoint(filename, map_location=map_location)
 
 
-def register_checkpoint_loader() -> None:
-    """Make mmengine read local checkpoints safely (see the module doc).
+def load_mmcls_checkpoint(filename: str, map_location=None):
+    """mmengine's ``mmcls://`` loader, reading with ``read_checkpoint``."""
+    from mmengine.runner.checkpoint import _process_mmcls_checkpoint
 
-    Replaces the handler of mmengine's ``CheckpointLoader`` for local paths
-    (scheme ``''``) in this process.
+    from ..models.converters import read_checkpoint
+    return _process_mmcls_checkpoint(
+        read_checkpoint(filename, map_location=map_location))
+
+
+def refuse_remote_checkpoint(filename: str, map_location=None):
+    """Loader for schemes whose files mmengine unpickles unchecked."""
+    raise ValueError(
+        f'cannot read {filename}: um_mae reads checkpoints from local '
+        'paths, http(s) URLs and mmengine\'s model-zoo names only (other '
+        'sources would be unpickled without checks); download the file and '
+        'pass its local path')
+
+
+#: mmengine's checkpoint schemes read with ``read_checkpoint``
+SAFE_SCHEMES = ('', 'http://', 'https://', 'torchvision://', 'modelzoo://',
+                'open-mmlab://', 'openmmlab://')
+#: schemes mmengine would unpickle without checks: refused
+REFUSED_SCHEMES = ('pavi://', r'(\S+\:)?s3://', r'(\S+\:)?petrel://')
+
+
+def register_checkpoint_loader() -> None:
+    """Make mmengine read every checkpoint safely (see the module doc).
+
+    Replaces the handlers of mmengine's ``CheckpointLoader`` in this
+    process: local paths (scheme ``''``), http(s) URLs and the model-zoo
+    names go through ``read_checkpoint`` (URLs are downloaded into a cache
+    keyed by the whole URL); ``pavi://``, ``s3://`` and ``petrel://``,
+    which mmengine would unpickle without checks, are refused.
     """
     from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_local_checkpoint, force=True)
+    for prefixes, loader in ((SAFE_SCHEMES, load_local_checkpoint),
+                             (('mmcls://', ), load_mmcls_checkpoint),
+                             (REFUSED_SCHEMES, refuse_remote_checkpoint)):
+        CheckpointLoader.register_scheme(
+            prefixes=list(prefixes), loader=loader, force=True)
 
 
 def _state_dict(checkpoint) -> dict:

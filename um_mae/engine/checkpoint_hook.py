@@ -8,21 +8,35 @@ killed while saving has lost every checkpoint, and ``last_checkpoint`` can
 be left empty or point at a truncated file. :class:`AtomicCheckpointHook`
 keeps mmengine's options and file names and changes the order:
 
-1. write the new checkpoint to ``.<name>.tmp``, fsync it, rename it;
-2. only then delete checkpoints beyond ``max_keep_ckpts``;
-3. replace ``last_checkpoint`` atomically.
+1. write the new checkpoint to ``.<name>.<pid>-<random>.tmp`` and fsync it
+   (a failed write, e.g. a full disk, removes the temporary and names the
+   file and the last complete checkpoint);
+2. keep it only once the next training iteration has passed
+   :class:`~um_mae.engine.FiniteLossHook` (finite loss and gradient norm;
+   after the last iteration: finite weights): rename it to its name,
+   replace ``last_checkpoint`` atomically;
+3. only then delete checkpoints beyond ``max_keep_ckpts``.
 
-Temporaries left by a killed save are removed when training starts.
+A checkpoint that already holds a diverged update is thus never kept.
+
+Temporaries left by a killed save are removed when training starts; their
+names are unique (process id and a random part), and the main process holds
+a lock on the work dir for the whole run (:class:`WorkDirLock`): a second
+run in the same work dir stops, naming the running one, and a run that does
+not resume stops instead of overwriting an earlier run's checkpoints.
 """
 import os
 import os.path as osp
+import uuid
 
+import torch
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmpretrain.registry import HOOKS
 
 from .atomic_save import TMP_SUFFIX, atomic_write, remove_stale_temporaries
+from .work_dir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = ['AtomicCheckpointHook']
 
@@ -36,10 +50,33 @@ class AtomicCheckpointHook(CheckpointHook):
     mmengine's own procedure.
     """
 
+    def before_run(self, runner) -> None:
+        super().before_run(runner)
+        if not is_main_process():
+            return
+        self._lock = WorkDirLock(runner.work_dir)
+        self._lock.acquire()
+        last = osp.join(runner.work_dir, 'last_checkpoint')
+        if not getattr(runner, '_resume', False) and osp.isfile(last):
+            self._lock.release()
+            with open(last) as f:
+                previous = f.read().strip()
+            raise WorkDirInUseError(
+                f'work dir {runner.work_dir} holds the checkpoints of an '
+                f'earlier run (last: {previous}); this run would overwrite '
+                'them. Continue that run with --resume, or choose another '
+                '--work-dir (or delete its checkpoints and last_checkpoint '
+                'to start over there)')
+
+    def after_run(self, runner) -> None:
+        super().after_run(runner)
+        lock = getattr(self, '_lock', None)
+        if lock is not None:
+            lock.release()
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        if is_main_process() and self._is_local() and osp.isdir(
-                self.out_dir):
+        if is_main_process() and self._is_local() and osp.isdir(self.out_dir):
             for path in remove_stale_temporaries(self.out_dir):
                 runner.logger.warning(
                     f'removed {path}, left by a save that was interrupted')
@@ -63,26 +100,83 @@ class AtomicCheckpointHook(CheckpointHook):
             runner.message_hub.update_info('keep_ckpt_ids',
                                            list(self.keep_ckpt_ids))
 
-        tmp_name = f'.{filename}{TMP_SUFFIX}'
-        runner.save_checkpoint(
-            self.out_dir,
-            tmp_name,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
-            return
+        self._keep_pending(runner)  # a save without an iteration since
+        # unique, so that no other writer can clash with it
+        tmp_name = (f'.{filename}.{os.getpid()}-{uuid.uuid4().hex[:8]}'
+                    f'{TMP_SUFFIX}')
+        previous = self._last_complete(runner)
         tmp = osp.join(self.out_dir, tmp_name)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.last_ckpt)
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                tmp_name,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+            if not is_main_process():
+                return
+            with open(tmp, 'rb') as f:
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk, ...: name the file, clean up
+            if osp.exists(tmp):
+                os.remove(tmp)
+            kept = (f'the last complete checkpoint is {previous}'
+                    if previous else 'no checkpoint of this run was written')
+            raise OSError(e.errno, f'{e.strerror or e}; {kept}',
+                          self.last_ckpt) from e
+        # kept once the next iteration has passed FiniteLossHook
+        self._pending = (tmp, self.last_ckpt, expired)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        # FiniteLossHook (a higher priority) has checked this iteration,
+        # the first one that started from the pending checkpoint's weights
+        self._keep_pending(runner)
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+
+    def after_train(self, runner) -> None:
+        super().after_train(runner)
+        # the last checkpoint has no next iteration: check its weights
+        model = getattr(runner.model, 'module', runner.model)
+        if all(torch.isfinite(p).all() for p in model.parameters()):
+            self._keep_pending(runner)
+        else:
+            self.discard_pending(runner)
+
+    def discard_pending(self, runner) -> None:
+        """Drop the checkpoint not yet kept (its weights diverged)."""
+        pending, self._pending = getattr(self, '_pending', None), None
+        if pending is not None and osp.exists(pending[0]):
+            os.remove(pending[0])
+            runner.logger.warning(
+                f'{pending[1]} was not kept: the iteration after it was '
+                'not finite')
+
+    def _keep_pending(self, runner) -> None:
+        pending, self._pending = getattr(self, '_pending', None), None
+        if pending is None:
+            return
+        tmp, path, expired = pending
+        os.replace(tmp, path)
+        # the pointer names the new file before any old one is deleted, so
+        # a kill in between never leaves it naming a deleted file
+        atomic_write(path.encode(), osp.join(runner.work_dir,
+                                             'last_checkpoint'))
         for old in expired:
-            path = osp.join(self.out_dir, self.filename_tmpl.format(old))
-            if osp.isfile(path) and path != self.last_ckpt:
-                os.remove(path)
-        atomic_write(self.last_ckpt.encode(),
-                     osp.join(runner.work_dir, 'last_checkpoint'))
+            old_path = osp.join(self.out_dir, self.filename_tmpl.format(old))
+            if osp.isfile(old_path) and old_path != path:
+                os.remove(old_path)
+
+    @staticmethod
+    def _last_complete(runner):
+        """The checkpoint ``last_checkpoint`` names, if it exists."""
+        pointer = osp.join(runner.work_dir, 'last_checkpoint')
+        if not osp.isfile(pointer):
+            return None
+        with open(pointer) as f:
+            path = f.read().strip()
+        return path if osp.isfile(path) else None

@@ -21,7 +21,7 @@ from ..models.utils.weight_init import CHECKPOINT_INITS
 __all__ = [
     'NonFiniteLossError', 'FiniteLossHook', 'RNGStateHook', 'PretrainedHook',
     'RankMeanLossHook', 'DataSummaryHook', 'TrainingNoticesHook',
-    'UM_MAE_HOOKS'
+    'UM_MAE_HOOKS', 'apply_config_lr'
 ]
 
 #: the hooks configs/_base_/um_mae_runtime.py declares (the launcher warns
@@ -36,11 +36,24 @@ class NonFiniteLossError(RuntimeError):
 
 @HOOKS.register_module()
 class FiniteLossHook(Hook):
-    """Stop training at the first non-finite loss, before it is saved.
+    """Stop training at the first sign of divergence, before it is kept.
 
     Runs after every training iteration with a priority above the
-    checkpoint hook, so no checkpoint with NaN weights is ever written. The
-    message names the iteration and, under AMP, the loss scale.
+    checkpoint hook. It stops the run when a loss is NaN / inf, or when the
+    gradient norm the optimizer wrapper logs (``optim_wrapper.clip_grad``;
+    not under AMP, whose loss scaler skips such steps) is. The message
+    names the iteration, the AMP loss scale, and the last checkpoint kept.
+
+    :class:`~um_mae.engine.AtomicCheckpointHook` keeps a checkpoint only
+    once the iteration after it has passed this check, so a checkpoint that
+    already holds a diverged update (finite weights whose next step is not)
+    is dropped, never named by ``last_checkpoint``.
+
+    The stop's advice works: on ``--resume`` a learning rate in the config
+    (``--cfg-options optim_wrapper.optimizer.lr=...``) that differs from the
+    one the checkpoint was trained with replaces it: the optimizer's and the
+    schedulers' stored rates are scaled by new / old (logged), instead of
+    being restored from the checkpoint.
 
     Args:
         interval (int): Check every ``interval`` iterations. Defaults to 1.
@@ -67,18 +80,109 @@ class FiniteLossHook(Hook):
             and isinstance(v, torch.Tensor) and v.numel() == 1
         }
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        bad.update(_non_finite_grad_norm(runner))
         if not bad:
             return
         msg = (f'non-finite loss {bad} at iteration {runner.iter + 1} '
-               f'(epoch {runner.epoch + 1}); training stopped before saving '
-               'a checkpoint')
+               f'(epoch {runner.epoch + 1}); training stopped, no checkpoint '
+               f'of the diverged weights is kept')
         scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
         if scaler is not None and hasattr(scaler, 'get_scale'):
             msg += f'; AMP loss scale {scaler.get_scale():g}'
-        msg += ('. Lower the learning rate, set optim_wrapper.clip_grad='
-                'dict(max_norm=...), or check the data; resume from the last '
-                'checkpoint with --resume')
-        raise NonFiniteLossError(msg)
+        for hook in runner.hooks:  # the checkpoint saved before this step
+            if hasattr(hook, 'discard_pending'):
+                hook.discard_pending(runner)
+        raise NonFiniteLossError(msg + '. ' + _recovery_advice(runner))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if getattr(runner, '_resume', False):
+            apply_config_lr(runner, checkpoint)
+
+
+def _non_finite_grad_norm(runner) -> dict:
+    """``{'grad_norm': value}`` if this step's logged norm is NaN / inf."""
+    wrapper = runner.optim_wrapper
+    if getattr(wrapper, 'loss_scaler', None) is not None:
+        return {}  # AMP: an overflowing step is skipped, not applied
+    if not getattr(wrapper, 'clip_grad_kwargs', None):
+        return {}
+    scalars = runner.message_hub.log_scalars
+    if 'train/grad_norm' not in scalars:
+        return {}
+    value = float(scalars['train/grad_norm'].current())
+    return {} if math.isfinite(value) else {'grad_norm': value}
+
+
+def _recovery_advice(runner) -> str:
+    """What to do after a non-finite stop, naming the kept checkpoint."""
+    import os.path as osp
+    lr = runner.cfg.get('optim_wrapper', {}).get('optimizer', {}).get('lr')
+    lower = f'{lr / 10:g}' if isinstance(lr, (int, float)) else 'LR'
+    option = f'--cfg-options optim_wrapper.optimizer.lr={lower}'
+    pointer = osp.join(runner.work_dir, 'last_checkpoint')
+    last = None
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            last = f.read().strip()
+    if last and osp.isfile(last):
+        return (f'The last checkpoint kept is {last}: continue from it with '
+                f'a lower learning rate, `--resume {option}` (an lr given '
+                'with --resume replaces the checkpoint\'s; the schedule is '
+                'scaled to it), or set optim_wrapper.clip_grad=dict('
+                'max_norm=...), or check the data')
+    return (f'No checkpoint was kept: start again with a lower learning '
+            f'rate ({option}), or set optim_wrapper.clip_grad=dict('
+            'max_norm=...), or check the data')
+
+
+def apply_config_lr(runner, checkpoint: dict) -> None:
+    """Resume with the config's learning rate where it differs.
+
+    mmengine restores the optimizer's learning rates and the schedulers'
+    base values from the checkpoint, so a lower lr given with ``--resume``
+    would be ignored. Here the checkpoint's rates are scaled, per param
+    group, by (the config's initial lr) / (the checkpoint's), before
+    mmengine loads them; the change is logged.
+
+    Args:
+        runner: The runner, with the optimizer built from the config.
+        checkpoint (dict): The checkpoint being resumed (changed in place).
+    """
+    optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
+    state = checkpoint.get('optimizer')
+    if optimizer is None or not isinstance(state, dict) or not isinstance(
+            state.get('param_groups'), list):
+        return
+    groups = state['param_groups']
+    if len(groups) != len(optimizer.param_groups):
+        return
+    ratios = []
+    for ours, theirs in zip(optimizer.param_groups, groups):
+        new = ours.get('initial_lr', ours.get('lr'))
+        old = theirs.get('initial_lr', theirs.get('lr'))
+        ratios.append(new / old if old else 1.0)
+    if all(math.isclose(r, 1.0, rel_tol=1e-9) for r in ratios):
+        return
+    for group, ratio in zip(groups, ratios):
+        for key in ('lr', 'initial_lr'):
+            if key in group:
+                group[key] *= ratio
+    schedulers = checkpoint.get('param_schedulers') or []
+    if isinstance(schedulers, dict):
+        schedulers = [s for v in schedulers.values() for s in v]
+    for sched in schedulers:
+        if not isinstance(sched, dict) or sched.get('param_name') != 'lr':
+            continue
+        for key in ('base_values', '_last_value'):
+            values = sched.get(key)
+            if isinstance(values, list) and len(values) == len(ratios):
+                sched[key] = [v * r for v, r in zip(values, ratios)]
+    old = groups[0].get('initial_lr', groups[0].get('lr')) / ratios[0]
+    new = groups[0].get('initial_lr', groups[0].get('lr'))
+    runner.logger.warning(
+        f'resuming with the configured learning rate {new:g} instead of '
+        f'the checkpoint\'s {old:g}: the optimizer\'s and the schedulers\' '
+        f'stored rates are scaled by {new / old:g}')
 
 
 @HOOKS.register_module()
@@ -252,50 +356,98 @@ def _leaf_datasets(dataset):
 
 @HOOKS.register_module()
 class DataSummaryHook(Hook):
-    """Say at the start of training what a COCO dataset silently dropped.
+    """Say at the start of training what the dataset silently dropped.
 
     mmdet skips annotations whose box is empty, outside the image or not
     finite, or whose category is not trained, and (with
-    ``filter_empty_gt``) the images left without one, without a word. A
-    dataset of only such boxes trains on background. This hook re-reads the
-    annotation file once (main process) and logs one line with the counts
-    by reason when anything was dropped; ``tools/check_dataset.py CONFIG``
-    lists them.
+    ``filter_empty_gt``) the images without an annotation of a trained
+    category, without a word. This hook re-reads a COCO annotation file
+    once (main process) and logs one line with the counts by reason when
+    anything was dropped; it stops the run when no annotation is usable
+    (or fewer than ``min_usable_fraction`` of them): such a file trains on
+    background only. The rule is shared with ``tools/check_dataset.py``
+    (:func:`um_mae.datasets.checks.coco_training_summary`). For folder
+    datasets (no annotation file) it logs the dangling symbolic links the
+    folder scan skips.
+
+    Args:
+        min_usable_fraction (float): Stop when fewer than this fraction of
+            a COCO file's annotations are usable. Defaults to 0 (stop only
+            when none is).
     """
 
     priority = 'LOW'
 
+    def __init__(self, min_usable_fraction: float = 0.0) -> None:
+        if not 0 <= min_usable_fraction <= 1:
+            raise ValueError('min_usable_fraction must be in [0, 1], got '
+                             f'{min_usable_fraction}')
+        self.min_usable_fraction = min_usable_fraction
+
     def before_train(self, runner) -> None:
-        import json
-
         from mmengine.dist import is_main_process
-
-        from ..datasets.checks import coco_drop_reasons
         if not is_main_process():
             return
         for dataset in _leaf_datasets(runner.train_dataloader.dataset):
             ann_file = getattr(dataset, 'ann_file', None)
-            if not (isinstance(ann_file, str) and ann_file.endswith('.json')
+            if (isinstance(ann_file, str) and ann_file.endswith('.json')
                     and hasattr(dataset, 'cat_ids')):
-                continue
-            with open(ann_file) as f:
-                coco = json.load(f)
-            classes = dataset.metainfo.get('classes')
-            reasons = coco_drop_reasons(coco, classes)
-            skipped = len(coco.get('images', [])) - len(dataset)
-            if not reasons and skipped <= 0:
-                continue
-            by_reason = {}
-            for reason in reasons.values():
-                by_reason[reason] = by_reason.get(reason, 0) + 1
-            detail = ', '.join(f'{n} {r}' for r, n in by_reason.items())
+                self._coco(runner, dataset, ann_file)
+            elif not ann_file:
+                self._dangling_links(runner, dataset)
+
+    def _coco(self, runner, dataset, ann_file: str) -> None:
+        import json
+
+        from ..datasets.checks import (coco_training_summary,
+                                       usable_annotations_error)
+        with open(ann_file) as f:
+            coco = json.load(f)
+        filter_cfg = getattr(dataset, 'filter_cfg', None) or {}
+        summary = coco_training_summary(
+            coco, dataset.metainfo.get('classes'),
+            bool(filter_cfg.get('filter_empty_gt', False)),
+            filter_cfg.get('min_size', 0))
+        stop = usable_annotations_error(ann_file, summary,
+                                        self.min_usable_fraction)
+        if stop:
+            raise ValueError(stop)
+        reasons = summary['reasons']
+        skipped = len(coco.get('images', [])) - len(dataset)
+        background = len(summary['background'])
+        if not reasons and skipped <= 0:
+            return
+        by_reason = {}
+        for reason in reasons.values():
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        detail = ', '.join(f'{n} {r}' for r, n in by_reason.items())
+        runner.logger.warning(
+            f'training data {ann_file}: {len(reasons)} of '
+            f'{len(coco.get("annotations", []))} annotations dropped' +
+            (f' ({detail})' if detail else '') +
+            f'; {max(skipped, 0)} of {len(coco.get("images", []))} '
+            'images skipped (no annotation of a trained category, or below '
+            f'min_size); {background} trained as background only (every box '
+            'dropped); `python tools/check_dataset.py CONFIG` lists them')
+
+    @staticmethod
+    def _dangling_links(runner, dataset) -> None:
+        import os
+        prefix = getattr(dataset, 'data_prefix', None) or {}
+        folder = prefix.get('img_path') if isinstance(prefix, dict) else None
+        if not isinstance(folder, str) or not os.path.isdir(folder):
+            return
+        dangling = []
+        for top, _, files in os.walk(folder, followlinks=True):
+            for name in files:
+                path = os.path.join(top, name)
+                if os.path.islink(path) and not os.path.exists(path):
+                    dangling.append(path)
+        if dangling:
             runner.logger.warning(
-                f'training data {ann_file}: {len(reasons)} of '
-                f'{len(coco.get("annotations", []))} annotations dropped'
-                + (f' ({detail})' if detail else '') +
-                f'; {max(skipped, 0)} of {len(coco.get("images", []))} '
-                'images skipped (no usable annotation); `python '
-                'tools/check_dataset.py CONFIG` lists them')
+                f'training data {folder}: {len(dangling)} dangling symbolic '
+                f'link(s) skipped (e.g. {dangling[0]} -> '
+                f'{os.readlink(dangling[0])}); fix or remove them')
 
 
 #: mmengine's copy of torch's check that ``scheduler.step()`` follows
@@ -321,8 +473,7 @@ class TrainingNoticesHook(Hook):
       that the check looks for cannot occur; it fires only because the
       first update did not step the optimizer: with
       ``optim_wrapper.accumulative_counts = N > 1`` the first step comes
-      after N iterations (the learning rate is scheduled per iteration and
-      an update uses the rate of its last iteration), and under fp16 AMP
+      after N iterations, and under fp16 AMP
       the loss scaler skips steps whose gradients overflow.
     """
 
@@ -361,6 +512,6 @@ class TrainingNoticesHook(Hook):
             f'nothing to train: the run in {runner.work_dir} is already '
             f'complete ({unit} {done} of {total}; the config resumes the '
             'latest checkpoint of its work dir). To train again give '
-            'another --work-dir, or add --cfg-options resume=False to start '
-            'over in this one (its checkpoints are replaced); to train '
+            'another --work-dir, or delete its checkpoints and '
+            'last_checkpoint to start over in this one; to train '
             f'longer raise train_cfg.{key} and resume')

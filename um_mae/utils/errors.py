@@ -80,7 +80,7 @@ UPSTREAM_ERRORS = [
 
 _OS_HINTS = {
     errno.ENOSPC: 'the disk is full: free space or write to another disk '
-    '(--work-dir); the checkpoints already written are intact',
+    '(--work-dir)',
     errno.EROFS: 'the file system is read-only: choose a writable folder '
     '(--work-dir)',
     errno.EACCES: 'permission denied: choose a folder you can write to '

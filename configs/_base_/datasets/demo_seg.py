@@ -12,6 +12,8 @@ crop_size = (128, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # a label map of another size than its image stops the run here
+    dict(type='mmpretrain.CheckSegMapSize'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs')
@@ -19,6 +21,8 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # a label map of another size than its image stops the run here
+    dict(type='mmpretrain.CheckSegMapSize'),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

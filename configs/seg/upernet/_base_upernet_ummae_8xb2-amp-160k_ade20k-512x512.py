@@ -30,8 +30,12 @@ model = dict(
     auxiliary_head=dict(num_classes=150),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
 
-# data: 8 GPUs x 2 = 16 images per iteration
-train_dataloader = dict(batch_size=2)
+# data: 8 GPUs x 2 = 16 images per iteration; mmseg's pipeline plus a check
+# right after LoadAnnotations: a label map of another size than its image
+# stops the run when its sample is read
+train_pipeline = _base_.train_pipeline
+train_pipeline.insert(2, dict(type='mmpretrain.CheckSegMapSize'))
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 
 # schedule: layer-wise lr decay over the backbone (1.0 = none; the
 # no-weight-decay split of norms, biases and embeddings always applies)

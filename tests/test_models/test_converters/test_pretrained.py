@@ -472,3 +472,17 @@ def test_prefix_hint_names_a_prefix_that_fills_the_trunk(tmp_path):
         load_pretrained(UMPVT(arch='demo'), path, prefix='backbone.')
     report = load_pretrained(UMPVT(arch='demo'), path, 'model.backbone.')
     assert report['unfilled'] == [] and report['changes_math'] == []
+
+
+def test_missing_pos_embed_hint_fits_the_backbone(tmp_path):
+    """Only WindowedViT can be built without a position table."""
+    from um_mae.models.backbones.pvt import UMPVT
+    state = UMPVT(arch='demo', img_size=128).state_dict()
+    path = str(tmp_path / 'no-pos-embed.pth')
+    torch.save({k: v for k, v in state.items() if k != 'pos_embed'}, path)
+    with pytest.raises(ValueError) as info:
+        load_pretrained(UMPVT(arch='demo', img_size=128), path)
+    msg = str(info.value)
+    assert 'use_abs_pos_embed' not in msg, msg
+    assert 'which UMPVT always has (pos_embed)' in msg
+    assert 'pass a checkpoint of UMPVT' in msg

@@ -206,3 +206,31 @@ def test_missing_path_directory_and_scheme(tmp_path):
         read_checkpoint(str(tmp_path))
     with pytest.raises(ValueError, match='download the file and pass'):
         read_checkpoint('s3://bucket/model.pth')
+
+
+def test_overwritten_tensor_bytes_fail_the_crc_check(tmp_path):
+    """Bytes changed inside an intact zip are refused, naming the tensor."""
+    path = str(tmp_path / 'ckpt.pth')
+    state = {
+        'a': torch.zeros(64),
+        'b': torch.arange(64, dtype=torch.float32),
+        'c': torch.ones(64)
+    }
+    torch.save(dict(state_dict=state, meta=dict(iter=3)), path)
+    assert read_checkpoint(path)['state_dict']['b'].tolist() == list(
+        range(64))
+    # find b's bytes in the (uncompressed) archive and overwrite some
+    with open(path, 'rb') as f:
+        data = bytearray(f.read())
+    start = bytes(data).index(state['b'].numpy().tobytes())
+    data[start + 40:start + 48] = b'\xff' * 8
+    with open(path, 'wb') as f:
+        f.write(data)
+    assert zipfile.ZipFile(path).namelist()  # still a valid zip
+    assert torch.load(path)['state_dict']['b'].isnan().any()  # torch takes it
+    with pytest.raises(ValueError) as info:
+        read_checkpoint(path)
+    msg = str(info.value)
+    assert msg == (f"{path} is corrupt: the data of 'state_dict.b' does not "
+                   'match the checksum (CRC-32) stored in the file; copy or '
+                   'download it again')

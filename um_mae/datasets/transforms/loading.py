@@ -5,12 +5,12 @@ from typing import Optional
 import cv2
 import mmcv
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.fileio import get
 from mmengine.logging import MMLogger
 from mmpretrain.registry import TRANSFORMS
 
-__all__ = ['CheckedLoadImageFromFile']
+__all__ = ['CheckedLoadImageFromFile', 'CheckSegMapSize']
 
 
 def _decode_16bit(img_bytes: bytes, color_type: str) -> Optional[np.ndarray]:
@@ -96,3 +96,30 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         return (f'{self.__class__.__name__}(on_error={self.on_error!r}, '
                 f'color_type={self.color_type!r}, '
                 f'imdecode_backend={self.imdecode_backend!r})')
+
+
+@TRANSFORMS.register_module()
+class CheckSegMapSize(BaseTransform):
+    """Refuse a sample whose label map is not the size of its image.
+
+    Placed right after mmseg's ``LoadAnnotations`` in a segmentation
+    pipeline (before any resize or crop), so a wrong label map stops the run
+    when its sample is read, naming both files, instead of training in
+    silence and failing at the first validation. Required keys: ``img``,
+    ``gt_seg_map``; nothing is modified.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img, seg = results.get('img'), results.get('gt_seg_map')
+        if img is None or seg is None:
+            raise ValueError(
+                'CheckSegMapSize needs the image and the label map: place it '
+                "after LoadImageFromFile and LoadAnnotations")
+        if tuple(img.shape[:2]) != tuple(seg.shape[:2]):
+            raise ValueError(
+                f'segmentation label map {results.get("seg_map_path")} is '
+                f'{seg.shape[0]} x {seg.shape[1]} but its image '
+                f'{results.get("img_path")} is {img.shape[0]} x '
+                f'{img.shape[1]}: label maps must have the size of their '
+                'image; `python tools/check_dataset.py CONFIG` lists them')
+        return results

@@ -12,8 +12,8 @@ from .official import (ARCH_RULES, BACKBONE_CONVERTERS, NECK_CONVERTERS,
                        convert_official_pvt, convert_official_swin,
                        convert_official_vit_decoder, detect_arch)
 from .pretrained import CheckedPretrainedInit, load_pretrained
-from .reading import (UNSAFE_PICKLE_ENV, read_checkpoint,
-                      runner_checkpoint_globals)
+from .reading import (UNSAFE_PICKLE_ENV, cached_download_path, read_checkpoint,
+                      resolve_checkpoint_name, runner_checkpoint_globals)
 from .vit import (TIMM_BLOCK_RULES, Conversion, convert_beit,
                   convert_mocov3_vit, convert_official_vit, convert_timm_vit,
                   map_vit_keys, split_fused_vit_adaptor)
@@ -21,11 +21,13 @@ from .vit import (TIMM_BLOCK_RULES, Conversion, convert_beit,
 __all__ = [
     'ARCH_RULES', 'BACKBONE_CONVERTERS', 'CheckedPretrainedInit',
     'CheckpointFormat', 'Conversion', 'FORMATS', 'NECK_CONVERTERS', 'Rule',
-    'TIMM_BLOCK_RULES', 'UNSAFE_PICKLE_ENV', 'convert', 'convert_beit',
+    'TIMM_BLOCK_RULES', 'UNSAFE_PICKLE_ENV', 'cached_download_path',
+    'convert', 'convert_beit',
     'convert_checkpoint', 'convert_mocov3_vit', 'convert_official_mae_decoder',
     'convert_official_pvt', 'convert_official_swin', 'convert_official_vit',
     'convert_official_vit_decoder', 'convert_timm_vit', 'describe_own_layout',
     'detect_arch', 'detect_format', 'load_pretrained', 'map_vit_keys',
-    'read_checkpoint', 'rename_keys', 'runner_checkpoint_globals',
+    'read_checkpoint', 'rename_keys', 'resolve_checkpoint_name',
+    'runner_checkpoint_globals',
     'split_fused_vit_adaptor', 'strip_prefix', 'unwrap'
 ]

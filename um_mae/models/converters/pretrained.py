@@ -173,10 +173,33 @@ def _prefix_hint(state_dict: Dict[str, Tensor], module: nn.Module) -> str:
         f'a {name} checkpoint'
 
 
-def _partial_hints(name: str, fmt: Optional[CheckpointFormat],
-                   ckpt_sd: Dict[str, Tensor], model_sd: Dict[str, Tensor],
-                   unfilled: List[str], changes_math: List[str],
-                   fits: List[str]) -> List[str]:
+def _no_pos_embed_hint(name: str, module_cls: Optional[type]) -> str:
+    """The fix for a checkpoint without ``pos_embed``, if the model has one.
+
+    Only a backbone with a ``use_abs_pos_embed`` argument (``WindowedViT``)
+    can be built without the table.
+    """
+    import inspect
+    try:
+        params = inspect.signature(module_cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if 'use_abs_pos_embed' in params:
+        return ('the checkpoint has no absolute position embedding: build '
+                f'{name} without one (use_abs_pos_embed=False)')
+    return ('the checkpoint has no absolute position embedding, which '
+            f'{name} always has (pos_embed): it was trained for another '
+            f'architecture; pass a checkpoint of {name}')
+
+
+def _partial_hints(name: str,
+                   fmt: Optional[CheckpointFormat],
+                   ckpt_sd: Dict[str, Tensor],
+                   model_sd: Dict[str, Tensor],
+                   unfilled: List[str],
+                   changes_math: List[str],
+                   fits: List[str],
+                   module_cls: Optional[type] = None) -> List[str]:
     """What to change so that the checkpoint fits exactly."""
     hints = []
     if fmt is not None and fmt.needs:
@@ -188,8 +211,7 @@ def _partial_hints(name: str, fmt: Optional[CheckpointFormat],
         hints.append('the checkpoint has no layer scale: build '
                      f'{name} without layer_scale_init_value')
     if 'pos_embed' in unfilled and 'pos_embed' not in ckpt_sd:
-        hints.append('the checkpoint has no absolute position embedding: '
-                     f'build {name} without one (use_abs_pos_embed=False)')
+        hints.append(_no_pos_embed_hint(name, module_cls))
     if 'pos_embed' in changes_math:
         hints.append('the checkpoint has an absolute position embedding: '
                      f'build {name} with one')
@@ -310,7 +332,8 @@ def load_pretrained(module: nn.Module,
                             'change the outputs would not be used '
                             f'({_listing(changes_math)})')
         hints = _partial_hints(name, fmt, ckpt_sd, model_sd, unfilled,
-                               changes_math, _fitting_archs(module, ckpt_sd))
+                               changes_math, _fitting_archs(module, ckpt_sd),
+                               type(module))
         msg = (f'{filename} ({source}) does not fit {name}: ' +
                '; '.join(problems + hints))
         if not allow_partial:

@@ -13,6 +13,8 @@ tells the format by content, not by the file name:
   python random states our ``RNGStateHook`` saves, and the
   ``argparse.Namespace`` that the official MAE / DeiT / UM-MAE training
   scripts store as ``'args'``;
+* a zip checkpoint's CRC-32 checksums are verified first: bytes changed
+  inside an intact file are refused, naming the tensor they belong to;
 * anything else is refused with one line naming the file, what was found
   and the fix. A pickle that needs other Python objects is only unpickled
   when ``UM_MAE_UNSAFE_PICKLE=1`` is set: unpickling runs code from the
@@ -32,7 +34,10 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
 
-__all__ = ['UNSAFE_PICKLE_ENV', 'read_checkpoint', 'runner_checkpoint_globals']
+__all__ = [
+    'UNSAFE_PICKLE_ENV', 'read_checkpoint', 'runner_checkpoint_globals',
+    'cached_download_path', 'resolve_checkpoint_name'
+]
 
 UNSAFE_PICKLE_ENV = 'UM_MAE_UNSAFE_PICKLE'
 
@@ -166,19 +171,73 @@ def _unsafe_globals(path: str, kind: str, detail: str) -> List[str]:
     return names or [detail]
 
 
+def _tensors(obj, where: str = ''):
+    """(name, tensor) pairs of a loaded checkpoint, depth first."""
+    if isinstance(obj, torch.Tensor):
+        yield where, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _tensors(value, f'{where}.{key}' if where else key)
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _tensors(value, f'{where}[{i}]')
+
+
+def _tensors_of_bad_data(path: str, archive: zipfile.ZipFile) -> List[str]:
+    """The tensors whose bytes match no checksum of the archive."""
+    import zlib
+    crcs = {info.CRC for info in archive.infolist()}
+    try:
+        with torch.serialization.safe_globals(runner_checkpoint_globals()):
+            loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception:  # the structure itself is unreadable: no names
+        return []
+    bad, seen = [], set()
+    for name, tensor in _tensors(loaded):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() in seen or storage.nbytes() == 0:
+            continue
+        seen.add(storage.data_ptr())
+        data = torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
+        if zlib.crc32(data) not in crcs:
+            bad.append(name)
+    return bad
+
+
+def _check_zip(path: str) -> None:
+    """Refuse a zip checkpoint that is no torch file or fails its CRCs.
+
+    The zip format stores a CRC-32 of every entry; torch does not check
+    them, so bytes overwritten inside an intact archive would load as
+    weights. Reading every entry once costs about one read of the file.
+    """
+    import zlib
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if not any(n.endswith('data.pkl') for n in names):
+                raise ValueError(
+                    f'{path} is a zip archive but not a PyTorch checkpoint '
+                    f'(no data.pkl among {names[:5]}); pass the checkpoint '
+                    'file')
+            bad = archive.testzip()
+            if bad is None:
+                return
+            tensors = _tensors_of_bad_data(path, archive)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise ValueError(
+            f'{path} is a truncated or corrupt PyTorch checkpoint ({e});'
+            ' copy or download it again') from e
+    what = (f'the data of {", ".join(repr(t) for t in tensors[:3])}'
+            if tensors else f'its entry {bad}')
+    raise ValueError(
+        f'{path} is corrupt: {what} does not match the checksum (CRC-32) '
+        'stored in the file; copy or download it again')
+
+
 def _read_torch(path: str, kind: str, map_location: Any) -> Any:
     if kind == 'zip':
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError) as e:
-            raise ValueError(
-                f'{path} is a truncated or corrupt PyTorch checkpoint ({e});'
-                ' copy or download it again') from e
-        if not any(n.endswith('data.pkl') for n in names):
-            raise ValueError(
-                f'{path} is a zip archive but not a PyTorch checkpoint (no '
-                f'data.pkl among {names[:5]}); pass the checkpoint file')
+        _check_zip(path)
     unsafe = os.environ.get(UNSAFE_PICKLE_ENV) == '1'
     if unsafe:
         print_log(
@@ -209,14 +268,112 @@ def _read_torch(path: str, kind: str, map_location: Any) -> Any:
             from e
 
 
-def _download(url: str) -> str:
-    """Fetch ``url`` once into torch's hub cache; return the local path."""
-    cache = osp.join(torch.hub.get_dir(), 'checkpoints')
-    os.makedirs(cache, exist_ok=True)
-    dst = osp.join(cache, osp.basename(url.split('?')[0]))
-    if not osp.isfile(dst):
-        print_log(f'downloading {url} to {dst}', logger='current')
-        torch.hub.download_url_to_file(url, dst, progress=False)
+#: mmengine's model-zoo schemes -> (function of mmengine.runner.checkpoint
+#: returning the name -> URL table, prefix length)
+_ZOO_SCHEMES = {
+    'torchvision://': 'get_torchvision_models',
+    'modelzoo://': 'get_torchvision_models',
+    'open-mmlab://': 'get_external_models',
+    'openmmlab://': 'get_external_models',
+    'mmcls://': 'get_mmcls_models',
+}
+
+
+def resolve_checkpoint_name(path: str) -> str:
+    """The URL (or file) behind one of mmengine's model-zoo names.
+
+    ``torchvision://resnet50``, ``open-mmlab://...`` and ``mmcls://...``
+    are looked up in mmengine's tables; other paths are returned as they
+    are.
+
+    Raises:
+        ValueError: The name is not in mmengine's table.
+    """
+    for scheme, table in _ZOO_SCHEMES.items():
+        if not path.startswith(scheme):
+            continue
+        from mmengine.runner import checkpoint as mm_checkpoint
+        urls = getattr(mm_checkpoint, table)()
+        name = path[len(scheme):]
+        if table == 'get_external_models':
+            name = mm_checkpoint.get_deprecated_model_names().get(name, name)
+        if name not in urls:
+            raise ValueError(
+                f'{path}: mmengine knows no model {name!r} under {scheme}; '
+                'pass a local path or an http(s) URL of the checkpoint')
+        url = urls[name]
+        if not url.startswith(('http://', 'https://')):
+            url = osp.join(mm_checkpoint._get_mmengine_home(), url)
+        return url
+    return path
+
+
+def cached_download_path(url: str) -> str:
+    """Where :func:`read_checkpoint` keeps the download of ``url``.
+
+    The cache is keyed by the whole URL (a hash of it names the folder),
+    so ``.../v1/model.pth`` and ``.../v2/model.pth`` are two files.
+    """
+    import hashlib
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    name = osp.basename(url.split('?')[0].split('#')[0]) or 'checkpoint'
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'um_mae', key, name)
+
+
+def _fetch_error(url: str, reason: str) -> ValueError:
+    return ValueError(
+        f'cannot download {url} ({reason}); check the URL and the network, '
+        'or download the file yourself and pass its local path')
+
+
+def _download(url: str, timeout: float = 60) -> str:
+    """Fetch ``url`` once into the cache; return the local path.
+
+    The file is written to a temporary name in the cache folder and renamed
+    only when the whole body arrived (its ``Content-Length`` when the
+    server sends one), so a failed or partial download leaves nothing that
+    a later run would take for the file.
+    """
+    import http.client
+    import tempfile
+    import urllib.error
+    import urllib.request
+    dst = cached_download_path(url)
+    if osp.isfile(dst):
+        return dst
+    folder = osp.dirname(dst)
+    os.makedirs(folder, exist_ok=True)
+    print_log(f'downloading {url} to {dst}', logger='current')
+    fd, tmp = tempfile.mkstemp(
+        prefix=f'.{osp.basename(dst)}.', suffix='.part', dir=folder)
+    try:
+        request = urllib.request.Request(url, headers={'User-Agent': 'um-mae'})
+        with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(
+                request, timeout=timeout) as response:
+            expected = response.headers.get('Content-Length')
+            size = 0
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                f.write(chunk)
+                size += len(chunk)
+            if expected is not None and size != int(expected):
+                raise _fetch_error(
+                    url, f'the connection ended after {size} of '
+                    f'{expected} bytes')
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except urllib.error.HTTPError as e:
+        raise _fetch_error(url, f'HTTP {e.code} {e.reason}') from e
+    except urllib.error.URLError as e:
+        raise _fetch_error(url, str(e.reason)) from e
+    except (OSError, http.client.HTTPException) as e:  # refused, reset...
+        raise _fetch_error(url, str(e) or type(e).__name__) from e
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
     return dst
 
 
@@ -226,8 +383,10 @@ def read_checkpoint(
     """Read a checkpoint file safely.
 
     Args:
-        path (str | PathLike): Local path, or an ``http(s)://`` URL (fetched
-            once into ``torch.hub.get_dir()/checkpoints``).
+        path (str | PathLike): Local path, an ``http(s)://`` URL (fetched
+            once into ``torch.hub.get_dir()/checkpoints/um_mae``, see
+            :func:`cached_download_path`) or one of mmengine's model-zoo
+            names (``torchvision://``, ``open-mmlab://``, ``mmcls://``).
         map_location (str | torch.device, optional): Where to put the
             tensors, as in :func:`torch.load`. Defaults to ``'cpu'``.
 
@@ -237,11 +396,12 @@ def read_checkpoint(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is no checkpoint, is truncated / corrupt, or
+        ValueError: ``path`` cannot be downloaded, is no checkpoint, is
+            truncated / corrupt, or
             holds pickled objects outside the allow-list (see the module
             docstring); the message names the file and the fix.
     """
-    path = os.fspath(path)
+    path = resolve_checkpoint_name(os.fspath(path))
     if path.startswith(('http://', 'https://')):
         path = _download(path)
     elif re.match(r'^[a-z][\w+.-]*://', path):
