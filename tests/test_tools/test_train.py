@@ -135,8 +135,8 @@ def test_quick_start_runs_clean_and_a_rerun_says_done(tmp_path):
     assert 'Epoch(train)' not in again
     assert (f'nothing to train: the run in {work_dir} is already complete '
             '(epoch 1 of 1; the config resumes the latest checkpoint of its '
-            'work dir). To train again give another --work-dir, or add '
-            '--cfg-options resume=False') in again
+            'work dir). To train again give another --work-dir, or delete '
+            'its checkpoints and last_checkpoint') in again
 
 
 def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
