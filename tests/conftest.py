@@ -32,24 +32,67 @@ def run_tool(*args, env=None, cwd=REPO_ROOT, timeout=1200):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-REFERENCE_DIR = os.environ.get(
-    'UM_MAE_REFERENCE',
-    osp.join(osp.dirname(REPO_ROOT), 'shared', 'reference'))
+#: the official-model fixtures shipped with the repository, as byte shards
+#: (see tests/data/reference/README.md)
+SHIPPED_REFERENCE_DIR = osp.join(REPO_ROOT, 'tests', 'data', 'reference')
+#: a folder of whole fixture files that replaces the shipped ones
+REFERENCE_OVERRIDE = os.environ.get('UM_MAE_REFERENCE')
+
+
+def reference_sums() -> dict:
+    """``{name: sha256}`` of the shipped fixtures (``SHA256SUMS``)."""
+    with open(osp.join(SHIPPED_REFERENCE_DIR, 'SHA256SUMS')) as f:
+        return {
+            name: digest
+            for digest, name in (line.split() for line in f if line.strip())
+        }
+
+
+@functools.lru_cache()
+def join_reference_shards(name: str) -> bytes:
+    """The bytes of the shipped fixture ``name``, joined from its shards.
+
+    Raises:
+        ValueError: a shard is missing or changed (the SHA-256 of the joined
+            bytes is not the one in ``SHA256SUMS``).
+    """
+    import hashlib
+    import re
+    shards = sorted(
+        osp.join(SHIPPED_REFERENCE_DIR, f)
+        for f in os.listdir(SHIPPED_REFERENCE_DIR)
+        if re.fullmatch(re.escape(name) + r'\.\d\d', f))
+    data = b''.join(open(s, 'rb').read() for s in shards)
+    expected = reference_sums().get(name)
+    digest = hashlib.sha256(data).hexdigest()
+    if expected is None or digest != expected:
+        raise ValueError(
+            f'{name}: the shards {[osp.basename(s) for s in shards]} in '
+            f'{SHIPPED_REFERENCE_DIR} join to SHA-256 {digest}, not '
+            f'{expected} (SHA256SUMS); restore them with `git checkout '
+            f'{osp.relpath(SHIPPED_REFERENCE_DIR, REPO_ROOT)}`')
+    return data
 
 
 def load_reference(name):
-    """Load one official-model fixture file (see shared/reference/README.md).
+    """Load one official-model fixture (see tests/data/reference/README.md).
 
-    In CI the fixtures must be there; elsewhere a missing set skips the test.
+    The fixtures ship with the repository; ``UM_MAE_REFERENCE`` names a
+    folder of whole ``NAME.pt`` files to read instead. A fixture missing
+    there skips the test (fails it in CI).
     """
-    path = osp.join(REFERENCE_DIR, name)
-    if not osp.exists(path):
-        msg = (f'reference fixture {path} not found; set UM_MAE_REFERENCE '
-               'to the folder holding the official-model fixtures')
-        if os.environ.get('CI'):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return torch.load(path, weights_only=True)
+    if REFERENCE_OVERRIDE:
+        path = osp.join(REFERENCE_OVERRIDE, name)
+        if not osp.exists(path):
+            msg = (f'reference fixture {path} not found (UM_MAE_REFERENCE='
+                   f'{REFERENCE_OVERRIDE}); unset UM_MAE_REFERENCE to use '
+                   'the fixtures shipped in tests/data/reference')
+            if os.environ.get('CI'):
+                pytest.fail(msg)
+            pytest.skip(msg)
+        return torch.load(path, weights_only=True)
+    return torch.load(
+        io.BytesIO(join_reference_shards(name)), weights_only=True)
 
 
 @functools.lru_cache()
@@ -156,7 +199,7 @@ def mm_log():
 
 
 # the tiny models of the official-model fixtures (config['kwargs'] of the
-# files in shared/reference/; see its README.md). PVT's sr_ratios are the
+# files in tests/data/reference/; see its README.md). PVT's sr_ratios are the
 # full-image ones, pre-training halves them (fixture: 4/2/1/1)
 PVT_FIXTURE_ARCH = dict(
     embed_dims=[16, 32, 40, 64],
