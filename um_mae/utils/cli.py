@@ -21,11 +21,11 @@ from .errors import UsageError, fail, user_errors
 __all__ = [
     'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
     'check_toolbox', 'set_data_root', 'check_data_roots',
-    'check_model_channels',
-    'check_runtime_hooks', 'to_fp32', 'setup_distributed', 'user_errors',
-    'fail', 'check_option_types', 'CheckedDictAction', 'DictAction',
-    'check_writable_dir', 'check_out_file', 'write_out_file', 'OUT_FORMATS',
-    'FIGURE_FORMATS', 'mmcv_ops_error', 'check_mmcv_ops'
+    'check_model_channels', 'check_runtime_hooks', 'to_fp32',
+    'setup_distributed', 'user_errors', 'fail', 'check_option_types',
+    'CheckedDictAction', 'DictAction', 'check_writable_dir', 'check_out_file',
+    'write_out_file', 'OUT_FORMATS', 'FIGURE_FORMATS', 'mmcv_ops_error',
+    'check_mmcv_ops', 'apply_smoke'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -56,7 +56,8 @@ class CheckedDictAction(DictAction):
 def add_common_args(parser) -> None:
     """Arguments shared by train.py and test.py."""
     parser.add_argument(
-        '--work-dir', help='folder for logs and checkpoints '
+        '--work-dir',
+        help='folder for logs and checkpoints '
         '(default: ./work_dirs/<config name>)')
     parser.add_argument(
         '--data-root',
@@ -153,8 +154,9 @@ def _lookup(cfg, key: str):
     for part in key.split('.'):
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, (list, tuple)) and part.isdigit() and int(
-                part) < len(node):
+        elif isinstance(
+                node,
+            (list, tuple)) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
             return _MISSING
@@ -240,7 +242,6 @@ def check_writable_dir(path: str, what: str = '--work-dir') -> None:
 #: formats ``mmengine.dump`` writes, by file extension
 OUT_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
 
-
 #: image formats of the figure tools
 FIGURE_FORMATS = ('.png', '.jpg', '.jpeg')
 
@@ -298,8 +299,7 @@ def set_data_root(cfg: Config, root: str) -> List[str]:
         loader_cfg = cfg.get(loader)
         if not loader_cfg or not isinstance(loader_cfg.get('dataset'), dict):
             continue
-        for where, ds in _datasets(loader_cfg['dataset'],
-                                   f'{loader}.dataset'):
+        for where, ds in _datasets(loader_cfg['dataset'], f'{loader}.dataset'):
             if isinstance(ds.get('data_root'), str):
                 old_roots.add(ds['data_root'])
                 ds['data_root'] = root
@@ -309,8 +309,8 @@ def set_data_root(cfg: Config, root: str) -> List[str]:
                          'data_root; set the paths with --cfg-options')
     for key in ('val_evaluator', 'test_evaluator'):
         evaluators = cfg.get(key)
-        for i, ev in enumerate(evaluators if isinstance(evaluators, list)
-                               else [evaluators]):
+        for i, ev in enumerate(
+                evaluators if isinstance(evaluators, list) else [evaluators]):
             ann = ev.get('ann_file') if isinstance(ev, dict) else None
             if not isinstance(ann, str):
                 continue
@@ -320,10 +320,11 @@ def set_data_root(cfg: Config, root: str) -> List[str]:
                     f'--data-root: {key}.ann_file={ann!r} is not under the '
                     f'config\'s data root {sorted(old_roots)}; set it with '
                     f'--cfg-options {key}.ann_file=PATH')
-            ev['ann_file'] = osp.join(root, ann[len(max(old, key=len)):]
-                                      .lstrip('/'))
-            changed.append(key + (f'[{i}]' if isinstance(evaluators, list)
-                                  else '') + '.ann_file')
+            ev['ann_file'] = osp.join(root,
+                                      ann[len(max(old, key=len)):].lstrip('/'))
+            changed.append(key +
+                           (f'[{i}]' if isinstance(evaluators, list) else '') +
+                           '.ann_file')
     return changed
 
 
@@ -334,8 +335,7 @@ def check_data_roots(cfg: Config,
         loader_cfg = cfg.get(loader)
         if not loader_cfg or not isinstance(loader_cfg.get('dataset'), dict):
             continue
-        for where, ds in _datasets(loader_cfg['dataset'],
-                                   f'{loader}.dataset'):
+        for where, ds in _datasets(loader_cfg['dataset'], f'{loader}.dataset'):
             root = ds.get('data_root')
             if not isinstance(root, str) or '://' in root or osp.isdir(root):
                 continue
@@ -430,8 +430,9 @@ def setup_distributed(cfg: Config) -> None:
         raise UsageError(
             f'--launcher {cfg.launcher} needs CUDA GPUs; on CPU use '
             '`bash tools/dist_train.sh CONFIG N` (--launcher pytorch)')
-    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR')
-               if k not in os.environ]
+    missing = [
+        k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR') if k not in os.environ
+    ]
     if missing:
         raise UsageError(
             f'--launcher pytorch without {", ".join(missing)} in the '
@@ -515,3 +516,79 @@ def check_model_channels(model, cfg: Config, size: int = 128) -> None:
         f'model.backbone.out_indices={out_indices} gives maps with '
         f'{got} channels but {where}={channels}; make them agree, e.g. '
         f'{where}={got}')
+
+
+def _dataset_length(cfg: Config, loader: str) -> int:
+    """The number of samples of ``cfg[loader].dataset`` (built here)."""
+    import copy
+
+    from mmengine.registry import DATASETS, DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        dataset = DATASETS.build(copy.deepcopy(cfg[loader].dataset))
+    return len(dataset)
+
+
+def apply_smoke(cfg: Config, iters: int) -> List[str]:
+    """Turn ``cfg`` into a trial run of ``iters`` iterations (``--smoke``).
+
+    The config's model, data pipeline, optimizer, schedulers, hooks and
+    evaluator stay; what changes is how long it runs and what it keeps:
+
+    - ``iters`` iterations with an ``IterBasedTrainLoop`` (epoch-based
+      loops too; a ``RepeatDataset``'s ``times`` then does not matter),
+      one evaluation after the last one (when the config has a val loop);
+    - the train batch clipped to the number of training samples;
+    - ``num_workers=0`` (``persistent_workers`` off, no ``prefetch_factor``)
+      for every dataloader;
+    - a log line every iteration, one checkpoint at the end, no resume.
+
+    Args:
+        cfg (Config): A loaded config, its toolbox imported and its
+            ``data_root`` set (changed in place).
+        iters (int): The number of training iterations.
+
+    Returns:
+        list[str]: What was changed, for the log.
+    """
+    if iters < 1:
+        raise UsageError(f'--smoke {iters}: give the number of training '
+                         'iterations, at least 1 (e.g. --smoke 2)')
+    changed = []
+    loop = cfg.get('train_cfg') or ConfigDict()
+    new_loop = ConfigDict(
+        type='IterBasedTrainLoop',
+        max_iters=iters,
+        val_interval=iters,
+        val_begin=1)
+    if 'IterBasedTrainLoop' in str(loop.get('type')):
+        new_loop = ConfigDict(loop, **new_loop)
+    cfg.train_cfg = new_loop
+    changed.append(f'train_cfg={dict(new_loop)}')
+    cfg.setdefault('log_processor', ConfigDict())
+    cfg.log_processor.by_epoch = False
+    hooks = cfg.setdefault('default_hooks', ConfigDict())
+    if isinstance(hooks.get('logger'), dict):
+        hooks.logger.interval = 1
+    if isinstance(hooks.get('checkpoint'), dict):
+        hooks.checkpoint.update(by_epoch=False, interval=iters)
+    changed.append('log every iteration, a checkpoint at the end')
+    cfg.resume = False
+    for loader in _DATALOADERS:
+        loader_cfg = cfg.get(loader)
+        if not isinstance(loader_cfg, dict):
+            continue
+        loader_cfg.num_workers = 0
+        loader_cfg.persistent_workers = False
+        loader_cfg.pop('prefetch_factor', None)
+    changed.append('num_workers=0')
+    size = _dataset_length(cfg, 'train_dataloader')
+    if size == 0:
+        raise UsageError('--smoke: the training dataset is empty; check '
+                         '--data-root and the train_dataloader.dataset '
+                         'paths')
+    batch = cfg.train_dataloader.batch_size
+    if batch > size:
+        cfg.train_dataloader.batch_size = size
+        changed.append(f'train batch {batch} -> {size} (the data has '
+                       f'{size} training samples)')
+    return changed
