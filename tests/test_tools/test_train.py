@@ -70,17 +70,17 @@ def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
     assert 'resumed epoch: 1, iter: 2' in log
     assert 'Epoch(train) [2][1/2]' in log
     assert 'Epoch(train) [1]' not in log
-    state = torch.load(osp.join(work_dir, 'epoch_2.pth'), weights_only=False)
+    state = torch.load(
+        osp.join(work_dir, 'epoch_2.pth'), weights_only=False)
     assert state['meta']['epoch'] == 2 and state['meta']['iter'] == 4
 
 
 def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
                                                        tmp_path):
-    rc, out = run_tool(
-        TRAIN, MAE_DEMO, '--work-dir', str(tmp_path), '--resume',
-        str(tmp_path / 'nope.pth'), '--cfg-options',
-        'train_dataloader.dataset.dataset.'
-        f'data_root={pretrain_root}')
+    rc, out = run_tool(TRAIN, MAE_DEMO, '--work-dir', str(tmp_path),
+                       '--resume', str(tmp_path / 'nope.pth'),
+                       '--cfg-options', 'train_dataloader.dataset.dataset.'
+                       f'data_root={pretrain_root}')
     assert rc != 0
     assert 'nope.pth' in out and 'does not exist' in out
     assert 'Traceback' not in out
@@ -131,12 +131,11 @@ def test_smoke_evaluates_once_at_the_end(tmp_path):
 
 
 @pytest.mark.dense
-@pytest.mark.parametrize(
-    'config,make,metric', [
-        (DET_TINY, make_coco_shapes, 'coco/bbox_mAP'),
-        (SEG_TINY, make_seg_shapes, 'mIoU'),
-    ],
-    ids=['mmdet', 'mmseg'])
+@pytest.mark.parametrize('config,make,metric', [
+    (DET_TINY, make_coco_shapes, 'coco/bbox_mAP'),
+    (SEG_TINY, make_seg_shapes, 'mIoU'),
+],
+                         ids=['mmdet', 'mmseg'])
 def test_train_and_test_dense(config, make, metric, tmp_path):
     data_root = str(tmp_path / 'data')
     make(data_root, num_train=8, num_val=4)
@@ -180,27 +179,18 @@ def test_missing_config():
 
 def test_dist_test_launches_test_py(tmp_path):
     script = osp.join(REPO, 'tools', 'dist_test.sh')
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        PYTHONWARNINGS='ignore',
-        PORT='29531')
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore',
+               PORT='29531')
     proc = subprocess.run(['bash', script, 'a.py', 'b.pth'],
-                          cwd=str(tmp_path),
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
+                          cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 2
     assert 'usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS' in \
         proc.stderr
     # one process through torchrun reaches test.py with the config
     proc = subprocess.run(['bash', script, 'no_such_config.py', 'b.pth', '1'],
-                          cwd=str(tmp_path),
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
+                          cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode != 0
     assert "config file 'no_such_config.py' does not exist" in \
         proc.stdout + proc.stderr
@@ -214,10 +204,9 @@ def test_unknown_launcher():
 
 
 def test_missing_data_root(tmp_path):
-    rc, out = run_tool(
-        TRAIN, MAE_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
-        'train_dataloader.dataset.dataset.'
-        'data_root=/no/such/dir')
+    rc, out = run_tool(TRAIN, MAE_DEMO, '--work-dir', str(tmp_path),
+                       '--cfg-options', 'train_dataloader.dataset.dataset.'
+                       'data_root=/no/such/dir')
     assert rc != 0
     assert "data root '/no/such/dir'" in out
     assert 'train_dataloader.dataset.dataset.data_root' in out
@@ -237,8 +226,8 @@ def test_toolbox_not_installed(tmp_path):
     # shadow mmdet with a package that cannot be imported
     fake = tmp_path / 'fake' / 'mmdet'
     fake.mkdir(parents=True)
-    (fake /
-     '__init__.py').write_text("raise ImportError('No module named mmdet')\n")
+    (fake / '__init__.py').write_text(
+        "raise ImportError('No module named mmdet')\n")
     cfg = tmp_path / 'det.py'
     cfg.write_text("default_scope = 'mmdet'\nmodel = dict(type='GFL')\n")
     env = dict(PYTHONPATH=str(tmp_path / 'fake'))
@@ -255,8 +244,8 @@ def test_toolbox_not_installed(tmp_path):
 def test_dense_config_without_mmcv_ops(tool, config, env_without_mmcv_ops,
                                        tmp_path):
     args = [config] + (['ckpt.pth'] if tool == TEST else [])
-    rc, out = run_tool(
-        tool, *args, '--work-dir', str(tmp_path), env=env_without_mmcv_ops)
+    rc, out = run_tool(tool, *args, '--work-dir', str(tmp_path),
+                       env=env_without_mmcv_ops)
     assert rc != 0 and 'Traceback' not in out
     # one line of ours (a host library may log warnings of its own first)
     errors = [line for line in out.splitlines() if line.startswith('error:')]
@@ -289,22 +278,22 @@ def test_bad_mask_ratio_is_one_clear_error(pretrain_root, tmp_path):
         "    dict(type='UniformMaskGenerator', strategy='UM',\n"
         "         secondary_mask_ratio=1.5),\n"
         "    dict(type='PackInputs', algorithm_keys=['secondary_mask'])])))\n")
-    rc, out = run_tool(
-        TRAIN, str(cfg), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-        f'train_dataloader.dataset.dataset.data_root='
-        f'{pretrain_root}')
+    rc, out = run_tool(TRAIN, str(cfg), '--work-dir', str(tmp_path / 'w'),
+                       '--cfg-options',
+                       f'train_dataloader.dataset.dataset.data_root='
+                       f'{pretrain_root}')
     assert rc == 1
     assert 'error:' in out and '1.5' in out
     assert 'Traceback' not in out
     assert not any(f.endswith('.pth') for f in os.listdir(tmp_path / 'w'))
 
 
-def test_image_size_incompatible_with_uniform_masking(pretrain_root, tmp_path):
+def test_image_size_incompatible_with_uniform_masking(pretrain_root,
+                                                      tmp_path):
     rc, out = run_tool(
-        TRAIN,
-        osp.join(REPO, 'configs', 'pretrain', 'ummae',
-                 'ummae_pvt-demo_1xb8-10e_demo-128px.py'), '--work-dir',
-        str(tmp_path), '--cfg-options',
+        TRAIN, osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                        'ummae_pvt-demo_1xb8-10e_demo-128px.py'),
+        '--work-dir', str(tmp_path), '--cfg-options',
         f'train_dataloader.dataset.dataset.data_root={pretrain_root}',
         'train_dataloader.dataset.dataset.pipeline.1.scale=112')
     assert rc == 1
@@ -318,10 +307,9 @@ def test_corrupt_image_is_one_clear_error(tmp_path):
     with open(paths[3], 'wb') as f:
         f.write(b'\xff\xd8\xff\xe0 truncated')
     rc, out = run_tool(
-        TRAIN,
-        osp.join(REPO, 'configs', 'pretrain', 'ummae',
-                 'ummae_pvt-demo_1xb8-10e_demo-128px.py'), '--work-dir',
-        str(tmp_path / 'w'), '--cfg-options',
+        TRAIN, osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                        'ummae_pvt-demo_1xb8-10e_demo-128px.py'),
+        '--work-dir', str(tmp_path / 'w'), '--cfg-options',
         f'train_dataloader.dataset.dataset.data_root={root}',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False')
@@ -333,19 +321,17 @@ def test_corrupt_image_is_one_clear_error(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
 def test_amp_without_gpu_is_one_clear_error(pretrain_root, tmp_path):
-    rc, out = run_tool(
-        TRAIN, MAE_DEMO, '--amp', '--work-dir', str(tmp_path), '--cfg-options',
-        'train_dataloader.dataset.dataset.'
-        f'data_root={pretrain_root}')
+    rc, out = run_tool(TRAIN, MAE_DEMO, '--amp', '--work-dir', str(tmp_path),
+                       '--cfg-options', 'train_dataloader.dataset.dataset.'
+                       f'data_root={pretrain_root}')
     assert rc != 0
     assert '--amp needs a CUDA GPU' in out and 'Traceback' not in out
 
 
 # -- shipped AMP recipes on CPU, SyncBN on CPU processes, batch-1 BN ---------
-UMMAE_PVT_S = osp.join(
-    REPO, 'configs', 'pretrain', 'ummae',
-    'ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-'
-    '256px.py')
+UMMAE_PVT_S = osp.join(REPO, 'configs', 'pretrain', 'ummae',
+                       'ummae_pvt-small_8xb128-accum4-amp-coslr-200e_in1k-'
+                       '256px.py')
 SEG_DEMO = osp.join(REPO, 'configs', 'seg', 'upernet',
                     'pvt-demo_upernet_1xb4-1600it_demo-seg-128px.py')
 GFL_DEMO = osp.join(REPO, 'configs', 'det', 'gfl',
@@ -395,25 +381,16 @@ def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
 def test_dist_train_with_syncbn_on_cpu(tmp_path):
     data_root = str(tmp_path / 'coco')
     make_coco_shapes(data_root, num_train=4, num_val=2)
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        PYTHONWARNINGS='ignore',
-        PORT='29537',
-        OMP_NUM_THREADS='1')
-    proc = subprocess.run([
-        'bash', 'tools/dist_train.sh', GFL_DEMO, '2', '--work-dir',
-        str(tmp_path / 'w'), '--data-root', data_root, '--cfg-options',
-        'model.neck.norm_cfg.type=SyncBN', 'train_cfg.max_iters=2',
-        'train_cfg.val_interval=100', 'train_dataloader.batch_size=2',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False'
-    ],
-                          cwd=REPO,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore',
+               PORT='29537', OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', GFL_DEMO, '2', '--work-dir',
+         str(tmp_path / 'w'), '--data-root', data_root, '--cfg-options',
+         'model.neck.norm_cfg.type=SyncBN', 'train_cfg.max_iters=2',
+         'train_cfg.val_interval=100', 'train_dataloader.batch_size=2',
+         'train_dataloader.num_workers=0',
+         'train_dataloader.persistent_workers=False'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert 'SyncBN layers of the config run as per-process BN' in out

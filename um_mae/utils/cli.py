@@ -21,11 +21,11 @@ from .errors import UsageError, fail, user_errors
 __all__ = [
     'UsageError', 'TOOLBOXES', 'LAUNCHERS', 'add_common_args', 'load_config',
     'check_toolbox', 'set_data_root', 'check_data_roots',
-    'check_model_channels', 'check_runtime_hooks', 'to_fp32',
-    'setup_distributed', 'user_errors', 'fail', 'check_option_types',
-    'CheckedDictAction', 'DictAction', 'check_writable_dir', 'check_out_file',
-    'write_out_file', 'OUT_FORMATS', 'FIGURE_FORMATS', 'mmcv_ops_error',
-    'check_mmcv_ops', 'apply_smoke'
+    'check_model_channels',
+    'check_runtime_hooks', 'to_fp32', 'setup_distributed', 'user_errors',
+    'fail', 'check_option_types', 'CheckedDictAction', 'DictAction',
+    'check_writable_dir', 'check_out_file', 'write_out_file', 'OUT_FORMATS',
+    'FIGURE_FORMATS', 'mmcv_ops_error', 'check_mmcv_ops', 'apply_smoke'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -56,8 +56,7 @@ class CheckedDictAction(DictAction):
 def add_common_args(parser) -> None:
     """Arguments shared by train.py and test.py."""
     parser.add_argument(
-        '--work-dir',
-        help='folder for logs and checkpoints '
+        '--work-dir', help='folder for logs and checkpoints '
         '(default: ./work_dirs/<config name>)')
     parser.add_argument(
         '--data-root',
@@ -154,9 +153,8 @@ def _lookup(cfg, key: str):
     for part in key.split('.'):
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(
-                node,
-            (list, tuple)) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(
+                part) < len(node):
             node = node[int(part)]
         else:
             return _MISSING
@@ -242,6 +240,7 @@ def check_writable_dir(path: str, what: str = '--work-dir') -> None:
 #: formats ``mmengine.dump`` writes, by file extension
 OUT_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
 
+
 #: image formats of the figure tools
 FIGURE_FORMATS = ('.png', '.jpg', '.jpeg')
 
@@ -299,7 +298,8 @@ def set_data_root(cfg: Config, root: str) -> List[str]:
         loader_cfg = cfg.get(loader)
         if not loader_cfg or not isinstance(loader_cfg.get('dataset'), dict):
             continue
-        for where, ds in _datasets(loader_cfg['dataset'], f'{loader}.dataset'):
+        for where, ds in _datasets(loader_cfg['dataset'],
+                                   f'{loader}.dataset'):
             if isinstance(ds.get('data_root'), str):
                 old_roots.add(ds['data_root'])
                 ds['data_root'] = root
@@ -309,8 +309,8 @@ def set_data_root(cfg: Config, root: str) -> List[str]:
                          'data_root; set the paths with --cfg-options')
     for key in ('val_evaluator', 'test_evaluator'):
         evaluators = cfg.get(key)
-        for i, ev in enumerate(
-                evaluators if isinstance(evaluators, list) else [evaluators]):
+        for i, ev in enumerate(evaluators if isinstance(evaluators, list)
+                               else [evaluators]):
             ann = ev.get('ann_file') if isinstance(ev, dict) else None
             if not isinstance(ann, str):
                 continue
@@ -320,11 +320,10 @@ def set_data_root(cfg: Config, root: str) -> List[str]:
                     f'--data-root: {key}.ann_file={ann!r} is not under the '
                     f'config\'s data root {sorted(old_roots)}; set it with '
                     f'--cfg-options {key}.ann_file=PATH')
-            ev['ann_file'] = osp.join(root,
-                                      ann[len(max(old, key=len)):].lstrip('/'))
-            changed.append(key +
-                           (f'[{i}]' if isinstance(evaluators, list) else '') +
-                           '.ann_file')
+            ev['ann_file'] = osp.join(root, ann[len(max(old, key=len)):]
+                                      .lstrip('/'))
+            changed.append(key + (f'[{i}]' if isinstance(evaluators, list)
+                                  else '') + '.ann_file')
     return changed
 
 
@@ -335,7 +334,8 @@ def check_data_roots(cfg: Config,
         loader_cfg = cfg.get(loader)
         if not loader_cfg or not isinstance(loader_cfg.get('dataset'), dict):
             continue
-        for where, ds in _datasets(loader_cfg['dataset'], f'{loader}.dataset'):
+        for where, ds in _datasets(loader_cfg['dataset'],
+                                   f'{loader}.dataset'):
             root = ds.get('data_root')
             if not isinstance(root, str) or '://' in root or osp.isdir(root):
                 continue
@@ -430,9 +430,8 @@ def setup_distributed(cfg: Config) -> None:
         raise UsageError(
             f'--launcher {cfg.launcher} needs CUDA GPUs; on CPU use '
             '`bash tools/dist_train.sh CONFIG N` (--launcher pytorch)')
-    missing = [
-        k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR') if k not in os.environ
-    ]
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR')
+               if k not in os.environ]
     if missing:
         raise UsageError(
             f'--launcher pytorch without {", ".join(missing)} in the '
