@@ -15,12 +15,88 @@ from mmengine.logging import MMLogger
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
+class _ToolServer:
+    """Client of ``tests/tool_server.py`` (one per test session)."""
+
+    def __init__(self):
+        import threading
+        self._lock = threading.Lock()
+        self._proc = None
+        self._count = 0
+
+    def run(self, argv, cwd, env, timeout):
+        import json
+        import tempfile
+        import time
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen([
+                    sys.executable,
+                    osp.join(REPO_ROOT, 'tests', 'tool_server.py')
+                ],
+                                              stdin=subprocess.PIPE,
+                                              stdout=subprocess.PIPE,
+                                              env=dict(
+                                                  os.environ,
+                                                  PYTHONWARNINGS='ignore'),
+                                              cwd=REPO_ROOT,
+                                              text=True)
+                assert self._proc.stdout.readline().strip() == 'ready'
+                import atexit
+                atexit.register(self.close)
+            self._count += 1
+            out = osp.join(tempfile.gettempdir(),
+                           f'um_mae-tool-{os.getpid()}-{self._count}.log')
+            self._proc.stdin.write(
+                json.dumps(dict(argv=argv, cwd=cwd, env=env, out=out)) + '\n')
+            self._proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while not osp.exists(out + '.rc'):
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(argv, timeout)
+            time.sleep(0.1)
+        with open(out + '.rc') as f:
+            rc = int(f.read())
+        with open(out, errors='replace') as f:
+            text = f.read()
+        os.remove(out)
+        os.remove(out + '.rc')
+        return rc, text
+
+
+    def close(self):
+        """End the server (after the runs still going)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+_TOOL_SERVER = _ToolServer()
+
+
 def run_tool(*args, env=None, cwd=REPO_ROOT, timeout=1200):
     """Run ``python *args`` with this interpreter (warnings off).
+
+    A script under ``tools/`` whose environment changes at most the thread
+    counts runs in a process forked from a warm interpreter that has the
+    toolboxes imported already (``tests/tool_server.py``): the script itself
+    runs as ``__main__`` with these arguments; anything else gets a fresh
+    ``python``.
 
     Returns:
         tuple[int, str]: The exit code and stdout + stderr.
     """
+    from tool_server import FORKABLE_ENV
+    script = osp.abspath(osp.join(cwd, str(args[0]))) if args else ''
+    if (script.startswith(osp.join(REPO_ROOT, 'tools') + osp.sep)
+            and script.endswith('.py') and osp.isfile(script)
+            and set(env or {}) <= set(FORKABLE_ENV)
+            and not os.environ.get('UM_MAE_TEST_NO_FORK')):
+        return _TOOL_SERVER.run([script, *map(str, args[1:])], cwd,
+                                dict(env or {}), timeout)
     full_env = dict(os.environ, PYTHONWARNINGS='ignore')
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, *args],

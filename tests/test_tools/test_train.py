@@ -42,6 +42,7 @@ def pretrain_root(tmp_path_factory):
     return str(root)
 
 
+@pytest.mark.slow
 def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
     work_dir = str(tmp_path / 'work')
     common = [
@@ -86,6 +87,7 @@ def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
     assert 'Traceback' not in out
 
 
+@pytest.mark.slow
 def test_smoke_trains_n_iterations_and_keeps_nothing(tmp_path):
     """``--smoke N`` on an epoch-based config with a dataset wrapper and a
     batch larger than the data: N iterations logged one by one, the batch
@@ -110,6 +112,7 @@ def test_smoke_needs_a_positive_count(tmp_path):
         in out
 
 
+@pytest.mark.slow
 @pytest.mark.dense
 def test_smoke_evaluates_once_at_the_end(tmp_path):
     """An iteration-based detector with a val loop: one iteration, one
@@ -130,6 +133,7 @@ def test_smoke_evaluates_once_at_the_end(tmp_path):
     assert osp.isfile(osp.join(work_dir, 'iter_1.pth'))
 
 
+@pytest.mark.slow
 @pytest.mark.dense
 @pytest.mark.parametrize('config,make,metric', [
     (DET_TINY, make_coco_shapes, 'coco/bbox_mAP'),
@@ -378,6 +382,7 @@ def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.dense
+@pytest.mark.slow
 def test_dist_train_with_syncbn_on_cpu(tmp_path):
     data_root = str(tmp_path / 'coco')
     make_coco_shapes(data_root, num_train=4, num_val=2)
