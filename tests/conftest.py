@@ -24,12 +24,88 @@ def load_config(rel_path):
     return Config.fromfile(osp.join(REPO_ROOT, rel_path))
 
 
+class _ToolServer:
+    """Client of ``tests/tool_server.py`` (one per test session)."""
+
+    def __init__(self):
+        import threading
+        self._lock = threading.Lock()
+        self._proc = None
+        self._count = 0
+
+    def run(self, argv, cwd, env, timeout):
+        import json
+        import tempfile
+        import time
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen([
+                    sys.executable,
+                    osp.join(REPO_ROOT, 'tests', 'tool_server.py')
+                ],
+                                              stdin=subprocess.PIPE,
+                                              stdout=subprocess.PIPE,
+                                              env=dict(
+                                                  os.environ,
+                                                  PYTHONWARNINGS='ignore'),
+                                              cwd=REPO_ROOT,
+                                              text=True)
+                assert self._proc.stdout.readline().strip() == 'ready'
+                import atexit
+                atexit.register(self.close)
+            self._count += 1
+            out = osp.join(tempfile.gettempdir(),
+                           f'um_mae-tool-{os.getpid()}-{self._count}.log')
+            self._proc.stdin.write(
+                json.dumps(dict(argv=argv, cwd=cwd, env=env, out=out)) + '\n')
+            self._proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while not osp.exists(out + '.rc'):
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(argv, timeout)
+            time.sleep(0.1)
+        with open(out + '.rc') as f:
+            rc = int(f.read())
+        with open(out, errors='replace') as f:
+            text = f.read()
+        os.remove(out)
+        os.remove(out + '.rc')
+        return rc, text
+
+
+    def close(self):
+        """End the server (after the runs still going)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+_TOOL_SERVER = _ToolServer()
+
+
 def run_tool(*args, env=None, cwd=REPO_ROOT, timeout=1200):
     """Run ``python *args`` with this interpreter (warnings off).
+
+    A script under ``tools/`` whose environment changes at most the thread
+    counts runs in a process forked from a warm interpreter that has the
+    toolboxes imported already (``tests/tool_server.py``): the script itself
+    runs as ``__main__`` with these arguments; anything else gets a fresh
+    ``python``.
 
     Returns:
         tuple[int, str]: The exit code and stdout + stderr.
     """
+    from tool_server import FORKABLE_ENV
+    script = osp.abspath(osp.join(cwd, str(args[0]))) if args else ''
+    if (script.startswith(osp.join(REPO_ROOT, 'tools') + osp.sep)
+            and script.endswith('.py') and osp.isfile(script)
+            and set(env or {}) <= set(FORKABLE_ENV)
+            and not os.environ.get('UM_MAE_TEST_NO_FORK')):
+        return _TOOL_SERVER.run([script, *map(str, args[1:])], cwd,
+                                dict(env or {}), timeout)
     full_env = dict(os.environ, PYTHONWARNINGS='ignore')
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, *args],
@@ -41,24 +117,67 @@ def run_tool(*args, env=None, cwd=REPO_ROOT, timeout=1200):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-REFERENCE_DIR = os.environ.get(
-    'UM_MAE_REFERENCE',
-    osp.join(osp.dirname(REPO_ROOT), 'shared', 'reference'))
+#: the official-model fixtures shipped with the repository, as byte shards
+#: (see tests/data/reference/README.md)
+SHIPPED_REFERENCE_DIR = osp.join(REPO_ROOT, 'tests', 'data', 'reference')
+#: a folder of whole fixture files that replaces the shipped ones
+REFERENCE_OVERRIDE = os.environ.get('UM_MAE_REFERENCE')
+
+
+def reference_sums() -> dict:
+    """``{name: sha256}`` of the shipped fixtures (``SHA256SUMS``)."""
+    with open(osp.join(SHIPPED_REFERENCE_DIR, 'SHA256SUMS')) as f:
+        return {
+            name: digest
+            for digest, name in (line.split() for line in f if line.strip())
+        }
+
+
+@functools.lru_cache()
+def join_reference_shards(name: str) -> bytes:
+    """The bytes of the shipped fixture ``name``, joined from its shards.
+
+    Raises:
+        ValueError: a shard is missing or changed (the SHA-256 of the joined
+            bytes is not the one in ``SHA256SUMS``).
+    """
+    import hashlib
+    import re
+    shards = sorted(
+        osp.join(SHIPPED_REFERENCE_DIR, f)
+        for f in os.listdir(SHIPPED_REFERENCE_DIR)
+        if re.fullmatch(re.escape(name) + r'\.\d\d', f))
+    data = b''.join(open(s, 'rb').read() for s in shards)
+    expected = reference_sums().get(name)
+    digest = hashlib.sha256(data).hexdigest()
+    if expected is None or digest != expected:
+        raise ValueError(
+            f'{name}: the shards {[osp.basename(s) for s in shards]} in '
+            f'{SHIPPED_REFERENCE_DIR} join to SHA-256 {digest}, not '
+            f'{expected} (SHA256SUMS); restore them with `git checkout '
+            f'{osp.relpath(SHIPPED_REFERENCE_DIR, REPO_ROOT)}`')
+    return data
 
 
 def load_reference(name):
-    """Load one official-model fixture file (see shared/reference/README.md).
+    """Load one official-model fixture (see tests/data/reference/README.md).
 
-    In CI the fixtures must be there; elsewhere a missing set skips the test.
+    The fixtures ship with the repository; ``UM_MAE_REFERENCE`` names a
+    folder of whole ``NAME.pt`` files to read instead. A fixture missing
+    there skips the test (fails it in CI).
     """
-    path = osp.join(REFERENCE_DIR, name)
-    if not osp.exists(path):
-        msg = (f'reference fixture {path} not found; set UM_MAE_REFERENCE '
-               'to the folder holding the official-model fixtures')
-        if os.environ.get('CI'):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return torch.load(path, weights_only=True)
+    if REFERENCE_OVERRIDE:
+        path = osp.join(REFERENCE_OVERRIDE, name)
+        if not osp.exists(path):
+            msg = (f'reference fixture {path} not found (UM_MAE_REFERENCE='
+                   f'{REFERENCE_OVERRIDE}); unset UM_MAE_REFERENCE to use '
+                   'the fixtures shipped in tests/data/reference')
+            if os.environ.get('CI'):
+                pytest.fail(msg)
+            pytest.skip(msg)
+        return torch.load(path, weights_only=True)
+    return torch.load(
+        io.BytesIO(join_reference_shards(name)), weights_only=True)
 
 
 @functools.lru_cache()
@@ -165,7 +284,7 @@ def mm_log():
 
 
 # the tiny models of the official-model fixtures (config['kwargs'] of the
-# files in shared/reference/; see its README.md). PVT's sr_ratios are the
+# files in tests/data/reference/; see its README.md). PVT's sr_ratios are the
 # full-image ones, pre-training halves them (fixture: 4/2/1/1)
 PVT_FIXTURE_ARCH = dict(
     embed_dims=[16, 32, 40, 64],

@@ -3,7 +3,7 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
         [--amp | --fp32] [--auto-scale-lr] [--cfg-options k=v ...]
-        [--launcher pytorch]
+        [--launcher pytorch] [--smoke N]
 """
 import argparse
 import os.path as osp
@@ -14,10 +14,18 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from um_mae.engine.checkpoint import (  # noqa: E402
     check_last_checkpoint, check_resume_checkpoint, register_checkpoint_loader)
 from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
-                              check_data_roots, check_model_channels,
-                              check_runtime_hooks, check_toolbox,
-                              check_writable_dir, load_config,
+                              apply_smoke, check_data_roots,
+                              check_model_channels, check_runtime_hooks,
+                              check_toolbox, check_writable_dir, load_config,
                               setup_distributed, to_fp32, user_errors)
+
+
+def _iterations(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: give the number of training iterations, at least 1 '
+            '(e.g. --smoke 2)')
+    return int(text)
 
 
 def parse_args(argv=None):
@@ -47,6 +55,14 @@ def parse_args(argv=None):
         action='store_true',
         help='scale the lr by the actual batch over auto_scale_lr.'
         'base_batch_size')
+    parser.add_argument(
+        '--smoke',
+        type=_iterations,
+        metavar='N',
+        help='trial run: N iterations of the config\'s model and pipeline '
+        '(any loop; batch clipped to the data, no workers, a log line per '
+        'iteration, one evaluation at the end); its work dir is a '
+        'temporary folder, removed afterwards, unless --work-dir is given')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -57,6 +73,12 @@ def build_config(args):
     check_toolbox(cfg)
     register_checkpoint_loader()
     check_data_roots(cfg, ['train_dataloader'])
+    if args.smoke is not None:
+        if args.work_dir is None:  # nothing kept unless asked
+            import tempfile
+            cfg.work_dir = tempfile.mkdtemp(prefix='um_mae-smoke-')
+        for change in apply_smoke(cfg, args.smoke):
+            print(f'--smoke: {change}', file=sys.stderr)
     check_writable_dir(cfg.work_dir)
     import torch
     if args.amp:
@@ -101,14 +123,23 @@ def main(argv=None):
     args = parse_args(argv)
     with user_errors():
         cfg = build_config(args)
-        from mmengine.registry import RUNNERS
-        from mmengine.runner import Runner
-        if 'runner_type' in cfg:
-            runner = RUNNERS.build(cfg)
-        else:
-            runner = Runner.from_cfg(cfg)
-        check_model_channels(runner.model, cfg)
-        runner.train()
+        try:
+            from mmengine.registry import RUNNERS
+            from mmengine.runner import Runner
+            if 'runner_type' in cfg:
+                runner = RUNNERS.build(cfg)
+            else:
+                runner = Runner.from_cfg(cfg)
+            check_model_channels(runner.model, cfg)
+            runner.train()
+        finally:
+            if args.smoke is not None and args.work_dir is None:
+                import shutil
+                shutil.rmtree(cfg.work_dir, ignore_errors=True)
+                print(
+                    f'--smoke: removed the work dir {cfg.work_dir} (keep '
+                    'it with --work-dir)',
+                    file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -18,6 +18,9 @@ import torch
 
 from um_mae.datasets.demo_data import make_pretrain_images
 
+# a training of the demo config killed and resumed (well over 10 s here)
+pytestmark = pytest.mark.slow
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MAE_DEMO = osp.join(REPO, 'configs', 'pretrain', 'mae',
                     'mae_vit-tiny-p16_1xb8-10e_demo-128px.py')

@@ -97,6 +97,7 @@ def _demo_cfg(data_root, work_dir, **options):
     return cfg
 
 
+@pytest.mark.slow
 def test_shipped_config_stops_at_nan_under_runner_from_cfg(
         demo_images, tmp_path):
     """No launcher involved: the config itself declares the NaN stop."""
@@ -115,6 +116,7 @@ def test_shipped_config_stops_at_nan_under_runner_from_cfg(
                 assert torch.isfinite(value).all(), (name, key)
 
 
+@pytest.mark.slow
 def test_shipped_config_saves_rng_state(demo_images, tmp_path):
     cfg = _demo_cfg(demo_images, tmp_path, **{'train_cfg.max_epochs': 1})
     Runner.from_cfg(cfg).train()

@@ -22,6 +22,9 @@ import torch
 
 from um_mae.datasets.demo_data import make_pretrain_images
 
+# trainings of a demo config, in one and two processes (over 10 s each)
+pytestmark = pytest.mark.slow
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # the UM-MAE PVT demo config plus a hook recording every rank's losses
 DEMO = osp.join(REPO, 'tests', 'data', 'configs',

@@ -54,6 +54,7 @@ def tool_run(tmp_path_factory):
     return out, proc.stdout
 
 
+@pytest.mark.slow
 def test_tool_writes_table_csv_and_png(tool_run):
     out, stdout = tool_run
     with open(osp.join(out, 'benchmark.md')) as f:
@@ -67,6 +68,7 @@ def test_tool_writes_table_csv_and_png(tool_run):
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
+@pytest.mark.slow
 def test_tool_token_ratio_is_a_quarter(tool_run):
     out, _ = tool_run
     with open(osp.join(out, 'benchmark.csv')) as f:
@@ -279,6 +281,7 @@ def _run_tool(*args):
                           timeout=900)
 
 
+@pytest.mark.slow
 def test_checkout_is_timed_in_the_same_rounds(tmp_path):
     """--checkout: the other checkout's code and configs build its rows."""
     import shutil
@@ -328,6 +331,7 @@ def test_checkout_is_timed_in_the_same_rounds(tmp_path):
         assert float(cells[-1]) > 0  # matmul GFLOP/s
 
 
+@pytest.mark.slow
 def test_compile_rows_one_graph_and_its_timing(tmp_path):
     """--compile with dynamo's tracing-only backend (cheap): one forward
     graph between the eager preprocessing and update."""
@@ -380,6 +384,7 @@ def test_bad_options_give_one_line(monkeypatch, args, patch, message):
     assert text.startswith(message) and '\n' not in text
 
 
+@pytest.mark.slow
 def test_pipeline_throughput_and_loader_workers(tmp_path):
     from um_mae.datasets.demo_data import make_pretrain_images
     from um_mae.utils.benchmark import measure_pipeline

@@ -9,12 +9,11 @@ evaluates it. The pre-trained backbone is a random checkpoint of the demo
 ViT.
 """
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
+import pytest
 import torch
+from conftest import run_tool
 from mmengine.config import Config
 
 import um_mae  # noqa: F401
@@ -25,6 +24,9 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FOLDER = osp.join(REPO, 'configs', 'det', 'faster_rcnn')
 NAME = 'faster-rcnn_vit-demo_simple-pyramid_mae-demo-pre_{}_1xb2-3e_' \
     'demo-coco-128px'
+# a Faster R-CNN (mmdet) on COCO-format data: needs the dense stack
+pytestmark = [pytest.mark.dense, pytest.mark.slow]
+
 STAGE1, STAGE2 = NAME.format('stage1-frozen'), NAME.format('stage2-jitter')
 # a few images, one epoch, every detection kept (the score of a barely
 # trained classifier may be below the configured threshold), no workers
@@ -40,15 +42,8 @@ SMALL = [
 
 
 def _run(*args, cwd):
-    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=cwd,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=1200)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
+    rc, out = run_tool(*args, cwd=str(cwd))
+    assert rc == 0, out[-6000:]
     return out
 
 

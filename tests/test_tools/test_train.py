@@ -44,6 +44,7 @@ def pretrain_root(tmp_path_factory):
     return str(root)
 
 
+@pytest.mark.slow
 def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
     work_dir = str(tmp_path / 'work')
     common = [
@@ -150,6 +151,53 @@ def test_resume_from_explicit_checkpoint_requires_file(pretrain_root,
     assert 'Traceback' not in out
 
 
+@pytest.mark.slow
+def test_smoke_trains_n_iterations_and_keeps_nothing(tmp_path):
+    """``--smoke N`` on an epoch-based config with a dataset wrapper and a
+    batch larger than the data: N iterations logged one by one, the batch
+    clipped, no workers, the temporary work dir removed."""
+    root = str(tmp_path / 'three_images')
+    make_pretrain_images(root, num_images=3, size=128)
+    rc, out = run_tool(TRAIN, MAE_DEMO, '--smoke', '2', '--data-root', root)
+    assert rc == 0, out
+    assert 'Iter(train) [1/2]' in out and 'Iter(train) [2/2]' in out, out
+    assert 'Epoch(train)' not in out and 'Iter(train) [3/' not in out
+    assert 'train batch 8 -> 3 (the data has 3 training samples)' in out
+    assert 'num_workers=0' in out
+    work_dir = out.split('removed the work dir ')[1].split(' ')[0]
+    assert 'um_mae-smoke-' in work_dir and not osp.exists(work_dir)
+
+
+def test_smoke_needs_a_positive_count(tmp_path):
+    rc, out = run_tool(TRAIN, MAE_DEMO, '--smoke', '0', '--work-dir',
+                       str(tmp_path))
+    assert rc != 0
+    assert "argument --smoke: '0': give the number of training iterations" \
+        in out
+
+
+@pytest.mark.slow
+@pytest.mark.dense
+def test_smoke_evaluates_once_at_the_end(tmp_path):
+    """An iteration-based detector with a val loop: one iteration, one
+    evaluation after it, the checkpoint kept in the given --work-dir."""
+    data_root = str(tmp_path / 'data')
+    make_coco_shapes(data_root, num_train=2, num_val=2)
+    ann = osp.join(data_root, 'annotations', 'instances_val.json')
+    work_dir = str(tmp_path / 'work')
+    rc, out = run_tool(TRAIN, DET_TINY, '--smoke', '1', '--work-dir', work_dir,
+                       '--cfg-options',
+                       f'train_dataloader.dataset.data_root={data_root}',
+                       f'val_dataloader.dataset.data_root={data_root}',
+                       f'val_evaluator.ann_file={ann}',
+                       'model.test_cfg.score_thr=0.0')
+    assert rc == 0, out
+    assert 'Iter(train) [1/1]' in out
+    assert out.count('coco/bbox_mAP:') == 1, out[-3000:]
+    assert osp.isfile(osp.join(work_dir, 'iter_1.pth'))
+
+
+@pytest.mark.slow
 @pytest.mark.dense
 @pytest.mark.parametrize('config,make,metric', [
     (DET_TINY, make_coco_shapes, 'coco/bbox_mAP'),
@@ -431,6 +479,7 @@ def test_batch_one_batchnorm_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.dense
+@pytest.mark.slow
 def test_dist_train_with_syncbn_on_cpu(tmp_path):
     data_root = str(tmp_path / 'coco')
     make_coco_shapes(data_root, num_train=4, num_val=2)

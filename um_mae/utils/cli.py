@@ -25,7 +25,7 @@ __all__ = [
     'check_runtime_hooks', 'to_fp32', 'setup_distributed', 'user_errors',
     'fail', 'check_option_types', 'CheckedDictAction', 'DictAction',
     'check_writable_dir', 'check_out_file', 'write_out_file', 'OUT_FORMATS',
-    'FIGURE_FORMATS', 'mmcv_ops_error', 'check_mmcv_ops'
+    'FIGURE_FORMATS', 'mmcv_ops_error', 'check_mmcv_ops', 'apply_smoke'
 ]
 
 #: default_scope -> the package to import and how to install it
@@ -515,3 +515,79 @@ def check_model_channels(model, cfg: Config, size: int = 128) -> None:
         f'model.backbone.out_indices={out_indices} gives maps with '
         f'{got} channels but {where}={channels}; make them agree, e.g. '
         f'{where}={got}')
+
+
+def _dataset_length(cfg: Config, loader: str) -> int:
+    """The number of samples of ``cfg[loader].dataset`` (built here)."""
+    import copy
+
+    from mmengine.registry import DATASETS, DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        dataset = DATASETS.build(copy.deepcopy(cfg[loader].dataset))
+    return len(dataset)
+
+
+def apply_smoke(cfg: Config, iters: int) -> List[str]:
+    """Turn ``cfg`` into a trial run of ``iters`` iterations (``--smoke``).
+
+    The config's model, data pipeline, optimizer, schedulers, hooks and
+    evaluator stay; what changes is how long it runs and what it keeps:
+
+    - ``iters`` iterations with an ``IterBasedTrainLoop`` (epoch-based
+      loops too; a ``RepeatDataset``'s ``times`` then does not matter),
+      one evaluation after the last one (when the config has a val loop);
+    - the train batch clipped to the number of training samples;
+    - ``num_workers=0`` (``persistent_workers`` off, no ``prefetch_factor``)
+      for every dataloader;
+    - a log line every iteration, one checkpoint at the end, no resume.
+
+    Args:
+        cfg (Config): A loaded config, its toolbox imported and its
+            ``data_root`` set (changed in place).
+        iters (int): The number of training iterations.
+
+    Returns:
+        list[str]: What was changed, for the log.
+    """
+    if iters < 1:
+        raise UsageError(f'--smoke {iters}: give the number of training '
+                         'iterations, at least 1 (e.g. --smoke 2)')
+    changed = []
+    loop = cfg.get('train_cfg') or ConfigDict()
+    new_loop = ConfigDict(
+        type='IterBasedTrainLoop',
+        max_iters=iters,
+        val_interval=iters,
+        val_begin=1)
+    if 'IterBasedTrainLoop' in str(loop.get('type')):
+        new_loop = ConfigDict(loop, **new_loop)
+    cfg.train_cfg = new_loop
+    changed.append(f'train_cfg={dict(new_loop)}')
+    cfg.setdefault('log_processor', ConfigDict())
+    cfg.log_processor.by_epoch = False
+    hooks = cfg.setdefault('default_hooks', ConfigDict())
+    if isinstance(hooks.get('logger'), dict):
+        hooks.logger.interval = 1
+    if isinstance(hooks.get('checkpoint'), dict):
+        hooks.checkpoint.update(by_epoch=False, interval=iters)
+    changed.append('log every iteration, a checkpoint at the end')
+    cfg.resume = False
+    for loader in _DATALOADERS:
+        loader_cfg = cfg.get(loader)
+        if not isinstance(loader_cfg, dict):
+            continue
+        loader_cfg.num_workers = 0
+        loader_cfg.persistent_workers = False
+        loader_cfg.pop('prefetch_factor', None)
+    changed.append('num_workers=0')
+    size = _dataset_length(cfg, 'train_dataloader')
+    if size == 0:
+        raise UsageError('--smoke: the training dataset is empty; check '
+                         '--data-root and the train_dataloader.dataset '
+                         'paths')
+    batch = cfg.train_dataloader.batch_size
+    if batch > size:
+        cfg.train_dataloader.batch_size = size
+        changed.append(f'train batch {batch} -> {size} (the data has '
+                       f'{size} training samples)')
+    return changed
