@@ -21,3 +21,8 @@ custom_hooks = [
     # COCO annotations the toolbox drops in silence are counted in the log
     dict(type='mmpretrain.DataSummaryHook'),
 ]
+# DDP: every parameter of the shipped models that trains gets a gradient in
+# every step (tests/test_multiprocess.py runs each model in 2 processes), so
+# DDP need not search the graph for unused ones; a config whose model skips
+# some parameters in a step sets True and says why
+find_unused_parameters = False

@@ -171,13 +171,16 @@ def shrink_config(cfg: Config, size: int = 64) -> Config:
     backbone.arch = copy.deepcopy(TINY_VIT) if vit else 'demo'
     backbone.pop('init_cfg', None)
     _set_key(model, 'img_size', size)
+    if vit:  # mmpretrain's ViTs default to 224 px without the key
+        backbone.img_size = size
     neck = model.get('neck')
     if config_task(cfg) == 'pretrain':
         last = _out_channels(_meta_backbone(backbone))[-1]
         for key in ('in_channels', 'embed_dim'):
             if key in neck:
                 neck[key] = last
-        if 'num_patches' in neck:
+        if 'num_patches' in neck or 'MAEPretrainDecoder' in str(neck.type):
+            # MAE's decoder position table (196 patches without the key)
             neck.num_patches = (size // neck.get('patch_size', 16))**2
         return cfg
     channels = _out_channels(_meta_backbone(backbone))
