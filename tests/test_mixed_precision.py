@@ -46,7 +46,7 @@ IDS = [osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS]
 DTYPES = ('float16', 'bfloat16')
 # image side of the tiny models: pre-training at a size the 32-px uniform
 # masking and the 16-px patches divide, the others small
-SIZES = dict(pretrain=128, cls=64, det=96, seg=64)
+SIZES = dict(pretrain=128, cls=64, det=64, seg=64)
 
 # Relative tolerance of each logged loss against the float32 step: about
 # 10x the largest difference measured here (float16 has a 10-bit mantissa,

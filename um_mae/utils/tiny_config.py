@@ -153,7 +153,8 @@ def shrink_config(cfg: Config, size: int = 64) -> Config:
     """The config with the backbone's tiny arch, in place.
 
     The backbone keeps its type and options (masking mode, windows,
-    checkpointing, frozen) but loads no checkpoint; the necks and heads
+    checkpointing, frozen) but loads no checkpoint and has no stochastic
+    depth; the necks and heads
     that read it take its widths; images are ``size`` pixels (batch
     augments, crop sizes, slide windows, every ``img_size``). Detectors
     sample fewer RoIs. Everything else is the config's.
@@ -170,6 +171,10 @@ def shrink_config(cfg: Config, size: int = 64) -> Config:
     vit = _type(backbone.type) in _VIT_TYPES
     backbone.arch = copy.deepcopy(TINY_VIT) if vit else 'demo'
     backbone.pop('init_cfg', None)
+    # no stochastic depth: the configs that differ only in its rate (e.g.
+    # the ViT-B / ViT-L arms of one detector) build the same tiny model
+    if 'drop_path_rate' in backbone:
+        backbone.drop_path_rate = 0.
     _set_key(model, 'img_size', size)
     if vit:  # mmpretrain's ViTs default to 224 px without the key
         backbone.img_size = size
