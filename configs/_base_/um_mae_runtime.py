@@ -23,3 +23,8 @@ custom_hooks = [
     # a resumed run with nothing left to train says so (resume = True)
     dict(type='mmpretrain.TrainingNoticesHook'),
 ]
+# DDP: every parameter of the shipped models that trains gets a gradient in
+# every step (tests/test_multiprocess.py runs each model in 2 processes), so
+# DDP need not search the graph for unused ones; a config whose model skips
+# some parameters in a step sets True and says why
+find_unused_parameters = False

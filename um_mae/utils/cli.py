@@ -421,7 +421,7 @@ def setup_distributed(cfg: Config) -> None:
         return
     import torch
     import torch.distributed as dist
-    if torch.cuda.is_available() or dist.is_initialized():
+    if torch.cuda.is_available():
         return
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
@@ -436,7 +436,9 @@ def setup_distributed(cfg: Config) -> None:
         raise UsageError(
             f'--launcher pytorch without {", ".join(missing)} in the '
             'environment; start it with `bash tools/dist_train.sh CONFIG N`')
-    dist.init_process_group(backend='gloo')
+    # a process that trains several configs joins the group once
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
     # torch's SyncBatchNorm needs CUDA tensors once a process group exists
     # (DDP refuses to wrap it on CPU): CPU processes normalise per process
     if _sync_bn_to_bn(cfg.model):
