@@ -166,11 +166,23 @@ def test_mask_token_mode_replaces_masked_tokens():
     torch.testing.assert_close(out, out_noisy)
 
 
-def test_drop_path_trains():
-    model = UMPVT(arch='demo', drop_path_rate=0.1)
-    model.train()
-    out = model(torch.randn(2, 3, 64, 64))[0]
-    assert out.shape == (2, 128, 2, 2) and torch.isfinite(out).all()
+@pytest.mark.parametrize('rate', [0., 0.3])
+def test_drop_path_is_active_in_training_only(rate):
+    """Two training passes on one input differ with a drop-path rate (and
+    only then); evaluation passes are identical and, at rate 0, equal the
+    training passes. Catches a rate that does not reach the blocks
+    (planted: ``DropPath`` built with ``drop_prob=0``)."""
+    torch.manual_seed(0)
+    model = UMPVT(arch='demo', img_size=64, drop_path_rate=rate)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        train = [model.train()(x)[-1] for _ in range(2)]
+        evals = [model.eval()(x)[-1] for _ in range(2)]
+    assert train[0].shape == (2, 128, 2, 2)
+    assert torch.equal(evals[0], evals[1])
+    assert torch.equal(train[0], train[1]) == (rate == 0)
+    if rate == 0:
+        assert torch.equal(train[0], evals[0])
 
 
 @pytest.mark.dense
