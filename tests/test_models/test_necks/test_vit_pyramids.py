@@ -230,8 +230,8 @@ def _plain_vit_pyramid(w,
     """Li et al.'s ViT pyramid in plain torch, on the fixture's weights.
 
     Patch embedding (8x8 conv) plus the absolute table (class slot
-    dropped, bicubic to the grid in float32); pre-norm blocks (LayerNorm eps 1e-6):
-    attention with a relative position bias per block, in ``window``
+    dropped, bicubic to the grid in float32); pre-norm blocks (LayerNorm
+    eps 1e-6): attention with a relative position bias per block, in ``window``
     windows of the map padded at the bottom / right (padded keys masked)
     or, in ``global_blocks``, over the whole map with the table resized
     bicubic (corners aligned) to the grid; a GELU MLP. The outputs of the
