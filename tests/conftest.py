@@ -2,8 +2,10 @@
 import functools
 import io
 import logging
+import math
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import uuid
@@ -157,6 +159,37 @@ def join_reference_shards(name: str) -> bytes:
             f'{expected} (SHA256SUMS); restore them with `git checkout '
             f'{osp.relpath(SHIPPED_REFERENCE_DIR, REPO_ROOT)}`')
     return data
+
+
+#: (name pattern, (low, high)) of the metrics our evaluators report: COCO
+#: AP / AR of mmdet's ``CocoMetric`` are fractions; mmseg's ``IoUMetric``
+#: and mmpretrain's ``Accuracy`` report percentages
+METRIC_RANGES = (
+    (r'^coco/', (0., 1.)),
+    (r'^(aAcc|mIoU|mAcc|mDice|mFscore|mPrecision|mRecall)$', (0., 100.)),
+    (r'^(accuracy|single-label)/', (0., 100.)),
+)
+
+
+def assert_metrics_valid(metrics: dict) -> None:
+    """Every reported metric is a finite number in its range.
+
+    A NaN, or COCO's -1 for "nothing to score", fails, and so does a
+    metric without a known range (add it to :data:`METRIC_RANGES`).
+    """
+    assert metrics, 'no metric reported'
+    for name, value in metrics.items():
+        ranges = [
+            r for pattern, r in METRIC_RANGES if re.search(pattern, name)
+        ]
+        assert ranges, (f'metric {name!r} = {value!r} has no known range; '
+                        'add it to METRIC_RANGES in tests/conftest.py')
+        low, high = ranges[0]
+        assert isinstance(value, (int, float)) and not isinstance(
+            value, bool) and math.isfinite(value) and low <= value <= high, (
+                f'metric {name!r} = {value!r} is not a finite number in '
+                f'[{low}, {high}]')
+
 
 
 def load_reference(name):
@@ -337,3 +370,23 @@ def pipeline_batch(mask_cfg, n=2, size=64, algorithm_keys=()):
         for _ in range(n)
     ]
     return default_collate(packed)
+
+
+def simmim_reference_loss(model, inputs, mask):
+    """SimMIM's loss written out from the model's own reconstruction.
+
+    The official rule (Xie et al.'s ``SimMIM.forward``): the token mask is
+    repeated to pixels, and the L1 error on the masked pixels is divided
+    by their number (+ 1e-5) and by the input channels.
+
+    Args:
+        model: A SimMIM algorithm (its backbone and neck are run).
+        inputs (Tensor): Preprocessed images ``(N, C, H, W)``.
+        mask (Tensor): Bool token mask ``(N, h, w)``, True = masked.
+    """
+    rec = model.neck(model.backbone(inputs, mask)[0])  # (N, C, H, W)
+    scale = inputs.shape[-1] // mask.shape[-1]
+    pixels = mask.repeat_interleave(scale, 1).repeat_interleave(
+        scale, 2)[:, None].to(inputs.dtype)  # (N, 1, H, W)
+    error = (rec - inputs).abs() * pixels
+    return error.sum() / (pixels.sum() + 1e-5) / inputs.shape[1]

@@ -1,8 +1,11 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
@@ -116,12 +119,47 @@ def test_shipped_config_stops_at_nan_under_runner_from_cfg(
                 assert torch.isfinite(value).all(), (name, key)
 
 
+class _RNGSpyHook(Hook):
+    """Records the generators right after the checkpoint was loaded."""
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        self.seen = dict(
+            torch=torch.get_rng_state(),
+            numpy=np.random.get_state(),
+            python=random.getstate())
+
+
 @pytest.mark.slow
-def test_shipped_config_saves_rng_state(demo_images, tmp_path):
+def test_shipped_config_saves_and_restores_rng_state(demo_images, tmp_path):
+    """``--resume`` gives back the generators saved with the checkpoint.
+
+    They are read right after loading (by a hook that runs after
+    ``RNGStateHook``) in a new runner, after they were put elsewhere.
+    Planted bugs caught: numpy's state not restored; the restore skipped on
+    resume (``_resume`` test inverted)."""
     cfg = _demo_cfg(demo_images, tmp_path, **{'train_cfg.max_epochs': 1})
     Runner.from_cfg(cfg).train()
-    state = torch.load(tmp_path / 'epoch_1.pth', weights_only=False)
-    assert set(state['rng_state']) >= {'torch', 'numpy', 'python'}
+    ckpt = str(tmp_path / 'epoch_1.pth')
+    saved = torch.load(ckpt, weights_only=False)['rng_state']
+    resumed = Runner.from_cfg(
+        _demo_cfg(demo_images, tmp_path, resume=True, load_from=ckpt,
+                  **{'train_cfg.max_epochs': 1}))
+    # put every generator elsewhere (the run's seeding may not have moved
+    # one that the epoch did not draw from)
+    torch.manual_seed(12345)
+    np.random.seed(12345)
+    random.seed(12345)
+    assert not torch.equal(torch.get_rng_state(), saved['torch'])
+    assert random.getstate() != saved['python']
+    assert not np.array_equal(np.random.get_state()[1], saved['numpy'][1])
+    spy = _RNGSpyHook()
+    resumed.register_hook(spy, priority='LOWEST')
+    resumed.train()
+    assert torch.equal(spy.seen['torch'], saved['torch'])
+    assert spy.seen['python'] == saved['python']
+    assert len(spy.seen['numpy']) == len(saved['numpy'])
+    for got, want in zip(spy.seen['numpy'], saved['numpy']):
+        assert np.array_equal(got, want)
 
 
 def test_launcher_warns_when_hooks_are_replaced(tmp_path):
@@ -140,3 +178,27 @@ def test_launcher_warns_when_hooks_are_replaced(tmp_path):
         'AtomicCheckpointHook'
     ]
     assert check_runtime_hooks(Config.fromfile(UMMAE_DEMO)) == []
+
+
+def test_pretrained_hook_refuses_a_checkpoint_nothing_loads():
+    """``pretrained`` set but no module has a checkpoint initializer: an
+    error naming the value and the fix, instead of a silently random model
+    (planted: the branch returns); ``pretrained = None`` there is fine."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from um_mae.engine.hooks import PretrainedHook
+    model = ToyModel(nan_at=100)
+    runner = SimpleNamespace(
+        cfg=Config(dict(pretrained='work_dirs/pre/epoch_1.pth')),
+        model=model)
+    with pytest.raises(
+            ValueError,
+            match=r"pretrained='work_dirs/pre/epoch_1\.pth' but no module "
+            r"of ToyModel loads a checkpoint; add init_cfg=dict\("
+            r"type='CheckedPretrained'"):
+        PretrainedHook().before_run(runner)
+    runner.cfg = Config(dict(pretrained=None))
+    PretrainedHook().before_run(runner)
+    assert model.init_cfg is None

@@ -120,17 +120,34 @@ def _background(rng: np.random.Generator, size: Tuple[int, int]):
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
 
-def _draw_shapes(rng: np.random.Generator, size: Tuple[int, int],
-                 max_shapes: int) -> Tuple[np.ndarray, List[Dict]]:
-    """One image and its instances (class id, binary mask, polygon)."""
+#: shape sides (px) whose areas fall in COCO's large, medium and small
+#: ranges (area >= 96**2, 32**2..96**2, < 32**2) for every shape drawn: a
+#: triangle covers s**2 / 2, a rectangle 2 s**2 / 3, an ellipse about s**2/2
+COCO_AREA_SIDES = ((150, 200), (56, 100), (16, 36))
+
+
+def _draw_shapes(
+    rng: np.random.Generator,
+    size: Tuple[int, int],
+    max_shapes: int,
+    sides: Optional[Sequence[Tuple[int, int]]] = None
+) -> Tuple[np.ndarray, List[Dict]]:
+    """One image and its instances (class id, binary mask, polygon).
+
+    ``sides``: one shape per ``(low, high)`` range of its side, in this
+    order (instead of 1..``max_shapes`` shapes of random sides).
+    """
     h, w = size
     img = _background(rng, size)
     occupied = np.zeros((h, w), dtype=bool)
     instances = []
-    for _ in range(int(rng.integers(1, max_shapes + 1))):
+    if sides is None:
+        num = int(rng.integers(1, max_shapes + 1))
+        sides = [(min(h, w) // 6, int(min(h, w) // 2.5))] * num
+    for low, high in sides:
         for _attempt in range(10):
             label = int(rng.integers(len(SHAPE_CLASSES)))
-            s = int(rng.integers(min(h, w) // 6, min(h, w) // 2.5))
+            s = int(rng.integers(low, high))
             cx = int(rng.integers(s // 2 + 1, w - s // 2 - 1))
             cy = int(rng.integers(s // 2 + 1, h - s // 2 - 1))
             mask = np.zeros((h, w), dtype=np.uint8)
@@ -204,19 +221,22 @@ def _write_coco_split(out_dir: str,
                       max_shapes: int,
                       categories: List[dict],
                       stuff_folder: Optional[str] = None,
-                      coco_names: bool = False) -> str:
+                      coco_names: bool = False,
+                      sides: Optional[Sequence[Tuple[int, int]]] = None
+                      ) -> str:
     """Draw ``num`` shape images into ``img_folder`` and write their COCO
     annotation file; shape class k is ``categories[k]``. With
     ``stuff_folder``, also COCO-stuff style label maps (category id - 1 on
     the shapes, 255 elsewhere). ``coco_names``: COCO's 12-digit file names
-    and ids from 1 (else ``00000.jpg`` and ids from 0, the demo's)."""
+    and ids from 1 (else ``00000.jpg`` and ids from 0, the demo's).
+    ``sides``: see :func:`_draw_shapes`."""
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     os.makedirs(osp.join(out_dir, img_folder), exist_ok=True)
     if stuff_folder:
         os.makedirs(osp.join(out_dir, stuff_folder), exist_ok=True)
     images, annotations = [], []
     for i in range(num):
-        img, instances = _draw_shapes(rng, size, max_shapes)
+        img, instances = _draw_shapes(rng, size, max_shapes, sides)
         img_id = i + 1 if coco_names else i
         name = f'{img_id:012d}.jpg' if coco_names else f'{i:05d}.jpg'
         cv2.imwrite(osp.join(out_dir, img_folder, name), img)
@@ -340,7 +360,7 @@ def make_imagenet_layout(out_dir: str,
 def make_coco_layout(out_dir: str,
                      num_train: int = 2,
                      num_val: int = 2,
-                     size: Tuple[int, int] = (128, 128),
+                     size: Tuple[int, int] = (256, 256),
                      max_shapes: int = 3,
                      classes: Optional[Sequence[str]] = None,
                      stuff_maps: bool = False,
@@ -353,15 +373,18 @@ def make_coco_layout(out_dir: str,
     HTC). By default the file lists the 80 COCO categories with their real
     ids and the shapes are its first three (person, bicycle, car), as a
     real COCO folder; ``classes`` names your own categories instead (ids
-    1, 2, ...; the three shapes are the first three).
+    1, 2, ...; the three shapes are the first three). Every image holds
+    one shape of each COCO area range (large, medium, small; the first
+    ``max_shapes`` of them), so that every area-range metric has
+    something to score.
 
     Args:
         out_dir (str): Dataset root (``data/coco`` in the configs).
         num_train (int): Training images. Defaults to 2.
         num_val (int): Validation images. Defaults to 2.
-        size (tuple[int, int]): Image (height, width). Defaults to
-            (128, 128).
-        max_shapes (int): Most shapes per image. Defaults to 3.
+        size (tuple[int, int]): Image (height, width), at least 202 px
+            each (the large shapes). Defaults to (256, 256).
+        max_shapes (int): Shapes per image (1 to 3). Defaults to 3.
         classes (Sequence[str], optional): Own category names (at least 3).
             Defaults to None (COCO's 80).
         stuff_maps (bool): Write COCO-stuff label maps. Defaults to False.
@@ -388,7 +411,8 @@ def make_coco_layout(out_dir: str,
             out_dir, f'{split}2017', f'instances_{split}2017.json', num, rng,
             size, max_shapes, categories,
             f'stuffthingmaps/{split}2017' if stuff_maps else None,
-            coco_names=True)
+            coco_names=True,
+            sides=COCO_AREA_SIDES[:max_shapes])
         for split, num in (('train', num_train), ('val', num_val))
     }
 

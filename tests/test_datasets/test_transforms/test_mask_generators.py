@@ -133,3 +133,47 @@ def test_odd_grid_at_call_time():
     gen = UniformMaskGenerator('UM')
     with pytest.raises(ValueError, match='odd side.*multiple of 32'):
         gen(dict(img=np.zeros((208, 208, 3), np.uint8)))
+
+
+@pytest.mark.parametrize('name', ['mae_pvt.pt', 'mae_swin.pt'])
+def test_um_masks_follow_the_official_rule(reference, monkeypatch, name):
+    """Same noise, same mask, against the official fixtures.
+
+    The official secondary rule (shared/reference/README.md): score =
+    primary mask (0/1) + noise; the floor(visible x 0.75) visible tokens
+    with the lowest scores stay visible. Written out here, it turns the
+    fixture's ``secondary_noise`` into its ``secondary_mask``. Our
+    generator, driven by the same draws (each block's visible slot read
+    from the fixture's ``mask``, the visible tokens ordered by that noise),
+    returns both fixture masks. Planted bugs caught: the blocks laid out
+    transposed (``transpose(0, 2, 1, 3)`` dropped); the secondary-masked
+    tokens taken from the front of the order instead of its end."""
+    ref = reference(name)
+    for n in range(2):
+        mask = ref['mask'][n].numpy()  # (256,) raster, True = masked
+        noise = ref['secondary_noise'][n].double().numpy()
+        keep = int(np.floor((~mask).sum() * 0.75))
+        rank = np.argsort(np.argsort(mask + noise, kind='stable'),
+                          kind='stable')
+        official = rank >= keep
+        np.testing.assert_array_equal(official,
+                                      ref['secondary_mask'][n].numpy())
+
+        # the generator's draws: a visible slot per 2x2 block (row-major
+        # blocks, slot 2 * dy + dx), the visible tokens in noise order
+        slots = np.flatnonzero(~_blocks(mask.reshape(16, 16))) % 4
+
+        def randint(high, size=None):
+            assert (high, size) == (4, 64)
+            return slots
+
+        def permutation(kept):
+            return kept[np.argsort(noise[kept], kind='stable')]
+
+        monkeypatch.setattr(np.random, 'randint', randint)
+        monkeypatch.setattr(np.random, 'permutation', permutation)
+        results = _draw('UM')
+        monkeypatch.undo()
+        np.testing.assert_array_equal(results['mask'].reshape(-1), mask)
+        np.testing.assert_array_equal(
+            results['secondary_mask'].numpy().reshape(-1), official)

@@ -17,9 +17,14 @@ mmpretrain's ``VisionTransformer.get_layer_depth``, which puts any name it
 does not know on the top depth, so its pre-training token
 ``vis_mask_token`` had the depth of the head; every other backbone puts its
 tokens with the embeddings at depth 0, and so does the shared rule now.
+
+The fixture was written by our own code; :data:`RULES` derives every depth
+independently from UM-MAE's rule written out in this file, and the
+constructor must give both.
 """
 import json
 import os.path as osp
+import re
 import sys
 
 import pytest
@@ -100,6 +105,64 @@ def test_every_parameter_keeps_its_depth(case):
         if fixed_case == case:
             expected[name][0] = depth
     assert _depths(case) == expected
+
+
+#: the layer-depth rule of UM-MAE's layer-wise lr decay, written out per
+#: backbone family: (names of the input embedding, depth 0; block pattern
+#: with its stage and block index groups)
+RULES = {
+    'pyramid': (('patch_embed', 'pos_embed', 'mask_token', 'vis_mask_token'),
+                r'^backbone\.stages\.(\d+)\.(?:blocks\.(\d+)|downsample)\.'),
+    'plain': (('patch_embed', 'pos_embed', 'cls_token', 'mask_token',
+               'vis_mask_token'), r'^backbone\.layers\.(\d+)()\.'),
+}
+
+
+def _derived_depths(model: nn.Module, family: str) -> dict:
+    """Depth of every parameter by the rule: the input embedding 0; block
+    i of the flattened stages (a stage-start merging with the stage's
+    first block) i + 1; everything else (final norms, the head) on top,
+    of sum(blocks) + 2 depths. Blocks per stage are counted from the
+    parameter names."""
+    stem, block = RULES[family]
+    names = [n for n, _ in model.named_parameters()]
+    blocks = {}
+    for name in names:
+        match = re.match(block, name)
+        if match:
+            stage, index = int(match.group(1)), match.group(2)
+            count = int(index) + 1 if index else 1
+            blocks[stage] = max(blocks.get(stage, 0), count)
+    if family == 'plain':  # one stage of layers
+        blocks = {0: len(blocks)}
+    total = sum(blocks.values()) + 2
+    depths = {}
+    for name in names:
+        match = re.match(block, name)
+        if name.split('.')[1] in stem:
+            depth = 0
+        elif match and family == 'plain':
+            depth = int(match.group(1)) + 1
+        elif match:
+            stage, index = int(match.group(1)), match.group(2)
+            before = sum(blocks[s] for s in range(stage))
+            depth = before + (int(index) if index else 0) + 1
+        else:
+            depth = total - 1
+        depths[name] = [depth, total]
+    return depths
+
+
+@pytest.mark.parametrize('case', sorted(CASES))
+def test_every_parameter_has_the_depth_of_the_written_rule(case):
+    """An independent derivation of the fixture: the constructor's depths
+    equal the rule above for every parameter. Planted bugs caught: a
+    stage-start merging given the previous block's depth (``or -1`` in
+    ``layer_depth``); ``mask_token`` dropped from ``STEM_NAMES`` (on top,
+    as the old UMViT's ``vis_mask_token``)."""
+    family = 'plain' if 'vit' in case else 'pyramid'
+    model = _model(case)
+    assert _depths(case) == _derived_depths(model, family)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ import os.path as osp
 import pytest
 import torch
 import torch._dynamo
+from torch._dynamo.backends.debugging import aot_eager
 from torch._dynamo.utils import counters
 
 from um_mae.utils.benchmark import build_model_and_optimizer
@@ -114,7 +115,10 @@ def test_compiled_train_step_follows_eager_training():
     Four steps on batches whose metainfo differs (as real images do)
     compile the forward once, plus once more when mmengine's iteration
     counter first changes; the losses follow an eager twin step by step,
-    so backward and update ran as in eager."""
+    so backward and update ran as in eager. The compiled graphs are counted
+    and their calls too: a ``torch.compile`` that silently compiled nothing
+    (planted: ``step = model.train_step``, or ``torch.compile(...,
+    disable=True)``) follows eager trivially and fails here."""
     torch.set_num_threads(1)
     quiet_logger()
     cfg = load_pretrain_config(UMMAE_PVT, 64)
@@ -132,10 +136,23 @@ def test_compiled_train_step_follows_eager_training():
         twins.append(build_model_and_optimizer(cfg))
     (model, optim), (ref_model, ref_optim) = twins
     torch._dynamo.reset()
-    step = torch.compile(model.train_step, backend='aot_eager')
+    calls = []
+
+    def counting_aot_eager(graph, example_inputs):
+        compiled = aot_eager(graph, example_inputs)
+
+        def run(*args):
+            calls.append(1)
+            return compiled(*args)
+
+        return run
+
+    step = torch.compile(model.train_step, backend=counting_aot_eager)
     graphs = counters['stats']['unique_graphs']
-    for data in batches:
+    for i, data in enumerate(batches):
+        before = len(calls)
         loss = step(data, optim)['loss']
         ref_loss = ref_model.train_step(data, ref_optim)['loss']
         torch.testing.assert_close(loss, ref_loss)
-    assert counters['stats']['unique_graphs'] - graphs <= 2
+        assert len(calls) > before, f'step {i} ran no compiled graph'
+    assert 1 <= counters['stats']['unique_graphs'] - graphs <= 2

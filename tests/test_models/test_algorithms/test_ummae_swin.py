@@ -1,13 +1,22 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """UM-MAE and SimMIM on the Swin backbone, against the official fixtures."""
+import os.path as osp
+
 import pytest
 import torch
-from conftest import SWIN_FIXTURE_ARCH, mask_data_samples
+from conftest import (SWIN_FIXTURE_ARCH, mask_data_samples,
+                      simmim_reference_loss)
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 
 import um_mae  # noqa: F401
 from um_mae.models.converters import convert
+
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+SIMMIM_SWIN = osp.join(
+    REPO, 'configs', 'pretrain', 'simmim',
+    'simmim_swin-tiny_8xb64-accum8-amp-coslr-200e_in1k-256px.py')
 
 
 def _ummae_swin(official_pos_order=False):
@@ -128,31 +137,30 @@ def test_classifier_from_converted_checkpoint(reference):
 
 
 def test_simmim_swin_loss():
+    """The Swin-T SimMIM config (its algorithm, neck and head; a tiny Swin
+    at 64 px) gives the loss of SimMIM's rule written out
+    (:func:`conftest.simmim_reference_loss`). Planted bug caught: the L1
+    loss's ``channel=3`` dropped from the config."""
+    from um_mae.utils.pretrain_inputs import load_pretrain_config
+    cfg = load_pretrain_config(
+        SIMMIM_SWIN, 64, {
+            'model.backbone.arch':
+            dict(
+                _delete_=True,
+                embed_dims=8,
+                depths=[2, 2, 2, 2],
+                num_heads=[1, 2, 2, 4],
+                pos_mlp_dims=8),
+            'model.neck.in_channels':
+            64
+        })
     torch.manual_seed(0)
-    model = MODELS.build(
-        dict(
-            type='SimMIM',
-            backbone=dict(
-                type='UMSwinTransformer',
-                arch=dict(
-                    embed_dims=8,
-                    depths=[2, 2, 2, 2],
-                    num_heads=[1, 2, 2, 4],
-                    pos_mlp_dims=8),
-                mask_mode='mask_token'),
-            neck=dict(
-                type='SimMIMNormLinearDecoder',
-                in_channels=64,
-                encoder_stride=32),
-            head=dict(
-                type='SimMIMHead',
-                patch_size=16,
-                loss=dict(
-                    type='PixelReconstructionLoss', criterion='L1',
-                    channel=3))))
+    model = MODELS.build(cfg.model)
     img = torch.randn(2, 3, 64, 64)
-    loss = model.loss(img,
-                      mask_data_samples(torch.rand(2, 4, 4) < 0.6))['loss']
+    mask = torch.rand(2, 4, 4) < 0.6
+    loss = model.loss(img, mask_data_samples(mask))['loss']
+    with torch.no_grad():
+        expected = simmim_reference_loss(model, img, mask)
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-6, atol=0)
     loss.backward()
-    assert torch.isfinite(loss)
     assert model.backbone.mask_token.grad.abs().sum() > 0

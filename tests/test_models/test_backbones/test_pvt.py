@@ -2,6 +2,7 @@
 """UMPVT against the official UM-MAE PVT fixtures, plus its invariants."""
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import PVT_FIXTURE_ARCH
 from mmpretrain.registry import MODELS
 
@@ -101,10 +102,34 @@ def test_dense_strides_for_any_multiple_of_32(size):
         assert out.shape == (1, dims, size[0] // stride, size[1] // stride)
 
 
+def bicubic_table(table, src, dst):
+    """A ``(1, h*w, C)`` table on grid ``src`` resized to ``dst`` by a
+    direct ``F.interpolate`` (bicubic, ``align_corners=False``: the
+    official ``interpolate_pos_embed``)."""
+    grid = table.reshape(1, *src, table.shape[-1]).permute(0, 3, 1, 2)
+    out = F.interpolate(grid, size=dst, mode='bicubic', align_corners=False)
+    return out.permute(0, 2, 3, 1).reshape(1, dst[0] * dst[1], -1)
+
+
 def test_learnable_pos_embed_is_resized_for_other_inputs():
+    """On a non-square input the learnable 32x32 table is used bicubic-
+    resized to 16x24: the output equals a twin built for that input whose
+    table is the direct ``F.interpolate`` of it. Planted bugs caught:
+    bilinear resizing; height and width swapped."""
     model = _demo(learnable_pos_embed=True)
     assert model.pos_embed.requires_grad
-    out = model(torch.randn(1, 3, 64, 96))[0]
+    with torch.no_grad():
+        model.pos_embed.add_(0.5 * torch.randn_like(model.pos_embed))
+    twin = UMPVT(
+        arch='demo', img_size=(64, 96), learnable_pos_embed=True).eval()
+    twin.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        twin.pos_embed.copy_(
+            bicubic_table(model.pos_embed, (32, 32), (16, 24)))
+    x = torch.randn(1, 3, 64, 96)
+    out = model(x)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(out, twin(x)[0])
     out.sum().backward()
     assert model.pos_embed.grad.abs().sum() > 0
     # a frozen sin-cos table is rebuilt (exact) instead
@@ -112,10 +137,17 @@ def test_learnable_pos_embed_is_resized_for_other_inputs():
 
 
 def test_checkpoint_pos_embed_is_resized_on_load():
+    """A checkpoint's 32x32 table loads into a 256x128-px model as its
+    direct bicubic ``F.interpolate`` to 64x32 (planted: bilinear)."""
     src = _demo(learnable_pos_embed=True)
-    dst = UMPVT(arch='demo', img_size=256, learnable_pos_embed=True)
+    with torch.no_grad():
+        src.pos_embed.add_(0.5 * torch.randn_like(src.pos_embed))
+    dst = UMPVT(arch='demo', img_size=(256, 128), learnable_pos_embed=True)
     dst.load_state_dict(src.state_dict())
-    assert dst.pos_embed.shape == (1, 64 * 64, 16)
+    assert dst.pos_embed.shape == (1, 64 * 32, 16)
+    torch.testing.assert_close(
+        dst.pos_embed.data,
+        bicubic_table(src.pos_embed.data, (32, 32), (64, 32)))
 
 
 def test_compact_mode_ignores_dropped_and_secondary_pixels():
@@ -166,11 +198,23 @@ def test_mask_token_mode_replaces_masked_tokens():
     torch.testing.assert_close(out, out_noisy)
 
 
-def test_drop_path_trains():
-    model = UMPVT(arch='demo', drop_path_rate=0.1)
-    model.train()
-    out = model(torch.randn(2, 3, 64, 64))[0]
-    assert out.shape == (2, 128, 2, 2) and torch.isfinite(out).all()
+@pytest.mark.parametrize('rate', [0., 0.3])
+def test_drop_path_is_active_in_training_only(rate):
+    """Two training passes on one input differ with a drop-path rate (and
+    only then); evaluation passes are identical and, at rate 0, equal the
+    training passes. Catches a rate that does not reach the blocks
+    (planted: ``DropPath`` built with ``drop_prob=0``)."""
+    torch.manual_seed(0)
+    model = UMPVT(arch='demo', img_size=64, drop_path_rate=rate)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        train = [model.train()(x)[-1] for _ in range(2)]
+        evals = [model.eval()(x)[-1] for _ in range(2)]
+    assert train[0].shape == (2, 128, 2, 2)
+    assert torch.equal(evals[0], evals[1])
+    assert torch.equal(train[0], train[1]) == (rate == 0)
+    if rate == 0:
+        assert torch.equal(train[0], evals[0])
 
 
 @pytest.mark.dense

@@ -5,6 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
@@ -67,14 +68,34 @@ def test_parse_indices():
             parse_indices(bad, 4)
 
 
+def _bicubic(table, side, dst):
+    """Direct ``F.interpolate`` of a square ``(1, side*side, C)`` table."""
+    grid = table.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    out = F.interpolate(grid, size=dst, mode='bicubic', align_corners=False)
+    return out.permute(0, 2, 3, 1).reshape(1, dst[0] * dst[1], -1)
+
+
 def test_resize_checkpoint_pos_embed(mm_log):
-    own = torch.zeros(1, 1 + 16, 8)  # class slot + 4x4
-    ckpt = torch.randn(1, 4, 8)  # 2x2, no class slot
+    """Values: the direct bicubic ``F.interpolate`` of the grid part, onto
+    a non-square grid, the class-token slot kept as it is (or an unused
+    zero slot added). Planted bugs caught: bilinear; the class slot
+    interpolated with the grid; the target grid transposed."""
+    own = torch.zeros(1, 1 + 15, 8)  # class slot + 3x5
+    ckpt = torch.randn(1, 1 + 4, 8)  # class slot + 2x2
     state = dict(pos_embed=ckpt)
-    resize_checkpoint_pos_embed(state, 'pos_embed', own, (4, 4), 1, 'bicubic')
-    assert state['pos_embed'].shape == own.shape
-    assert not state['pos_embed'][:, 0].any()  # an unused zero slot
-    assert 'from a 2x2 grid to (4, 4)' in mm_log()
+    resize_checkpoint_pos_embed(state, 'pos_embed', own, (3, 5), 1, 'bicubic')
+    assert 'from a 2x2 grid to (3, 5)' in mm_log()
+    torch.testing.assert_close(
+        state['pos_embed'],
+        torch.cat([ckpt[:, :1], _bicubic(ckpt[:, 1:], 2, (3, 5))], 1))
+    no_slot = dict(pos_embed=ckpt[:, 1:])  # 2x2, no class slot
+    resize_checkpoint_pos_embed(no_slot, 'pos_embed', own, (3, 5), 1,
+                                'bicubic')
+    torch.testing.assert_close(
+        no_slot['pos_embed'],
+        torch.cat([torch.zeros(1, 1, 8),
+                   _bicubic(ckpt[:, 1:], 2, (3, 5))], 1))
+    own = torch.zeros(1, 1 + 16, 8)  # class slot + 4x4
     same = dict(pos_embed=own.clone())
     resize_checkpoint_pos_embed(same, 'pos_embed', own, (4, 4), 1, 'bicubic')
     assert same['pos_embed'] is not None and torch.equal(
