@@ -238,8 +238,10 @@ def _config(name):
 
 
 def test_gfl_recipe():
-    for arch in ('pvt-small', 'swin-tiny', 'vit-base-p16'):
-        cfg = _config(f'gfl/gfl_{arch}_fpn-syncbn_8xb2-amp-lsj-1024-25e_'
+    # UM-MAE B.3: ViT-B at 896 x 896 (1024 did not fit), the pyramids 1024
+    for arch, size in (('pvt-small', 1024), ('swin-tiny', 1024),
+                       ('vit-base-p16', 896)):
+        cfg = _config(f'gfl/gfl_{arch}_fpn-syncbn_8xb2-amp-lsj-{size}-25e_'
                       'coco.py')
         assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
         assert cfg.auto_scale_lr.base_batch_size == 16
@@ -265,9 +267,11 @@ def test_gfl_recipe():
         assert cfg.model.backbone.drop_path_rate == 0.1
         resize = cfg.train_dataloader.dataset.pipeline[2]
         assert resize.ratio_range == (0.1, 2.0)
-        assert resize.scale == (1024, 1024)
+        assert resize.scale == (size, size)
+        crop = cfg.train_dataloader.dataset.pipeline[3]
+        assert crop.crop_size == (size, size)
         assert cfg.model.data_preprocessor.batch_augments[0].size == \
-            (1024, 1024)
+            (size, size)
 
 
 def test_mask_rcnn_recipe():
