@@ -8,6 +8,7 @@ arch and small images, so the rest of the detector (neck, heads, losses,
 batch augments) runs as configured.
 """
 import copy
+import functools
 import glob
 import os.path as osp
 
@@ -233,8 +234,14 @@ def test_detector_loads_checked_pretrained_backbone(tmp_path):
         model.init_weights()
 
 
-def _config(name):
+@functools.lru_cache(maxsize=None)
+def _parsed(name):
     return Config.fromfile(osp.join(REPO, 'configs', 'det', name))
+
+
+def _config(name):
+    """A fresh copy of a det config (each file is parsed once)."""
+    return copy.deepcopy(_parsed(name))
 
 
 def test_gfl_recipe():
@@ -364,20 +371,61 @@ def test_five_arm_configs_state_only_their_differences(size, arm):
         assert cfg.pretrained.startswith('checkpoints/')
 
 
-# the ViTDet simple-pyramid Faster R-CNN recipe (two stages)
+# the ViTDet simple-pyramid Faster R-CNN recipe of the course report: the
+# rows of its Table 1, stage 1 (15 epochs) and stage 2 (15 epochs)
 SIMPLE = ('faster_rcnn/faster-rcnn_vit-{size}_simple-pyramid_{pre}_{stage}_'
           '{schedule}.py')
-RECIPE = dict(size='base-p16', pre='mae-pre', schedule='1xb2-20e_coco-512px')
+RECIPE = dict(size='base-p16', pre='mae-pre', schedule='1xb2-15e_coco-512px')
 DEMO = dict(
     size='demo', pre='mae-demo-pre', schedule='1xb2-3e_demo-coco-128px')
+# Table 1 row -> (backbone frozen, colour jitter, layer-wise lr decay,
+# starts from: 'mae' checkpoint, None (random) or the stage-1 row's best)
+TABLE1 = {
+    'stage1-a-no-pre': (False, False, False, None),
+    'stage1-b-freeze': (True, False, False, 'mae'),
+    'stage1-c-freeze-jitter': (True, True, False, 'mae'),
+    'stage1-d-unified-lr': (False, False, False, 'mae'),
+    'stage1-e-decay-lr': (False, False, True, 'mae'),
+    'stage1-f-decay-lr-jitter': (False, True, True, 'mae'),
+    'stage2-b-to-e': (False, False, True, 'stage1-b-freeze'),
+    'stage2-b-to-f': (False, True, True, 'stage1-b-freeze'),
+    'stage2-c-to-f': (False, True, True, 'stage1-c-freeze-jitter'),
+    'stage2-e-to-e': (False, False, True, 'stage1-e-decay-lr'),
+    'stage2-e-to-f': (False, True, True, 'stage1-e-decay-lr'),
+    'stage2-f-to-f': (False, True, True, 'stage1-f-decay-lr-jitter'),
+}
+# what a row may change relative to row (B), by the table's columns
+ROW_KEYS = {
+    'frozen': {'model.backbone.frozen'},
+    'jitter': {
+        'train_pipeline', 'train_dataloader.dataset.pipeline',
+        'strong_color_jitter.type', 'strong_color_jitter.brightness',
+        'strong_color_jitter.contrast', 'strong_color_jitter.saturation',
+        'strong_color_jitter.hue'
+    },
+    'decay': {'optim_wrapper.constructor', 'optim_wrapper.paramwise_cfg'},
+    'start': {'pretrained', 'load_from',
+              'default_hooks.checkpoint.filename_tmpl'},
+}
 
 
 def _simple(stage, **kind):
-    return _config(SIMPLE.format(stage=stage, **(kind or RECIPE)))
+    kind = kind or RECIPE
+    if stage == 'stage1-a-no-pre':
+        kind = dict(kind, pre='random-init')
+    return _config(SIMPLE.format(stage=stage, **kind))
+
+
+def _changed(cfg, base):
+    ours, theirs = _flat(cfg.to_dict()), _flat(base.to_dict())
+    return {
+        k
+        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+    }
 
 
 def test_simple_pyramid_faster_rcnn_recipe():
-    cfg = _simple('stage1-frozen')
+    cfg = _simple('stage1-b-freeze')
     model = cfg.model
     assert model.type == 'FasterRCNN'
     backbone = model.backbone
@@ -416,16 +464,70 @@ def test_simple_pyramid_faster_rcnn_recipe():
     assert (hook.save_best, hook.rule) == ('coco/bbox_mAP', 'greater')
 
 
-@pytest.mark.parametrize('kind', [RECIPE, DEMO], ids=['recipe', 'demo'])
-def test_simple_pyramid_stage2_states_only_its_differences(kind):
-    stage1, stage2 = _simple('stage1-frozen', **kind), _simple(
-        'stage2-jitter', **kind)
-    ours, theirs = _flat(stage2.to_dict()), _flat(stage1.to_dict())
-    changed = {
-        k
-        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+def test_simple_pyramid_ships_the_rows_of_table1():
+    found = {
+        osp.basename(p).split('_')[4]
+        for p in DET_CONFIGS if 'simple-pyramid' in p and 'base-p16' in p
     }
-    assert changed == {
+    assert found == set(TABLE1)
+
+
+@pytest.mark.parametrize('row', list(TABLE1))
+def test_simple_pyramid_row_is_its_table1_row(row):
+    """Each row is row (B) plus only the columns the table changes, and 15
+    epochs per stage; a stage-2 row starts from the stage-1 row's best
+    checkpoint."""
+    frozen, jitter, decay, start = TABLE1[row]
+    cfg, base = _simple(row), _simple('stage1-b-freeze')
+    assert cfg.train_cfg.max_epochs == 15  # Table 1: "(15 epochs)"
+    assert cfg.param_scheduler[1].end == 15
+    assert cfg.model.backbone.frozen is frozen
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    jitters = [t for t in pipeline if t.type == 'mmpretrain.UMColorJitter']
+    assert bool(jitters) is jitter
+    if jitter:  # before packing; brightness / contrast / saturation / hue
+        assert pipeline[-2] == jitters[0]
+        assert pipeline[:-2] + [pipeline[-1]] == \
+            base.train_dataloader.dataset.pipeline
+        assert (jitters[0].brightness, jitters[0].contrast,
+                jitters[0].saturation, jitters[0].hue) == \
+            ((0.1, 2.0), (0.1, 2.0), (0.1, 2.0), 0.1)
+    layer_decay = cfg.optim_wrapper.get('constructor') == \
+        'mmpretrain.UMLayerDecayOptimWrapperConstructor'
+    assert layer_decay is decay
+    if decay:
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.7
+    if start is None:
+        assert cfg.pretrained is None and cfg.get('load_from') is None
+    elif start == 'mae':
+        assert cfg.pretrained == base.pretrained
+        assert cfg.get('load_from') is None
+    else:  # the whole detector from the stage-1 row's best checkpoint
+        assert cfg.pretrained is None
+        src = _simple(start)
+        name = osp.splitext(osp.basename(src.filename))[0]
+        tmpl = src.default_hooks.checkpoint.filename_tmpl
+        assert cfg.load_from == f'work_dirs/{name}/best_coco_bbox_mAP_{tmpl}'
+        assert cfg.default_hooks.checkpoint.filename_tmpl != tmpl
+    allowed = set(ROW_KEYS['start']) if start != 'mae' else set()
+    if not frozen:
+        allowed |= ROW_KEYS['frozen']
+    if jitter:
+        allowed |= ROW_KEYS['jitter']
+    if decay:
+        allowed |= ROW_KEYS['decay']
+    changed = {
+        'optim_wrapper.paramwise_cfg'
+        if k.startswith('optim_wrapper.paramwise_cfg.') else k
+        for k in _changed(cfg, base)
+    }
+    assert changed <= allowed
+
+
+def test_simple_pyramid_demo_stage2_states_only_its_differences():
+    stage1, stage2 = _simple('stage1-frozen', **DEMO), _simple(
+        'stage2-jitter', **DEMO)
+    assert _changed(stage2, stage1) == {
         'pretrained', 'load_from', 'model.backbone.frozen', 'train_pipeline',
         'train_dataloader.dataset.pipeline',
         'default_hooks.checkpoint.filename_tmpl', 'strong_color_jitter.type',
@@ -433,39 +535,10 @@ def test_simple_pyramid_stage2_states_only_its_differences(kind):
         'strong_color_jitter.saturation', 'strong_color_jitter.hue'
     }
     assert stage2.model.backbone.frozen is False
-    # the whole detector starts from stage 1's best checkpoint
     assert stage2.pretrained is None
-    name = osp.splitext(osp.basename(stage1.filename))[0]
-    tmpl = stage1.default_hooks.checkpoint.filename_tmpl
-    best = f'best_coco_bbox_mAP_{tmpl}'
-    assert stage2.load_from == f'work_dirs/{name}/{best}'
-    # stage 1's pipeline plus the strong colour jitter before packing
-    jitter = stage2.train_dataloader.dataset.pipeline[-2]
-    assert stage2.train_dataloader.dataset.pipeline[:-2] + [
-        stage2.train_dataloader.dataset.pipeline[-1]
-    ] == stage1.train_dataloader.dataset.pipeline
-    assert (jitter.type, jitter.brightness, jitter.contrast, jitter.saturation,
-            jitter.hue) == ('mmpretrain.UMColorJitter', (0.1, 2.0), (0.1, 2.0),
-                            (0.1, 2.0), 0.1)
 
 
-def test_simple_pyramid_layer_decay_option():
-    stage2 = _simple('stage2-jitter')
-    cfg = _simple('stage2-jitter-layer-decay')
-    ours, theirs = _flat(cfg.to_dict()), _flat(stage2.to_dict())
-    changed = {
-        k.split('.')[1]
-        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
-    }
-    assert changed == {'constructor', 'paramwise_cfg'}
-    assert cfg.optim_wrapper.constructor == \
-        'mmpretrain.UMLayerDecayOptimWrapperConstructor'
-    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.7
-
-
-@pytest.mark.parametrize('stage', [
-    'stage1-frozen', 'stage2-jitter', 'stage2-jitter-layer-decay'
-])
+@pytest.mark.parametrize('stage', ['stage1-b-freeze', 'stage1-e-decay-lr'])
 def test_frozen_stage_really_freezes(stage):
     """Stage 1 trains the neck and heads only: the backbone gets no
     gradient, the optimizer does not hold its weights (they stay bit for
