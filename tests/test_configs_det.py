@@ -339,7 +339,7 @@ ARMS = {  # Li et al.'s initializations -> what each arm config may change
     'mocov3-pre': {'pretrained'},
     'beit-pre': {
         'pretrained', 'model.backbone.layer_scale_init_value',
-        'model.backbone.use_abs_pos_embed',
+        'model.backbone.transferred_pos',
         'optim_wrapper.paramwise_cfg.custom_keys.gamma.decay_mult'
     },
     'mae-pre': {'pretrained'},
@@ -363,6 +363,16 @@ def test_five_arm_configs_state_only_their_differences(size, arm):
     assert changed == ARMS[arm]
     assert cfg.model.backbone.drop_path_rate == \
         {'base': 0.1, 'large': 0.3}[size]
+    # Li et al. 2.4: the grid centre until the protocol has run; section 3:
+    # shared biases and an absolute table in every arm, BEiT transfers the
+    # biases, the others the absolute table
+    assert (cfg.optim_wrapper.optimizer.lr,
+            cfg.optim_wrapper.optimizer.weight_decay) == (1.6e-4, 0.1)
+    backbone = cfg.model.backbone
+    assert backbone.rel_pos_bias == 'shared'
+    assert backbone.get('use_abs_pos_embed', True)
+    assert backbone.transferred_pos == (('rel', ) if arm == 'beit-pre' else
+                                        ('abs', ))
     if arm == 'random-init':
         assert cfg.pretrained is None
         assert cfg.train_cfg.max_epochs == 4 * base.train_cfg.max_epochs

@@ -16,7 +16,8 @@ from .reading import (UNSAFE_PICKLE_ENV, read_checkpoint,
                       runner_checkpoint_globals)
 from .vit import (TIMM_BLOCK_RULES, Conversion, convert_beit,
                   convert_mocov3_vit, convert_official_vit, convert_timm_vit,
-                  map_vit_keys, split_fused_vit_adaptor)
+                  map_vit_keys, share_block_tables,
+                  split_fused_vit_adaptor)
 
 __all__ = [
     'ARCH_RULES', 'BACKBONE_CONVERTERS', 'CheckedPretrainedInit',
@@ -27,5 +28,5 @@ __all__ = [
     'convert_official_vit_decoder', 'convert_timm_vit', 'describe_own_layout',
     'detect_arch', 'detect_format', 'load_pretrained', 'map_vit_keys',
     'read_checkpoint', 'rename_keys', 'runner_checkpoint_globals',
-    'split_fused_vit_adaptor', 'strip_prefix', 'unwrap'
+    'share_block_tables', 'split_fused_vit_adaptor', 'strip_prefix', 'unwrap'
 ]
