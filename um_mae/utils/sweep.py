@@ -104,7 +104,18 @@ def _schedule(cfg, epochs: Optional[int], iters: Optional[int]) -> dict:
             f"-based: set the length with --{'epochs' if by_epoch else 'iters'}")
     old = loop.max_epochs if by_epoch else loop.max_iters
     new = epochs if by_epoch else iters
-    out = {'train_cfg': {('max_epochs' if by_epoch else 'max_iters'): new}}
+    out = {}
+    dataset = cfg.train_dataloader.get('dataset', {})
+    if by_epoch and dataset.get('type') == 'RepeatDataset':
+        # the protocol counts epochs of the dataset itself (Li et al.: COCO
+        # epochs); a config repeating it N times runs epochs / N, or the
+        # dataset once when epochs is no multiple of N
+        times = dataset.get('times', 1)
+        if epochs % times == 0:
+            new = epochs // times
+        else:
+            out['train_dataloader'] = {'dataset': {'times': 1}}
+    out['train_cfg'] = {('max_epochs' if by_epoch else 'max_iters'): new}
     if loop.get('val_interval', 1) > new:
         out['train_cfg']['val_interval'] = new
     schedulers = cfg.get('param_scheduler') or []
