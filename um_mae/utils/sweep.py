@@ -96,7 +96,7 @@ def _schedule(cfg, epochs: Optional[int], iters: Optional[int]) -> dict:
     """The overrides that set the schedule length (loop and schedulers)."""
     loop = cfg.train_cfg
     by_epoch = 'max_epochs' in loop
-    if (epochs if by_epoch else iters) is None:
+    if epochs is None and iters is None:
         return {}
     if by_epoch and epochs is None or not by_epoch and iters is None:
         raise ValueError(
@@ -311,7 +311,9 @@ def _read_run(run: dict, metric: str, length: Optional[int]) -> dict:
             f'finished without {metric}' if finished else 'running')
         return dict(status=status, metric=None)
     step, value = values[-1]
-    done = length is None or step == length
+    # mmengine logs the metric of an iteration-based run with step 0: the
+    # final checkpoint tells a finished run
+    done = finished or length is None or step == length
     if not done:
         return dict(status='failed' if failed else 'running', metric=value)
     return dict(status='done', metric=value)
