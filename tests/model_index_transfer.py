@@ -41,17 +41,25 @@ def _images_per_batch(cfg):
 
 
 TRANSFER_EXTRACTORS = {
-    'Train Epochs': _train_epochs,
-    'Train Iterations': _train_iters,
-    'LR': lambda c: c.optim_wrapper.optimizer['lr'],
-    'Images Per Batch': _images_per_batch,
-    'Starts From': _starts_from,
-    'Train Size': _train_size,
-    'Backbone Frozen': lambda c: bool(c.model.backbone.get('frozen', False)),
-    'Relative Position Bias': lambda c: c.model.backbone.get(
-        'rel_pos_bias', 'per_block'),
-    'Transferred Position': lambda c: list(
-        c.model.backbone.get('transferred_pos', ('abs', ))),
-    'Layer Decay Rate': lambda c: (c.optim_wrapper.get('paramwise_cfg') or {
-    }).get('layer_decay_rate', 1.0),
+    'Train Epochs':
+    _train_epochs,
+    'Train Iterations':
+    _train_iters,
+    'LR':
+    lambda c: c.optim_wrapper.optimizer['lr'],
+    'Images Per Batch':
+    _images_per_batch,
+    'Starts From':
+    _starts_from,
+    'Train Size':
+    _train_size,
+    'Backbone Frozen':
+    lambda c: bool(c.model.backbone.get('frozen', False)),
+    'Relative Position Bias':
+    lambda c: c.model.backbone.get('rel_pos_bias', 'per_block'),
+    'Transferred Position':
+    lambda c: list(c.model.backbone.get('transferred_pos', ('abs', ))),
+    'Layer Decay Rate':
+    lambda c:
+    (c.optim_wrapper.get('paramwise_cfg') or {}).get('layer_decay_rate', 1.0),
 }

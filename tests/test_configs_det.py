@@ -123,8 +123,8 @@ def test_neck_matches_full_size_backbone(path):
         with torch.device('meta'):
             pyramid = _mmdet_models().build(first)
         simple = type(pyramid).__name__ == 'ViTSimplePyramid'
-        assert channels == [first.embed_dim] * (
-            1 if simple else len(pyramid.rescales))
+        assert channels == [first.embed_dim
+                            ] * (1 if simple else len(pyramid.rescales))
         assert list(cfg.model.neck[1].in_channels) == \
             [first.embed_dim] * len(pyramid.rescales)
     else:
@@ -193,15 +193,17 @@ def test_loss_step_with_tiny_backbone(path):
                    for p in params if p.requires_grad)
 
 
-@pytest.mark.parametrize('type_,kwargs,channels,sizes', [
-    ('mmpretrain.UMPVT', dict(arch='demo', out_indices=(0, 1, 2, 3)),
-     [16, 32, 64, 128], [16, 8, 4, 2]),
-    ('mmpretrain.UMSwinTransformer', dict(
-        arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128],
-     [16, 8, 4, 2]),
-    ('mmpretrain.WindowedViT', dict(arch='demo', img_size=64), [32] * 4,
-     [4] * 4),  # stride 16; a pyramid neck makes strides 4 - 32
-])
+@pytest.mark.parametrize(
+    'type_,kwargs,channels,sizes',
+    [
+        ('mmpretrain.UMPVT', dict(arch='demo', out_indices=(0, 1, 2, 3)),
+         [16, 32, 64, 128], [16, 8, 4, 2]),
+        ('mmpretrain.UMSwinTransformer',
+         dict(arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128
+                                                       ], [16, 8, 4, 2]),
+        ('mmpretrain.WindowedViT', dict(arch='demo', img_size=64), [32] * 4,
+         [4] * 4),  # stride 16; a pyramid neck makes strides 4 - 32
+    ])
 def test_backbone_builds_from_mmdet_registry(type_, kwargs, channels, sizes):
     MODELS = _mmdet_models()
     backbone = MODELS.build(dict(type=type_, **kwargs))
@@ -414,8 +416,8 @@ ROW_KEYS = {
         'strong_color_jitter.hue'
     },
     'decay': {'optim_wrapper.constructor', 'optim_wrapper.paramwise_cfg'},
-    'start': {'pretrained', 'load_from',
-              'default_hooks.checkpoint.filename_tmpl'},
+    'start':
+    {'pretrained', 'load_from', 'default_hooks.checkpoint.filename_tmpl'},
 }
 
 
@@ -535,8 +537,8 @@ def test_simple_pyramid_row_is_its_table1_row(row):
 
 
 def test_simple_pyramid_demo_stage2_states_only_its_differences():
-    stage1, stage2 = _simple('stage1-frozen', **DEMO), _simple(
-        'stage2-jitter', **DEMO)
+    stage1, stage2 = _simple('stage1-frozen',
+                             **DEMO), _simple('stage2-jitter', **DEMO)
     assert _changed(stage2, stage1) == {
         'pretrained', 'load_from', 'model.backbone.frozen', 'train_pipeline',
         'train_dataloader.dataset.pipeline',
@@ -572,8 +574,8 @@ def test_frozen_stage_really_freezes(stage):
         wrapper.update_params(model.parse_losses(losses)[0])
     changed = {
         k
-        for k, v in model.state_dict().items() if not torch.equal(
-            v, before[k])
+        for k, v in model.state_dict().items()
+        if not torch.equal(v, before[k])
     }
     assert any(k.startswith('neck.1.') for k in changed)
     assert any(k.startswith('roi_head.') for k in changed)
@@ -588,7 +590,8 @@ def test_frozen_stage_really_freezes(stage):
     # the same kind get the decay
     decay = {
         id(p): g.get('weight_decay')
-        for g in wrapper.optimizer.param_groups for p in g['params']
+        for g in wrapper.optimizer.param_groups
+        for p in g['params']
     }
     assert not any(id(p) in decay for p in model.backbone.parameters())
     assert decay[id(model.roi_head.bbox_head.shared_fcs[0].weight)] == 0.01

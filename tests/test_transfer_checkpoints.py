@@ -36,8 +36,8 @@ STARTS = {
     'det/mask_rcnn/mask-rcnn_vit-base-p16_fpn-syncbn_32xb2-amp-lsj-1024-100e_'
     'coco.py': (PRE, 'ummae/ummae_vit-base-p16_8xb512-amp-coslr-200e_in1k'),
     'det/mask_rcnn/mask-rcnn_vit-large-p16_fpn-syncbn_32xb2-amp-lsj-1024-'
-    '100e_coco.py':
-    (PRE, 'ummae/ummae_vit-large-p16_8xb512-amp-coslr-800e_in1k'),
+    '100e_coco.py': (PRE,
+                     'ummae/ummae_vit-large-p16_8xb512-amp-coslr-800e_in1k'),
     'det/htc/htcpp_swin-large_fpn_16xb1-amp-ms-400-1400-36e_coco.py':
     (FT, 'swin/swin-large_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-256px'),
     'seg/upernet/pvt-small_ummae-ft_upernet_8xb2-amp-160k_ade20k-512x512.py':
@@ -79,11 +79,13 @@ def test_direct_transfer_row_differs_only_in_its_checkpoint():
     from mmengine.config import Config
     root = osp.join(REPO, 'configs', 'seg', 'upernet')
     ft = Config.fromfile(
-        osp.join(root, 'swin-tiny_ummae-ft_upernet_8xb2-amp-160k_'
-                 'ade20k-512x512.py'))
+        osp.join(
+            root, 'swin-tiny_ummae-ft_upernet_8xb2-amp-160k_'
+            'ade20k-512x512.py'))
     direct = Config.fromfile(
-        osp.join(root, 'swin-tiny_ummae-pre_upernet_8xb2-amp-160k_'
-                 'ade20k-512x512.py'))
+        osp.join(
+            root, 'swin-tiny_ummae-pre_upernet_8xb2-amp-160k_'
+            'ade20k-512x512.py'))
     assert direct.model.backbone.init_cfg.checkpoint == direct.pretrained
     ft.pretrained = direct.pretrained
     ft.model.backbone.init_cfg.checkpoint = direct.pretrained

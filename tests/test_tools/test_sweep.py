@@ -15,9 +15,10 @@ from um_mae.utils.sweep import LR, WD, collect, plan
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GFL_DEMO = osp.join(REPO, 'configs', 'det', 'gfl',
                     'gfl_pvt-demo_fpn_1xb8-300it_demo-coco-128px.py')
-VIT_B = osp.join(REPO, 'configs', 'det', 'mask_rcnn',
-                 'mask-rcnn_vit-base-p16_{}fpn-syncbn_32xb2-amp-lsj-1024-'
-                 '{}_coco.py')
+VIT_B = osp.join(
+    REPO, 'configs', 'det', 'mask_rcnn',
+    'mask-rcnn_vit-base-p16_{}fpn-syncbn_32xb2-amp-lsj-1024-'
+    '{}_coco.py')
 
 
 @pytest.mark.dense
@@ -27,22 +28,30 @@ def test_two_by_two_sweep_end_to_end(tmp_path):
     make_coco_shapes(data, num_train=4, num_val=2)
     out = str(tmp_path / 'sweep')
     manifest = plan(
-        GFL_DEMO,
-        out,
-        grid={LR: [1e-3, 2e-3], WD: [0.01, 0.05]},
-        iters=2)
+        GFL_DEMO, out, grid={
+            LR: [1e-3, 2e-3],
+            WD: [0.01, 0.05]
+        }, iters=2)
     assert len(manifest['runs']) == 4
-    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore',
-               OMP_NUM_THREADS='1')
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        PYTHONWARNINGS='ignore',
+        OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        ['bash', osp.join(out, 'launch.sh'), 'local', '--data-root', data,
-         '--cfg-options', 'train_dataloader.num_workers=0',
-         'train_dataloader.persistent_workers=False',
-         'val_dataloader.num_workers=0',
-         'val_dataloader.persistent_workers=False',
-         'train_dataloader.batch_size=2',
-         'model.test_cfg.score_thr=0'],  # boxes to score after 2 steps
-        env=env, capture_output=True, text=True, timeout=600)
+        [
+            'bash',
+            osp.join(out, 'launch.sh'), 'local', '--data-root', data,
+            '--cfg-options', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'val_dataloader.num_workers=0',
+            'val_dataloader.persistent_workers=False',
+            'train_dataloader.batch_size=2', 'model.test_cfg.score_thr=0'
+        ],  # boxes to score after 2 steps
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
     result = collect(out)
@@ -58,8 +67,10 @@ def test_two_by_two_sweep_end_to_end(tmp_path):
             osp.join(d, 'vis_data', 'scalars.json')
             for d in os.scandir(run['work_dir']) if d.is_dir()
         ]
-        metric = [json.loads(line) for line in open(scalars)
-                  if 'coco/bbox_mAP' in line][-1]['coco/bbox_mAP']
+        metric = [
+            json.loads(line) for line in open(scalars)
+            if 'coco/bbox_mAP' in line
+        ][-1]['coco/bbox_mAP']
         assert row['metric'] == metric
     best = max(result['rows'], key=lambda r: r['metric'])
     assert result['best']['name'] == best['name']
@@ -112,8 +123,12 @@ def test_lr_wd_step_is_li_et_al_step_one(tmp_path, arm, epochs):
 
 def test_bad_sweeps_are_refused(tmp_path):
     with pytest.raises(ValueError, match='is not a key of the config'):
-        plan(GFL_DEMO, str(tmp_path), grid={'model.backbone.nope': [1]},
-             iters=2)
-    with pytest.raises(ValueError, match='iter-based: set the length with '
-                       '--iters'):
+        plan(
+            GFL_DEMO,
+            str(tmp_path),
+            grid={'model.backbone.nope': [1]},
+            iters=2)
+    with pytest.raises(
+            ValueError, match='iter-based: set the length with '
+            '--iters'):
         plan(GFL_DEMO, str(tmp_path), grid={LR: [1e-3]}, epochs=2)

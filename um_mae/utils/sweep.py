@@ -35,18 +35,20 @@ DP = 'model.backbone.drop_path_rate'
 SHORT = {LR: 'lr', WD: 'wd', DP: 'dp'}
 # Li et al. section 2.4: the steps, their grids and schedule lengths
 PROTOCOL = {
-    'lr-wd': dict(
+    'lr-wd':
+    dict(
         center=(1.6e-4, 0.1),  # (1): "centered at lr, wd = 1.6e-4, 0.1"
         fixed={DP: 0.0},  # (1): "we fix dp at 0.0"
         epochs=25,  # (1): "a 25 epoch schedule"
         random_epochs=100),  # (1): "or 100 epochs when ... from scratch"
-    'dp': dict(
+    'dp':
+    dict(
         values=(0.0, 0.1, 0.2, 0.3),  # (2): "dp from {0.0, 0.1, 0.2, 0.3}"
         epochs=50,  # (2): "a 50 epoch schedule"
         random_epochs=100),  # (2): "forced to use 100 epochs"
 }
-SCRIPT_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))), 'tools')
+SCRIPT_DIR = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
 
 
 def parse_grid(items: Sequence[str]) -> Dict[str, List[float]]:
@@ -99,9 +101,9 @@ def _schedule(cfg, epochs: Optional[int], iters: Optional[int]) -> dict:
     if epochs is None and iters is None:
         return {}
     if by_epoch and epochs is None or not by_epoch and iters is None:
-        raise ValueError(
-            f"the config's train loop is {'epoch' if by_epoch else 'iter'}"
-            f"-based: set the length with --{'epochs' if by_epoch else 'iters'}")
+        unit = 'epoch' if by_epoch else 'iter'
+        raise ValueError(f"the config's train loop is {unit}-based: set the "
+                         f'length with --{unit}s')
     old = loop.max_epochs if by_epoch else loop.max_iters
     new = epochs if by_epoch else iters
     out = {}
@@ -211,9 +213,9 @@ def plan(config: str,
         values = dict(zip(sweep, combo))
         run = _run_name(values)
         path = osp.join(out_dir, 'configs', f'{name}_{run}.py')
+        base = osp.relpath(osp.abspath(config), osp.dirname(path))
         lines = [
-            f'# {run}: {step or "grid"} sweep of {name}',
-            f'_base_ = {osp.relpath(osp.abspath(config), osp.dirname(path))!r}',
+            f'# {run}: {step or "grid"} sweep of {name}', f'_base_ = {base!r}',
             ''
         ]
         body = _nested({**fixed, **values})
@@ -293,8 +295,8 @@ def _read_run(run: dict, metric: str, length: Optional[int]) -> dict:
     if osp.exists(osp.join(work_dir, 'sweep_failed')):
         return dict(status='failed', metric=None)
     values = []  # (step, value) of every evaluation
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             for line in f:
                 entry = json.loads(line)
@@ -350,8 +352,11 @@ def collect(sweep_dir: str) -> dict:
     length = manifest['epochs'] or manifest['iters']
     rows = []
     for run in manifest['runs']:
-        rows.append(dict(name=run['name'], values=run['values'],
-                         **_read_run(run, metric, length)))
+        rows.append(
+            dict(
+                name=run['name'],
+                values=run['values'],
+                **_read_run(run, metric, length)))
     csv_path = osp.join(sweep_dir, 'results.csv')
     with open(csv_path, 'w') as f:
         f.write(','.join(['run', 'status'] + keys + [metric]) + '\n')

@@ -1,11 +1,12 @@
 # Faster R-CNN on a plain ViT-B through ViTDet's simple feature pyramid (Li,
 # Mao, Girshick, He, 2022), the recipe of the course report we follow (Liu,
 # Qi, Lee, "Self-supervised Pre-training for Object Detection"): its Table 1
-# row "Stage 1 (B) Freeze", the base of the other rows. The MAE ViT-B (facebookresearch/mae
-# mae_pretrain_vit_base.pth, pre-trained at 224 px) is frozen; its last
-# block's stride-16 map gives strides 4 / 8 / 16 / 32 (transposed convs up,
-# identity, max pooling down), the FPN adds a pooled stride-64 level for the
-# RPN, and the standard Faster R-CNN heads use mmdet's default anchors
+# row "Stage 1 (B) Freeze", the base of the other rows. The MAE ViT-B
+# (facebookresearch/mae mae_pretrain_vit_base.pth, pre-trained at 224 px)
+# is frozen; its last block's stride-16 map gives strides 4 / 8 / 16 / 32
+# (transposed convs up, identity, max pooling down), the FPN adds a pooled
+# stride-64 level for the RPN, and the standard Faster R-CNN heads use
+# mmdet's default anchors
 # (sizes 32 - 512, ratios 0.5 / 1 / 2). The stage-2 rows "(B) -> (E)" and
 # "(B) -> (F)" (..._stage2-b-to-e_..., ..._stage2-b-to-f_...) start from
 # this run's best checkpoint.

@@ -3,8 +3,8 @@
 # "Per-layer decayed learning rate"): block i of the 12 gets lr x
 # 0.7 ** (12 + 1 - (i + 1)), the embeddings 0.7 ** 13; the neck and heads
 # the base lr. No weight decay on norms, biases and position tables.
-_base_ = './faster-rcnn_vit-base-p16_simple-pyramid_mae-pre_stage1-d-unified-lr_' \
-    '1xb2-15e_coco-512px.py'
+_base_ = './faster-rcnn_vit-base-p16_simple-pyramid_' \
+    'mae-pre_stage1-d-unified-lr_1xb2-15e_coco-512px.py'
 
 # schedule
 optim_wrapper = dict(

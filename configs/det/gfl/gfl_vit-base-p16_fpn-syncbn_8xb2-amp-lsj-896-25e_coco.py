@@ -21,7 +21,7 @@ model = dict(
         arch='base',
         img_size=224,  # pre-training grid 14 x 14 = window size
         out_indices=(-7, -4, -1),  # blocks 2d/4, 3d/4 and d of d = 12
-        drop_path_rate=0.1,  # official DET gfl_mae_pvt_small (the same for ViT)
+        drop_path_rate=0.1,  # official DET gfl_mae_pvt_small (also for ViT)
         init_cfg=dict(
             type='CheckedPretrained',
             checkpoint=pretrained,

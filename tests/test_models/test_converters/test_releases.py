@@ -524,16 +524,18 @@ def test_li_et_al_beit_arm_transfers_biases_exactly(tmp_path, img):
         model.pos_embed.zero_()
         _, blocks = ref.run(img, cls=False)
         stride16 = model(img)[2]
-    _assert_equal(stride16, blocks[2].transpose(1, 2).reshape(2, DIMS, GRID,
-                                                             GRID))
+    expected = blocks[2].transpose(1, 2).reshape(2, DIMS, GRID, GRID)
+    _assert_equal(stride16, expected)
 
 
 def test_li_et_al_refuses_to_average_per_block_tables(tmp_path):
     torch.manual_seed(0)
     _, checkpoint = beit_finetuned()
     path = _write(tmp_path, 'beit-finetuned', checkpoint)
-    with pytest.raises(ValueError, match=r'differs from .* not averaged.*'
-                       r"rel_pos_bias='per_block'"):
+    with pytest.raises(
+            ValueError,
+            match=r'differs from .* not averaged.*'
+            r"rel_pos_bias='per_block'"):
         _li_vit(path, **LI_BEIT)
 
 
@@ -546,9 +548,8 @@ def test_li_et_al_other_arms_transfer_the_absolute_table(tmp_path):
                        checkpoint['model']['pos_embed'].double())
     assert not model.rel_pos_window.relative_position_bias_table.any()
     assert not model.rel_pos_global.relative_position_bias_table.any()
-    assert not any(
-        'relative_position_bias_table' in k
-        for k in model.state_dict() if k.startswith('layers.'))
+    assert not any('relative_position_bias_table' in k
+                   for k in model.state_dict() if k.startswith('layers.'))
     # a config that asks for transferred biases gets an error, not zeros
     with pytest.raises(ValueError, match='rel_pos_window'):
         _li_vit(path, transferred_pos=('abs', 'rel'))

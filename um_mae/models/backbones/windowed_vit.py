@@ -153,8 +153,7 @@ class WindowRelPosAttention(BaseModule):
         B, n, C = x.shape
         qkv = self.qkv(x).reshape(B, n, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B', heads, n, C/heads)
-        bias = relative_position_bias(table, self.table_size,
-                                      grid).to(q.dtype)
+        bias = relative_position_bias(table, self.table_size, grid).to(q.dtype)
         bias = bias.unsqueeze(0)  # (1, heads, n, n)
         if key_pad is not None:
             # (B', 1, 1, n): padded keys get -inf; every window holds real
@@ -613,9 +612,9 @@ class WindowedViT(BackboneContractMixin, BaseModule):
         """Shared table prefix -> (its module, the blocks using it)."""
         glob = list(self.global_indices)
         groups = {
-            'rel_pos_window.': (self.rel_pos_window, [
-                i for i in range(self.num_layers) if i not in glob
-            ]),
+            'rel_pos_window.':
+            (self.rel_pos_window,
+             [i for i in range(self.num_layers) if i not in glob]),
             'rel_pos_global.': (self.rel_pos_global, glob),
         }
         return {k: v for k, v in groups.items() if v[0] is not None}

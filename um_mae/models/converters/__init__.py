@@ -16,8 +16,7 @@ from .reading import (UNSAFE_PICKLE_ENV, read_checkpoint,
                       runner_checkpoint_globals)
 from .vit import (TIMM_BLOCK_RULES, Conversion, convert_beit,
                   convert_mocov3_vit, convert_official_vit, convert_timm_vit,
-                  map_vit_keys, share_block_tables,
-                  split_fused_vit_adaptor)
+                  map_vit_keys, share_block_tables, split_fused_vit_adaptor)
 
 __all__ = [
     'ARCH_RULES', 'BACKBONE_CONVERTERS', 'CheckedPretrainedInit',

@@ -257,8 +257,7 @@ def share_block_tables(state_dict: Dict[str, Tensor],
             tables differ.
     """
     keys = [
-        f'{prefix}layers.{i}.attn.relative_position_bias_table'
-        for i in blocks
+        f'{prefix}layers.{i}.attn.relative_position_bias_table' for i in blocks
     ]
     present = [k for k in keys if k in state_dict]
     if not present:
