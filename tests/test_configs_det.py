@@ -8,6 +8,7 @@ arch and small images, so the rest of the detector (neck, heads, losses,
 batch augments) runs as configured.
 """
 import copy
+import functools
 import glob
 import os.path as osp
 
@@ -122,8 +123,8 @@ def test_neck_matches_full_size_backbone(path):
         with torch.device('meta'):
             pyramid = _mmdet_models().build(first)
         simple = type(pyramid).__name__ == 'ViTSimplePyramid'
-        assert channels == [first.embed_dim] * (
-            1 if simple else len(pyramid.rescales))
+        assert channels == [first.embed_dim
+                            ] * (1 if simple else len(pyramid.rescales))
         assert list(cfg.model.neck[1].in_channels) == \
             [first.embed_dim] * len(pyramid.rescales)
     else:
@@ -192,15 +193,17 @@ def test_loss_step_with_tiny_backbone(path):
                    for p in params if p.requires_grad)
 
 
-@pytest.mark.parametrize('type_,kwargs,channels,sizes', [
-    ('mmpretrain.UMPVT', dict(arch='demo', out_indices=(0, 1, 2, 3)),
-     [16, 32, 64, 128], [16, 8, 4, 2]),
-    ('mmpretrain.UMSwinTransformer', dict(
-        arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128],
-     [16, 8, 4, 2]),
-    ('mmpretrain.WindowedViT', dict(arch='demo', img_size=64), [32] * 4,
-     [4] * 4),  # stride 16; a pyramid neck makes strides 4 - 32
-])
+@pytest.mark.parametrize(
+    'type_,kwargs,channels,sizes',
+    [
+        ('mmpretrain.UMPVT', dict(arch='demo', out_indices=(0, 1, 2, 3)),
+         [16, 32, 64, 128], [16, 8, 4, 2]),
+        ('mmpretrain.UMSwinTransformer',
+         dict(arch='demo', out_indices=(0, 1, 2, 3)), [16, 32, 64, 128
+                                                       ], [16, 8, 4, 2]),
+        ('mmpretrain.WindowedViT', dict(arch='demo', img_size=64), [32] * 4,
+         [4] * 4),  # stride 16; a pyramid neck makes strides 4 - 32
+    ])
 def test_backbone_builds_from_mmdet_registry(type_, kwargs, channels, sizes):
     MODELS = _mmdet_models()
     backbone = MODELS.build(dict(type=type_, **kwargs))
@@ -233,13 +236,21 @@ def test_detector_loads_checked_pretrained_backbone(tmp_path):
         model.init_weights()
 
 
-def _config(name):
+@functools.lru_cache(maxsize=None)
+def _parsed(name):
     return Config.fromfile(osp.join(REPO, 'configs', 'det', name))
 
 
+def _config(name):
+    """A fresh copy of a det config (each file is parsed once)."""
+    return copy.deepcopy(_parsed(name))
+
+
 def test_gfl_recipe():
-    for arch in ('pvt-small', 'swin-tiny', 'vit-base-p16'):
-        cfg = _config(f'gfl/gfl_{arch}_fpn-syncbn_8xb2-amp-lsj-1024-25e_'
+    # UM-MAE B.3: ViT-B at 896 x 896 (1024 did not fit), the pyramids 1024
+    for arch, size in (('pvt-small', 1024), ('swin-tiny', 1024),
+                       ('vit-base-p16', 896)):
+        cfg = _config(f'gfl/gfl_{arch}_fpn-syncbn_8xb2-amp-lsj-{size}-25e_'
                       'coco.py')
         assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
         assert cfg.auto_scale_lr.base_batch_size == 16
@@ -265,9 +276,11 @@ def test_gfl_recipe():
         assert cfg.model.backbone.drop_path_rate == 0.1
         resize = cfg.train_dataloader.dataset.pipeline[2]
         assert resize.ratio_range == (0.1, 2.0)
-        assert resize.scale == (1024, 1024)
+        assert resize.scale == (size, size)
+        crop = cfg.train_dataloader.dataset.pipeline[3]
+        assert crop.crop_size == (size, size)
         assert cfg.model.data_preprocessor.batch_augments[0].size == \
-            (1024, 1024)
+            (size, size)
 
 
 def test_mask_rcnn_recipe():
@@ -328,7 +341,7 @@ ARMS = {  # Li et al.'s initializations -> what each arm config may change
     'mocov3-pre': {'pretrained'},
     'beit-pre': {
         'pretrained', 'model.backbone.layer_scale_init_value',
-        'model.backbone.use_abs_pos_embed',
+        'model.backbone.transferred_pos',
         'optim_wrapper.paramwise_cfg.custom_keys.gamma.decay_mult'
     },
     'mae-pre': {'pretrained'},
@@ -352,6 +365,16 @@ def test_five_arm_configs_state_only_their_differences(size, arm):
     assert changed == ARMS[arm]
     assert cfg.model.backbone.drop_path_rate == \
         {'base': 0.1, 'large': 0.3}[size]
+    # Li et al. 2.4: the grid centre until the protocol has run; section 3:
+    # shared biases and an absolute table in every arm, BEiT transfers the
+    # biases, the others the absolute table
+    assert (cfg.optim_wrapper.optimizer.lr,
+            cfg.optim_wrapper.optimizer.weight_decay) == (1.6e-4, 0.1)
+    backbone = cfg.model.backbone
+    assert backbone.rel_pos_bias == 'shared'
+    assert backbone.get('use_abs_pos_embed', True)
+    assert backbone.transferred_pos == (('rel', ) if arm == 'beit-pre' else
+                                        ('abs', ))
     if arm == 'random-init':
         assert cfg.pretrained is None
         assert cfg.train_cfg.max_epochs == 4 * base.train_cfg.max_epochs
@@ -360,20 +383,61 @@ def test_five_arm_configs_state_only_their_differences(size, arm):
         assert cfg.pretrained.startswith('checkpoints/')
 
 
-# the ViTDet simple-pyramid Faster R-CNN recipe (two stages)
+# the ViTDet simple-pyramid Faster R-CNN recipe of the course report: the
+# rows of its Table 1, stage 1 (15 epochs) and stage 2 (15 epochs)
 SIMPLE = ('faster_rcnn/faster-rcnn_vit-{size}_simple-pyramid_{pre}_{stage}_'
           '{schedule}.py')
-RECIPE = dict(size='base-p16', pre='mae-pre', schedule='1xb2-20e_coco-512px')
+RECIPE = dict(size='base-p16', pre='mae-pre', schedule='1xb2-15e_coco-512px')
 DEMO = dict(
     size='demo', pre='mae-demo-pre', schedule='1xb2-3e_demo-coco-128px')
+# Table 1 row -> (backbone frozen, colour jitter, layer-wise lr decay,
+# starts from: 'mae' checkpoint, None (random) or the stage-1 row's best)
+TABLE1 = {
+    'stage1-a-no-pre': (False, False, False, None),
+    'stage1-b-freeze': (True, False, False, 'mae'),
+    'stage1-c-freeze-jitter': (True, True, False, 'mae'),
+    'stage1-d-unified-lr': (False, False, False, 'mae'),
+    'stage1-e-decay-lr': (False, False, True, 'mae'),
+    'stage1-f-decay-lr-jitter': (False, True, True, 'mae'),
+    'stage2-b-to-e': (False, False, True, 'stage1-b-freeze'),
+    'stage2-b-to-f': (False, True, True, 'stage1-b-freeze'),
+    'stage2-c-to-f': (False, True, True, 'stage1-c-freeze-jitter'),
+    'stage2-e-to-e': (False, False, True, 'stage1-e-decay-lr'),
+    'stage2-e-to-f': (False, True, True, 'stage1-e-decay-lr'),
+    'stage2-f-to-f': (False, True, True, 'stage1-f-decay-lr-jitter'),
+}
+# what a row may change relative to row (B), by the table's columns
+ROW_KEYS = {
+    'frozen': {'model.backbone.frozen'},
+    'jitter': {
+        'train_pipeline', 'train_dataloader.dataset.pipeline',
+        'strong_color_jitter.type', 'strong_color_jitter.brightness',
+        'strong_color_jitter.contrast', 'strong_color_jitter.saturation',
+        'strong_color_jitter.hue'
+    },
+    'decay': {'optim_wrapper.constructor', 'optim_wrapper.paramwise_cfg'},
+    'start':
+    {'pretrained', 'load_from', 'default_hooks.checkpoint.filename_tmpl'},
+}
 
 
 def _simple(stage, **kind):
-    return _config(SIMPLE.format(stage=stage, **(kind or RECIPE)))
+    kind = kind or RECIPE
+    if stage == 'stage1-a-no-pre':
+        kind = dict(kind, pre='random-init')
+    return _config(SIMPLE.format(stage=stage, **kind))
+
+
+def _changed(cfg, base):
+    ours, theirs = _flat(cfg.to_dict()), _flat(base.to_dict())
+    return {
+        k
+        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+    }
 
 
 def test_simple_pyramid_faster_rcnn_recipe():
-    cfg = _simple('stage1-frozen')
+    cfg = _simple('stage1-b-freeze')
     model = cfg.model
     assert model.type == 'FasterRCNN'
     backbone = model.backbone
@@ -412,16 +476,70 @@ def test_simple_pyramid_faster_rcnn_recipe():
     assert (hook.save_best, hook.rule) == ('coco/bbox_mAP', 'greater')
 
 
-@pytest.mark.parametrize('kind', [RECIPE, DEMO], ids=['recipe', 'demo'])
-def test_simple_pyramid_stage2_states_only_its_differences(kind):
-    stage1, stage2 = _simple('stage1-frozen', **kind), _simple(
-        'stage2-jitter', **kind)
-    ours, theirs = _flat(stage2.to_dict()), _flat(stage1.to_dict())
-    changed = {
-        k
-        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+def test_simple_pyramid_ships_the_rows_of_table1():
+    found = {
+        osp.basename(p).split('_')[4]
+        for p in DET_CONFIGS if 'simple-pyramid' in p and 'base-p16' in p
     }
-    assert changed == {
+    assert found == set(TABLE1)
+
+
+@pytest.mark.parametrize('row', list(TABLE1))
+def test_simple_pyramid_row_is_its_table1_row(row):
+    """Each row is row (B) plus only the columns the table changes, and 15
+    epochs per stage; a stage-2 row starts from the stage-1 row's best
+    checkpoint."""
+    frozen, jitter, decay, start = TABLE1[row]
+    cfg, base = _simple(row), _simple('stage1-b-freeze')
+    assert cfg.train_cfg.max_epochs == 15  # Table 1: "(15 epochs)"
+    assert cfg.param_scheduler[1].end == 15
+    assert cfg.model.backbone.frozen is frozen
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    jitters = [t for t in pipeline if t.type == 'mmpretrain.UMColorJitter']
+    assert bool(jitters) is jitter
+    if jitter:  # before packing; brightness / contrast / saturation / hue
+        assert pipeline[-2] == jitters[0]
+        assert pipeline[:-2] + [pipeline[-1]] == \
+            base.train_dataloader.dataset.pipeline
+        assert (jitters[0].brightness, jitters[0].contrast,
+                jitters[0].saturation, jitters[0].hue) == \
+            ((0.1, 2.0), (0.1, 2.0), (0.1, 2.0), 0.1)
+    layer_decay = cfg.optim_wrapper.get('constructor') == \
+        'mmpretrain.UMLayerDecayOptimWrapperConstructor'
+    assert layer_decay is decay
+    if decay:
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.7
+    if start is None:
+        assert cfg.pretrained is None and cfg.get('load_from') is None
+    elif start == 'mae':
+        assert cfg.pretrained == base.pretrained
+        assert cfg.get('load_from') is None
+    else:  # the whole detector from the stage-1 row's best checkpoint
+        assert cfg.pretrained is None
+        src = _simple(start)
+        name = osp.splitext(osp.basename(src.filename))[0]
+        tmpl = src.default_hooks.checkpoint.filename_tmpl
+        assert cfg.load_from == f'work_dirs/{name}/best_coco_bbox_mAP_{tmpl}'
+        assert cfg.default_hooks.checkpoint.filename_tmpl != tmpl
+    allowed = set(ROW_KEYS['start']) if start != 'mae' else set()
+    if not frozen:
+        allowed |= ROW_KEYS['frozen']
+    if jitter:
+        allowed |= ROW_KEYS['jitter']
+    if decay:
+        allowed |= ROW_KEYS['decay']
+    changed = {
+        'optim_wrapper.paramwise_cfg'
+        if k.startswith('optim_wrapper.paramwise_cfg.') else k
+        for k in _changed(cfg, base)
+    }
+    assert changed <= allowed
+
+
+def test_simple_pyramid_demo_stage2_states_only_its_differences():
+    stage1, stage2 = _simple('stage1-frozen',
+                             **DEMO), _simple('stage2-jitter', **DEMO)
+    assert _changed(stage2, stage1) == {
         'pretrained', 'load_from', 'model.backbone.frozen', 'train_pipeline',
         'train_dataloader.dataset.pipeline',
         'default_hooks.checkpoint.filename_tmpl', 'strong_color_jitter.type',
@@ -429,39 +547,10 @@ def test_simple_pyramid_stage2_states_only_its_differences(kind):
         'strong_color_jitter.saturation', 'strong_color_jitter.hue'
     }
     assert stage2.model.backbone.frozen is False
-    # the whole detector starts from stage 1's best checkpoint
     assert stage2.pretrained is None
-    name = osp.splitext(osp.basename(stage1.filename))[0]
-    tmpl = stage1.default_hooks.checkpoint.filename_tmpl
-    best = f'best_coco_bbox_mAP_{tmpl}'
-    assert stage2.load_from == f'work_dirs/{name}/{best}'
-    # stage 1's pipeline plus the strong colour jitter before packing
-    jitter = stage2.train_dataloader.dataset.pipeline[-2]
-    assert stage2.train_dataloader.dataset.pipeline[:-2] + [
-        stage2.train_dataloader.dataset.pipeline[-1]
-    ] == stage1.train_dataloader.dataset.pipeline
-    assert (jitter.type, jitter.brightness, jitter.contrast, jitter.saturation,
-            jitter.hue) == ('mmpretrain.UMColorJitter', (0.1, 2.0), (0.1, 2.0),
-                            (0.1, 2.0), 0.1)
 
 
-def test_simple_pyramid_layer_decay_option():
-    stage2 = _simple('stage2-jitter')
-    cfg = _simple('stage2-jitter-layer-decay')
-    ours, theirs = _flat(cfg.to_dict()), _flat(stage2.to_dict())
-    changed = {
-        k.split('.')[1]
-        for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
-    }
-    assert changed == {'constructor', 'paramwise_cfg'}
-    assert cfg.optim_wrapper.constructor == \
-        'mmpretrain.UMLayerDecayOptimWrapperConstructor'
-    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.7
-
-
-@pytest.mark.parametrize('stage', [
-    'stage1-frozen', 'stage2-jitter', 'stage2-jitter-layer-decay'
-])
+@pytest.mark.parametrize('stage', ['stage1-b-freeze', 'stage1-e-decay-lr'])
 def test_frozen_stage_really_freezes(stage):
     """Stage 1 trains the neck and heads only: the backbone gets no
     gradient, the optimizer does not hold its weights (they stay bit for
@@ -485,8 +574,8 @@ def test_frozen_stage_really_freezes(stage):
         wrapper.update_params(model.parse_losses(losses)[0])
     changed = {
         k
-        for k, v in model.state_dict().items() if not torch.equal(
-            v, before[k])
+        for k, v in model.state_dict().items()
+        if not torch.equal(v, before[k])
     }
     assert any(k.startswith('neck.1.') for k in changed)
     assert any(k.startswith('roi_head.') for k in changed)
@@ -501,7 +590,8 @@ def test_frozen_stage_really_freezes(stage):
     # the same kind get the decay
     decay = {
         id(p): g.get('weight_decay')
-        for g in wrapper.optimizer.param_groups for p in g['params']
+        for g in wrapper.optimizer.param_groups
+        for p in g['params']
     }
     assert not any(id(p) in decay for p in model.backbone.parameters())
     assert decay[id(model.roi_head.bbox_head.shared_fcs[0].weight)] == 0.01

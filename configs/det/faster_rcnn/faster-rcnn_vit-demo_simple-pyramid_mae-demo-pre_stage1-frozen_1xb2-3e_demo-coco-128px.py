@@ -8,8 +8,8 @@
 #   python tools/train.py <this file>
 #   python tools/test.py <this file> \
 #       work_dirs/<name>/best_coco_bbox_mAP_stage1.pth
-_base_ = './faster-rcnn_vit-base-p16_simple-pyramid_mae-pre_stage1-frozen_' \
-    '1xb2-20e_coco-512px.py'
+_base_ = './faster-rcnn_vit-base-p16_simple-pyramid_mae-pre_stage1-b-freeze_' \
+    '1xb2-15e_coco-512px.py'
 
 pretrained = 'work_dirs/mae_vit-tiny-p16_1xb8-10e_demo-128px/epoch_10.pth'
 

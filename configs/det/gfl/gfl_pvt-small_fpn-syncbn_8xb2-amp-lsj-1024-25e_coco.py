@@ -4,6 +4,7 @@
 # `blocks.*`, converted on load) both work.
 _base_ = '../_base_/gfl_fpn-syncbn_8xb2-amp-lsj-1024-25e_coco.py'
 
+# official DET config gfl_mae_pvt_small_..._200e_100e: checkpoint-99
 pretrained = ('work_dirs/pvt-small_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-'
               '256px/epoch_100.pth')
 

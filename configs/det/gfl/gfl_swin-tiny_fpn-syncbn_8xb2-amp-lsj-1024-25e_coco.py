@@ -2,6 +2,8 @@
 # fine-tuned backbone; windows of 16 tokens as in fine-tuning.
 _base_ = '../_base_/gfl_fpn-syncbn_8xb2-amp-lsj-1024-25e_coco.py'
 
+# UM-MAE Table 3: after the intermediate IN1K fine-tuning (official DET
+# config gfl_mae_swin_tiny_..._200e_100e: checkpoint-99)
 pretrained = ('work_dirs/swin-tiny_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-'
               '256px/epoch_100.pth')
 

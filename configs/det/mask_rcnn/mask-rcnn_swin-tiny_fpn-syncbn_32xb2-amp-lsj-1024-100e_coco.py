@@ -2,8 +2,10 @@
 # windows of 16 tokens as in fine-tuning.
 _base_ = '../_base_/mask-rcnn_fpn-syncbn_32xb2-amp-lsj-1024-100e_coco.py'
 
-pretrained = 'work_dirs/ummae_swin-tiny_8xb128-accum4-amp-coslr-200e_' \
-    'in1k-256px/epoch_200.pth'
+# UM-MAE section 4.3 / Table 6: a pyramid ViT transfers after the
+# intermediate IN1K fine-tuning (200 pre-training + 100 fine-tuning epochs)
+pretrained = ('work_dirs/swin-tiny_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-'
+              '256px/epoch_100.pth')
 
 # model
 model = dict(

@@ -4,6 +4,7 @@
 # scales (strides 4 - 32); layer-wise lr decay 0.65.
 _base_ = ['./_base_upernet_ummae_8xb2-amp-160k_ade20k-512x512.py']
 
+# UM-MAE section 4 pilot: a plain ViT transfers directly from pre-training
 pretrained = ('work_dirs/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k'
               '/epoch_200.pth')
 

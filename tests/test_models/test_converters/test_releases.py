@@ -487,3 +487,69 @@ def test_beit_tables_are_resized_to_other_windows(tmp_path):
     ours = table.t().reshape(HEADS, 3, 3)
     torch.testing.assert_close(ours[:, 1, 1], grid[:, 3, 3])
     torch.testing.assert_close(ours[:, 0, 0], grid[:, 0, 0])
+
+
+# Li et al. section 3: shared tables (one for the windowed blocks, one for
+# the global ones) and an absolute table in every arm
+LI_BEIT = dict(layer_scale_init_value=0.1, transferred_pos=('rel', ))
+
+
+def _li_vit(path, **kwargs):
+    model = WindowedViT(
+        arch=ARCH,
+        img_size=IMG,
+        window_size=GRID,  # a window covers the grid: exact comparisons
+        global_indices=(1, 3),  # both kinds of block, so both tables
+        rel_pos_bias='shared',
+        init_cfg=dict(
+            type='CheckedPretrained', checkpoint=path, prefix='backbone.'),
+        **kwargs)
+    model.init_weights()
+    return model.double().eval()
+
+
+def test_li_et_al_beit_arm_transfers_biases_exactly(tmp_path, img):
+    """BEiT's shared table fills both shared tables, exactly; the absolute
+    table is new (random); with it at zero the blocks are BEiT's."""
+    torch.manual_seed(0)
+    ref, checkpoint = beit_pretrain()
+    model = _li_vit(_write(tmp_path, 'beit-pretrain', checkpoint), **LI_BEIT)
+    table = checkpoint['model']['rel_pos_bias.relative_position_bias_table']
+    for shared in (model.rel_pos_window, model.rel_pos_global):
+        assert torch.equal(shared.relative_position_bias_table,
+                           table[:-3].double())
+    assert model.pos_embed.abs().sum() > 0  # random, not loaded
+    ref.double()
+    with torch.no_grad():
+        model.pos_embed.zero_()
+        _, blocks = ref.run(img, cls=False)
+        stride16 = model(img)[2]
+    expected = blocks[2].transpose(1, 2).reshape(2, DIMS, GRID, GRID)
+    _assert_equal(stride16, expected)
+
+
+def test_li_et_al_refuses_to_average_per_block_tables(tmp_path):
+    torch.manual_seed(0)
+    _, checkpoint = beit_finetuned()
+    path = _write(tmp_path, 'beit-finetuned', checkpoint)
+    with pytest.raises(
+            ValueError,
+            match=r'differs from .* not averaged.*'
+            r"rel_pos_bias='per_block'"):
+        _li_vit(path, **LI_BEIT)
+
+
+def test_li_et_al_other_arms_transfer_the_absolute_table(tmp_path):
+    torch.manual_seed(0)
+    _, checkpoint = mae_pretrain()
+    path = _write(tmp_path, 'mae-pretrain', checkpoint)
+    model = _li_vit(path)
+    assert torch.equal(model.pos_embed,
+                       checkpoint['model']['pos_embed'].double())
+    assert not model.rel_pos_window.relative_position_bias_table.any()
+    assert not model.rel_pos_global.relative_position_bias_table.any()
+    assert not any('relative_position_bias_table' in k
+                   for k in model.state_dict() if k.startswith('layers.'))
+    # a config that asks for transferred biases gets an error, not zeros
+    with pytest.raises(ValueError, match='rel_pos_window'):
+        _li_vit(path, transferred_pos=('abs', 'rel'))

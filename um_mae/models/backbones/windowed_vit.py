@@ -28,6 +28,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ..converters import share_block_tables
 from ..utils import (BackboneContractMixin, parse_arch, parse_indices,
                      resize_checkpoint_pos_embed)
 
@@ -110,6 +111,9 @@ class WindowRelPosAttention(BaseModule):
         proj_drop (float): Output dropout. Defaults to 0.
         layer_scale_init_value (float): Initial layer scale; 0 means no
             layer scale. Defaults to 0.
+        own_table (bool): Hold a bias table; False when the backbone shares
+            one table among blocks and passes it to :meth:`forward`.
+            Defaults to True.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -122,6 +126,7 @@ class WindowRelPosAttention(BaseModule):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  layer_scale_init_value: float = 0.,
+                 own_table: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
@@ -138,17 +143,17 @@ class WindowRelPosAttention(BaseModule):
             embed_dims, scale=layer_scale_init_value
         ) if layer_scale_init_value > 0 else nn.Identity()
         th, tw = self.table_size
-        self.relative_position_bias_table = nn.Parameter(
-            torch.zeros((2 * th - 1) * (2 * tw - 1), num_heads))
+        if own_table:
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * th - 1) * (2 * tw - 1), num_heads))
 
     def _attend(self, x: Tensor, grid: Tuple[int, int],
-                key_pad: Optional[Tensor]) -> Tensor:
+                key_pad: Optional[Tensor], table: Tensor) -> Tensor:
         """Attention inside groups of tokens. x: (B', n, C), n = h*w."""
         B, n, C = x.shape
         qkv = self.qkv(x).reshape(B, n, 3, self.num_heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B', heads, n, C/heads)
-        bias = relative_position_bias(self.relative_position_bias_table,
-                                      self.table_size, grid).to(q.dtype)
+        bias = relative_position_bias(table, self.table_size, grid).to(q.dtype)
         bias = bias.unsqueeze(0)  # (1, heads, n, n)
         if key_pad is not None:
             # (B', 1, 1, n): padded keys get -inf; every window holds real
@@ -163,18 +168,26 @@ class WindowRelPosAttention(BaseModule):
         x = x.transpose(1, 2).reshape(B, n, C)
         return self.gamma1(self.proj_drop(self.proj(x)))
 
-    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+    def forward(self,
+                x: Tensor,
+                hw: Tuple[int, int],
+                table: Optional[Tensor] = None) -> Tensor:
         """Attend within windows, or globally.
 
         Args:
             x (Tensor): Tokens ``(B, H*W, C)`` in raster order.
             hw (tuple[int, int]): Token grid ``(H, W)``.
+            table (Tensor, optional): A shared bias table for
+                ``table_size``; None uses the module's own. Defaults to
+                None.
 
         Returns:
             Tensor: ``(B, H*W, C)``.
         """
+        if table is None:
+            table = self.relative_position_bias_table
         if self.window_size is None:
-            return self._attend(x, hw, None)
+            return self._attend(x, hw, None, table)
 
         B, _, C = x.shape
         H, W = hw
@@ -194,10 +207,26 @@ class WindowRelPosAttention(BaseModule):
         # (B, Hp, Wp, C) -> (B * windows, ws*ws, C), windows in raster order
         x = x.view(B, Hp // ws, ws, Wp // ws, ws, C).transpose(2, 3)
         x = x.reshape(-1, ws * ws, C)
-        x = self._attend(x, (ws, ws), key_pad)
+        x = self._attend(x, (ws, ws), key_pad, table)
         x = x.view(B, Hp // ws, Wp // ws, ws, ws, C).transpose(2, 3)
         x = x.reshape(B, Hp, Wp, C)[:, :H, :W]
         return x.reshape(B, H * W, C)
+
+
+class SharedRelPosTable(nn.Module):
+    """One relative position bias table that several blocks share.
+
+    Args:
+        num_heads (int): Attention heads.
+        table_size (tuple[int, int]): Grid the table is learnt for.
+    """
+
+    def __init__(self, num_heads: int, table_size: Tuple[int, int]) -> None:
+        super().__init__()
+        self.table_size = tuple(table_size)
+        th, tw = self.table_size
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * th - 1) * (2 * tw - 1), num_heads))
 
 
 class WindowedViTBlock(BaseModule):
@@ -223,6 +252,8 @@ class WindowedViTBlock(BaseModule):
         norm_cfg (dict): Norm layers. Defaults to
             ``dict(type='LN', eps=1e-6)``.
         with_cp (bool): Use activation checkpointing. Defaults to False.
+        own_table (bool): The attention holds its own bias table (False:
+            the backbone passes a shared one). Defaults to True.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -240,6 +271,7 @@ class WindowedViTBlock(BaseModule):
                  act_cfg: dict = dict(type='GELU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  with_cp: bool = False,
+                 own_table: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
@@ -252,7 +284,8 @@ class WindowedViTBlock(BaseModule):
             qkv_bias=qkv_bias,
             attn_drop=attn_drop_rate,
             proj_drop=drop_rate,
-            layer_scale_init_value=layer_scale_init_value)
+            layer_scale_init_value=layer_scale_init_value,
+            own_table=own_table)
         self.drop_path = DropPath(drop_path_rate)
         self.ln2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = FFN(
@@ -264,11 +297,14 @@ class WindowedViTBlock(BaseModule):
             act_cfg=act_cfg,
             layer_scale_init_value=layer_scale_init_value)
 
-    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
-        """(B, H*W, C) -> (B, H*W, C)."""
+    def forward(self,
+                x: Tensor,
+                hw: Tuple[int, int],
+                table: Optional[Tensor] = None) -> Tensor:
+        """(B, H*W, C) -> (B, H*W, C); ``table``: a shared bias table."""
 
         def _forward(x):
-            x = x + self.drop_path(self.attn(self.ln1(x), hw))
+            x = x + self.drop_path(self.attn(self.ln1(x), hw, table))
             return self.ffn(self.ln2(x), identity=x)
 
         if self.with_cp and self.training and x.requires_grad:
@@ -312,6 +348,19 @@ class WindowedViT(BackboneContractMixin, BaseModule):
       blocks: for the pre-training grid, resized to the input grid), zero
       unless loaded; a checkpoint's tables (BEiT's, shared or per block) are
       resized to each block's table when loaded (bicubic, corners aligned).
+      ``rel_pos_bias='shared'`` (Li et al. section 3) has two tables
+      instead, ``rel_pos_window.*`` shared by the windowed blocks and
+      ``rel_pos_global.*`` by the global ones. Per-block tables of a
+      checkpoint load into them only when every block of the group holds
+      the same table (BEiT's shared one); different tables (a fine-tuned
+      BEiT) are refused with the blocks that differ, never averaged
+      (:func:`um_mae.models.converters.share_block_tables`).
+    * ``transferred_pos`` says which position information a checkpoint
+      must provide: ``'abs'`` (``pos_embed``) and / or ``'rel'`` (the bias
+      tables). The parts not listed keep this class's initialization
+      (truncated normal ``pos_embed``, zero tables) when the checkpoint
+      lacks them. Li et al.: BEiT ``('rel',)`` (transferred biases, random
+      absolute table), the other initializations ``('abs',)``.
     * ``layer_scale_init_value > 0`` adds BEiT's layer scale to both
       branches of every block (``attn.gamma1``, ``ffn.gamma2``); BEiT's q /
       v biases load into ``qkv.bias`` with a zero k bias, which is exact.
@@ -354,7 +403,14 @@ class WindowedViT(BackboneContractMixin, BaseModule):
             ViT-B, 1e-5 for ViT-L; overwritten by a loaded checkpoint); 0
             means no layer scale. Defaults to 0.
         use_abs_pos_embed (bool): Add the absolute position embedding
-            ``pos_embed``; False for BEiT. Defaults to True.
+            ``pos_embed``. Defaults to True.
+        rel_pos_bias (str): ``'per_block'`` (a table in every block, as
+            BEiT / MAE fine-tuning) or ``'shared'`` (one table for the
+            windowed blocks and one for the global blocks, Li et al.).
+            Defaults to ``'per_block'``.
+        transferred_pos (Sequence[str]): Position parts a checkpoint loaded
+            by ``CheckedPretrained`` must fill: ``'abs'``, ``'rel'``.
+            Defaults to ``('abs',)``.
         frozen (bool): Fix all parameters and stay in eval mode (a
             frozen-backbone training stage). Defaults to False.
         norm_cfg (dict): Norm of the blocks. Defaults to
@@ -416,6 +472,8 @@ class WindowedViT(BackboneContractMixin, BaseModule):
                  qkv_bias: bool = True,
                  layer_scale_init_value: float = 0.,
                  use_abs_pos_embed: bool = True,
+                 rel_pos_bias: str = 'per_block',
+                 transferred_pos: Sequence[str] = ('abs', ),
                  frozen: bool = False,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  act_cfg: dict = dict(type='GELU'),
@@ -443,6 +501,7 @@ class WindowedViT(BackboneContractMixin, BaseModule):
             torch.zeros(1, num_patches + self.num_extra_tokens,
                         self.embed_dims)) if use_abs_pos_embed else None
         self._register_load_state_dict_pre_hook(self._resize_ckpt_pos_embed)
+        self._register_load_state_dict_pre_hook(self._share_ckpt_tables)
         self._register_load_state_dict_pre_hook(self._resize_ckpt_tables)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
 
@@ -456,6 +515,32 @@ class WindowedViT(BackboneContractMixin, BaseModule):
         self.global_indices = self._block_indices(global_indices,
                                                   'global_indices')
         self.out_indices = self._block_indices(out_indices, 'out_indices')
+
+        if rel_pos_bias not in ('per_block', 'shared'):
+            raise ValueError(f"rel_pos_bias={rel_pos_bias!r}; use 'per_block' "
+                             "or 'shared'")
+        unknown = set(transferred_pos) - {'abs', 'rel'}
+        if unknown:
+            raise ValueError(f'transferred_pos={tuple(transferred_pos)} has '
+                             f"{sorted(unknown)}; use 'abs' and / or 'rel'")
+        self.rel_pos_bias = rel_pos_bias
+        self.transferred_pos = tuple(transferred_pos)
+        shared = rel_pos_bias == 'shared'
+        # Li et al. section 3: one table per kind of block (a kind no block
+        # has gets none)
+        windowed = [i for i in range(depth) if i not in self.global_indices]
+        self.rel_pos_window = SharedRelPosTable(
+            arch['num_heads'],
+            (window_size, ) * 2) if shared and windowed else None
+        self.rel_pos_global = SharedRelPosTable(
+            arch['num_heads'], self.patch_resolution) if shared else None
+        new = []  # parts a checkpoint need not fill (see CheckedPretrained)
+        if 'rel' not in self.transferred_pos:
+            new.append(r'(layers\.\d+\.attn|rel_pos_window|rel_pos_global)'
+                       r'\.relative_position_bias_table$')
+        if 'abs' not in self.transferred_pos:
+            new.append(r'pos_embed$')
+        self.pretrained_new_keys = tuple(new)
 
         dpr = np.linspace(0, drop_path_rate, depth)
         self.layers = ModuleList()
@@ -476,7 +561,8 @@ class WindowedViT(BackboneContractMixin, BaseModule):
                     layer_scale_init_value=layer_scale_init_value,
                     act_cfg=act_cfg,
                     norm_cfg=norm_cfg,
-                    with_cp=with_cp))
+                    with_cp=with_cp,
+                    own_table=not shared))
 
         self.frozen = frozen
         if frozen:
@@ -522,12 +608,45 @@ class WindowedViT(BackboneContractMixin, BaseModule):
                     nn.init.zeros_(m.bias)
         super().init_weights()
 
+    def _shared_tables(self) -> Dict[str, Tuple[nn.Module, List[int]]]:
+        """Shared table prefix -> (its module, the blocks using it)."""
+        glob = list(self.global_indices)
+        groups = {
+            'rel_pos_window.':
+            (self.rel_pos_window,
+             [i for i in range(self.num_layers) if i not in glob]),
+            'rel_pos_global.': (self.rel_pos_global, glob),
+        }
+        return {k: v for k, v in groups.items() if v[0] is not None}
+
+    def adapt_pretrained_keys(
+            self, state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Per-block bias tables of a checkpoint -> the shared tables.
+
+        Called by ``CheckedPretrained`` before it checks the keys; the same
+        rule runs on every ``load_state_dict``.
+        """
+        self._share_ckpt_tables(state_dict, '')
+        return state_dict
+
+    def _share_ckpt_tables(self, state_dict: Dict[str, Tensor], prefix: str,
+                           *args, **kwargs) -> None:
+        """Per-block checkpoint tables -> shared tables, exact or refused."""
+        for name, (_, blocks) in self._shared_tables().items():
+            share_block_tables(state_dict, blocks,
+                               prefix + name + 'relative_position_bias_table',
+                               prefix)
+
     def _resize_ckpt_tables(self, state_dict: Dict[str, Tensor], prefix: str,
                             *args, **kwargs) -> None:
         """Bring checkpoint bias tables of another grid to each block's."""
-        for i, layer in enumerate(self.layers):
-            name = f'{prefix}layers.{i}.attn.relative_position_bias_table'
-            own = layer.attn.relative_position_bias_table
+        tables = [(f'{prefix}{name}relative_position_bias_table', module)
+                  for name, (module, _) in self._shared_tables().items()]
+        if self.rel_pos_bias == 'per_block':
+            tables = [(f'{prefix}layers.{i}.attn.relative_position_bias_table',
+                       layer.attn) for i, layer in enumerate(self.layers)]
+        for name, module in tables:
+            own = module.relative_position_bias_table
             if name not in state_dict or state_dict[name].shape == own.shape:
                 continue
             table = state_dict[name]
@@ -540,7 +659,7 @@ class WindowedViT(BackboneContractMixin, BaseModule):
                     f'{own.shape[1]}) for a square grid of side s')
             src = ((side + 1) // 2, ) * 2
             state_dict[name] = resize_rel_pos_table(table, src,
-                                                    layer.attn.table_size)
+                                                    module.table_size)
 
     def _resize_ckpt_pos_embed(self, state_dict: Dict[str, Tensor],
                                prefix: str, *args, **kwargs) -> None:
@@ -582,8 +701,12 @@ class WindowedViT(BackboneContractMixin, BaseModule):
 
         maps = {}
         last = max(self.out_indices)
+        tables = {}
+        for module, blocks in self._shared_tables().values():
+            tables.update(
+                dict.fromkeys(blocks, module.relative_position_bias_table))
         for i, layer in enumerate(self.layers[:last + 1]):
-            x = layer(x, hw)
+            x = layer(x, hw, tables.get(i))
             if i in self.out_indices:
                 maps[i] = x.transpose(1, 2).reshape(B, -1, *hw)
         return tuple(maps[i] for i in self.out_indices)

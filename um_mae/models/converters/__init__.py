@@ -16,7 +16,7 @@ from .reading import (UNSAFE_PICKLE_ENV, cached_download_path, read_checkpoint,
                       resolve_checkpoint_name, runner_checkpoint_globals)
 from .vit import (TIMM_BLOCK_RULES, Conversion, convert_beit,
                   convert_mocov3_vit, convert_official_vit, convert_timm_vit,
-                  map_vit_keys, split_fused_vit_adaptor)
+                  map_vit_keys, share_block_tables, split_fused_vit_adaptor)
 
 __all__ = [
     'ARCH_RULES', 'BACKBONE_CONVERTERS', 'CheckedPretrainedInit',
@@ -28,6 +28,6 @@ __all__ = [
     'convert_official_vit_decoder', 'convert_timm_vit', 'describe_own_layout',
     'detect_arch', 'detect_format', 'load_pretrained', 'map_vit_keys',
     'read_checkpoint', 'rename_keys', 'resolve_checkpoint_name',
-    'runner_checkpoint_globals',
+    'runner_checkpoint_globals', 'share_block_tables',
     'split_fused_vit_adaptor', 'strip_prefix', 'unwrap'
 ]

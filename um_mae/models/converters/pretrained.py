@@ -29,6 +29,10 @@ tuples of regular expressions (matched at the start of a key):
 * ``pretrained_unused_keys``: checkpoint keys it leaves out by design (e.g.
   the class token in a dense backbone).
 
+A module may also define ``adapt_pretrained_keys(state_dict)``: a rule of
+its own layout applied to the mapped keys before they are checked (e.g.
+``WindowedViT`` gathering per-block bias tables into shared ones).
+
 For every module, the tokens of masked pre-training (``mask_token``,
 ``vis_mask_token``) and the norms of pooled features (``fc_norm``, ``ln2``)
 are both. Configs use the initializer::
@@ -293,6 +297,14 @@ def load_pretrained(module: nn.Module,
         prefix += '.'
     source, conv, fmt = _select(state_dict, prefix, filename, module)
     ckpt_sd = conv.state_dict
+    # a backbone whose layout differs from every release's by a rule of
+    # ours (e.g. WindowedViT's shared bias tables) maps the keys first
+    adapt = getattr(module, 'adapt_pretrained_keys', None)
+    if callable(adapt):
+        try:
+            ckpt_sd = adapt(ckpt_sd)
+        except ValueError as e:
+            raise ValueError(f'{filename} ({source}): {e}') from e
 
     model_sd = module.state_dict()
     matched = [k for k in ckpt_sd if k in model_sd]

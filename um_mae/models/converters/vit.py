@@ -49,7 +49,7 @@ from .keys import Rule, rename_keys, unwrap
 __all__ = [
     'Conversion', 'TIMM_BLOCK_RULES', 'convert_beit', 'convert_mocov3_vit',
     'convert_official_vit', 'convert_timm_vit', 'map_vit_keys',
-    'split_fused_vit_adaptor'
+    'share_block_tables', 'split_fused_vit_adaptor'
 ]
 
 # a timm ``Block`` -> an mmpretrain ``TransformerEncoderLayer``; used after a
@@ -227,6 +227,63 @@ def convert_beit(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
         only, for the pre-training grid).
     """
     return map_vit_keys(state_dict).state_dict
+
+
+def share_block_tables(state_dict: Dict[str, Tensor],
+                       blocks: Sequence[int],
+                       shared_key: str,
+                       prefix: str = '') -> None:
+    """Per-block relative position bias tables -> one shared table.
+
+    The rule for loading ``layers.<i>.attn.relative_position_bias_table``
+    (BEiT's tables, which :func:`map_vit_keys` gives every block) into a
+    table that the ``blocks`` share (Li et al.'s ViT): exact or refused.
+    When every block of the group holds the same table (BEiT's shared
+    table, or a checkpoint of shared tables expanded per block), it becomes
+    ``shared_key``; tables that differ (a fine-tuned BEiT with per-block
+    tables) have no exact shared equivalent, and averaging them would
+    change what every block computes. Works in place; a state dict without
+    per-block tables for these blocks is left unchanged.
+
+    Args:
+        state_dict (dict): Key -> tensor; changed in place.
+        blocks (Sequence[int]): The blocks that share the table.
+        shared_key (str): Key of the shared table, prefix included.
+        prefix (str): Prefix of the block keys, e.g. ``'backbone.'``.
+            Defaults to ``''``.
+
+    Raises:
+        ValueError: Only some blocks of the group have a table, or the
+            tables differ.
+    """
+    keys = [
+        f'{prefix}layers.{i}.attn.relative_position_bias_table' for i in blocks
+    ]
+    present = [k for k in keys if k in state_dict]
+    if not present:
+        return
+    if len(present) != len(keys):
+        missing = [k for k in keys if k not in state_dict]
+        raise ValueError(
+            f'the checkpoint has relative position bias tables for some of '
+            f'the blocks sharing {shared_key} but not for {missing}; a '
+            'shared table needs all of them (or none)')
+    first = state_dict[present[0]]
+    for key in present[1:]:
+        table = state_dict[key]
+        if table.shape != first.shape or not torch.equal(table, first):
+            diff = (table.float() - first.float()).abs().max().item() \
+                if table.shape == first.shape else 'shapes differ'
+            raise ValueError(
+                f'cannot load per-block relative position bias tables into '
+                f'the shared {shared_key} exactly: {key} differs from '
+                f'{present[0]} (max |difference| {diff}); they are not '
+                'averaged. Build WindowedViT with '
+                "rel_pos_bias='per_block' for this checkpoint (e.g. a "
+                'fine-tuned BEiT)')
+    for key in present:
+        del state_dict[key]
+    state_dict[shared_key] = first
 
 
 def split_fused_vit_adaptor(

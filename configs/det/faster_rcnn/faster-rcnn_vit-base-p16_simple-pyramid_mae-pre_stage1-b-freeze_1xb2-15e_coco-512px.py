@@ -1,13 +1,15 @@
 # Faster R-CNN on a plain ViT-B through ViTDet's simple feature pyramid (Li,
-# Mao, Girshick, He, 2022), the recipe of the course report we follow;
-# stage 1 of 2. The MAE ViT-B (facebookresearch/mae
-# mae_pretrain_vit_base.pth, pre-trained at 224 px) is frozen; its last
-# block's stride-16 map gives strides 4 / 8 / 16 / 32 (transposed convs up,
-# identity, max pooling down), the FPN adds a pooled stride-64 level for the
-# RPN, and the standard Faster R-CNN heads use mmdet's default anchors
-# (sizes 32 - 512, ratios 0.5 / 1 / 2). Stage 2
-# (..._stage2-jitter_...) unfreezes the backbone and starts from this run's
-# best checkpoint.
+# Mao, Girshick, He, 2022), the recipe of the course report we follow (Liu,
+# Qi, Lee, "Self-supervised Pre-training for Object Detection"): its Table 1
+# row "Stage 1 (B) Freeze", the base of the other rows. The MAE ViT-B
+# (facebookresearch/mae mae_pretrain_vit_base.pth, pre-trained at 224 px)
+# is frozen; its last block's stride-16 map gives strides 4 / 8 / 16 / 32
+# (transposed convs up, identity, max pooling down), the FPN adds a pooled
+# stride-64 level for the RPN, and the standard Faster R-CNN heads use
+# mmdet's default anchors
+# (sizes 32 - 512, ratios 0.5 / 1 / 2). The stage-2 rows "(B) -> (E)" and
+# "(B) -> (F)" (..._stage2-b-to-e_..., ..._stage2-b-to-f_...) start from
+# this run's best checkpoint.
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
@@ -16,13 +18,15 @@ _base_ = [
     '../../_base_/um_mae_runtime.py',
 ]
 
+# the report pre-trains MAE ViT-B/16 itself with the official code; the
+# official release is its stand-in
 pretrained = 'checkpoints/mae_pretrain_vit_base.pth'
 
 # model
 image_size = (512, 512)
 model = dict(
     # every training image is padded to 512 x 512
-    data_preprocessor=dict(
+    data_preprocessor=dict(  # report section 3: all inputs 512 x 512
         batch_augments=[dict(type='BatchFixedSizePad', size=image_size)]),
     backbone=dict(
         _delete_=True,
@@ -31,8 +35,8 @@ model = dict(
         # the 14 x 14 position table of 224 px is interpolated to the
         # 32 x 32 grid of 512 px; 14 x 14 windows, blocks 3, 6, 9, 12 global
         img_size=224,
-        out_indices=(-1, ),  # the last block's map only
-        frozen=True,
+        out_indices=(-1, ),  # the last block's map only (report section 3)
+        frozen=True,  # Table 1 (B) "Freeze"
         init_cfg=dict(
             type='CheckedPretrained',
             checkpoint=pretrained,
@@ -64,20 +68,22 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor'))
 ]
-# 1 GPU x 2 images = 2
+# 1 GPU x 2 images = 2 (report section 3)
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# schedule: AdamW (no weight decay on norms, biases and position tables),
-# 8000-iteration linear warm-up, lr x 0.1 every 10 epochs
-max_epochs = 20
+# schedule (report section 3): AdamW (0.9, 0.999), lr 1e-4, wd 0.01 (none
+# on norms, biases and position tables), 8000-iteration linear warm-up, lr x
+# 0.1 every 10 epochs
+max_epochs = 15  # Table 1: "Stage 1 (15 epochs)"
 train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
+        type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+        weight_decay=0.01),  # report section 3
     paramwise_cfg=dict(
         norm_decay_mult=0.,
         bias_decay_mult=0.,
@@ -88,10 +94,10 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-        end=8000),
+        end=8000),  # report section 3: 8000 warm-up steps
     dict(
         type='StepLR',
-        step_size=10,
+        step_size=10,  # report section 3: x 0.1 every 10 epochs
         gamma=0.1,
         by_epoch=True,
         begin=0,
@@ -101,7 +107,8 @@ auto_scale_lr = dict(enable=False, base_batch_size=2)
 
 # runtime: the best checkpoint by bbox mAP is kept under a fixed name,
 # best_coco_bbox_mAP_stage1.pth (mmengine names it best_<metric>_<regular
-# checkpoint name>), for stage 2; stage1.pth is the latest, for --resume
+# checkpoint name>), for stage 2 (Table 1: "resuming from (A)'s best
+# checkpoint in Stage 1"); stage1.pth is the latest, for --resume
 default_hooks = dict(
     checkpoint=dict(
         type='mmpretrain.AtomicCheckpointHook',
