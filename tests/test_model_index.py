@@ -49,6 +49,7 @@ import os.path as osp
 import pytest
 import yaml
 from conftest import load_config
+from model_index_transfer import TRANSFER_EXTRACTORS
 
 import um_mae  # noqa: F401
 
@@ -325,6 +326,9 @@ EXTRACTORS = {
     'Pre-trained From':
     _pretrained_from,
 }
+# the detection / segmentation names (tests/model_index_transfer.py)
+assert not set(EXTRACTORS) & set(TRANSFER_EXTRACTORS)
+EXTRACTORS.update(TRANSFER_EXTRACTORS)
 
 
 def _same(a, b):
