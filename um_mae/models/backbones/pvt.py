@@ -27,7 +27,7 @@ from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
                      check_pyramid_modes, check_uniform_mask, parse_arch,
                      parse_indices, resize_checkpoint_pos_embed,
                      sincos_pos_embed_2d, token_to_patch_mask, uniform_pack)
-from ..utils.weight_init import loads_checkpoint, official_init_
+from ..utils.weight_init import official_init_
 
 __all__ = ['UMPVT']
 
@@ -350,11 +350,10 @@ class UMPVT(BackboneContractMixin, BaseBackbone):
         self.fc_norm = build_norm_layer(
             fc_norm_cfg, dims[-1])[1] if out_type == 'avg_featmap' else None
 
-    def init_weights(self) -> None:
-        """Initialize as the official model unless a checkpoint is given."""
-        super().init_weights()
-        if loads_checkpoint(self.init_cfg):
-            return
+    def random_init(self) -> None:
+        """The official model's initialization (:func:`official_init_`),
+        a Xavier patch embedding and N(0, 0.02) mask tokens."""
+        super().random_init()
         official_init_(self)
         # the patch embedding is initialized like a linear layer
         w = self.patch_embed.projection.weight.data

@@ -40,7 +40,7 @@ from torch import Tensor
 from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
                      check_pyramid_modes, check_uniform_mask, parse_arch,
                      parse_indices, token_to_patch_mask, uniform_pack)
-from ..utils.weight_init import loads_checkpoint, official_init_
+from ..utils.weight_init import official_init_
 
 __all__ = ['UMSwinTransformer', 'window_layout', 'CompactPositions']
 
@@ -711,11 +711,10 @@ class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
 
     # ------------------------------------------------------------------
     # construction helpers
-    def init_weights(self) -> None:
-        """Official UM-MAE initialization unless a checkpoint is loaded."""
-        super().init_weights()
-        if loads_checkpoint(self.init_cfg):
-            return
+    def random_init(self) -> None:
+        """The official model's initialization (:func:`official_init_`),
+        a Xavier patch embedding and N(0, 0.02) mask tokens."""
+        super().random_init()
         official_init_(self)
         # the patch embedding is initialised like a linear layer
         w = self.patch_embed.projection.weight

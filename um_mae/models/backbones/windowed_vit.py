@@ -399,6 +399,8 @@ class WindowedViT(BackboneContractMixin, BaseModule):
     pretrained_new_keys = (
         r'layers\.\d+\.attn\.relative_position_bias_table$', )
     pretrained_unused_keys = (r'cls_token$', r'ln1\.', r'scale_modules\.')
+    # the patch embedding keeps PyTorch's default initialization
+    construction_init_keys = (r'patch_embed\.', )
     _arch_keys = ('embed_dims', 'num_layers', 'num_heads',
                   'feedforward_channels')
 
@@ -500,19 +502,15 @@ class WindowedViT(BackboneContractMixin, BaseModule):
         """Set the training mode; a frozen backbone stays in eval mode."""
         return super().train(mode and not self.frozen)
 
-    def init_weights(self) -> None:
-        """The random initialization, then the checkpoint of ``init_cfg``.
+    def random_init(self) -> None:
+        """The random initialization (a checkpoint loads over it).
 
-        Random (every run, also under a checkpoint, so a partial load with
-        ``allow_partial=True`` leaves nothing at construction values):
         ``pos_embed`` and the blocks' linear weights truncated normal with
         std 0.02 and zero biases; LayerNorms 1 / 0; relative position bias
         tables 0; layer scale ``layer_scale_init_value``; patch embedding
-        PyTorch's default. A ``CheckedPretrained`` ``init_cfg`` then loads
-        over it.
+        PyTorch's default.
         """
-        if self.is_init:
-            return super().init_weights()  # mmengine warns and skips
+        super().random_init()
         if self.pos_embed is not None:
             trunc_normal_(self.pos_embed, std=.02)
         for m in self.layers.modules():
@@ -520,7 +518,6 @@ class WindowedViT(BackboneContractMixin, BaseModule):
                 trunc_normal_(m.weight, std=.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        super().init_weights()
 
     def _resize_ckpt_tables(self, state_dict: Dict[str, Tensor], prefix: str,
                             *args, **kwargs) -> None:
