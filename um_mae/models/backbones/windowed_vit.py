@@ -30,6 +30,8 @@ from torch import Tensor
 
 from ..utils import (BackboneContractMixin, parse_arch, parse_indices,
                      resize_checkpoint_pos_embed)
+from ..utils.windows import (pad_to_windows, window_partition,
+                             window_unpartition)
 
 __all__ = ['WindowedViT']
 
@@ -178,26 +180,19 @@ class WindowRelPosAttention(BaseModule):
 
         B, _, C = x.shape
         H, W = hw
-        ws = self.window_size
-        pad_h, pad_w = -H % ws, -W % ws
-        x = x.view(B, H, W, C)
+        window = (self.window_size, self.window_size)
+        x = pad_to_windows(x.view(B, H, W, C), window)
+        Hp, Wp = x.shape[1:3]
         key_pad = None
-        if pad_h or pad_w:
-            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-            pad = torch.ones(
-                H + pad_h, W + pad_w, dtype=torch.bool, device=x.device)
-            pad[:H, :W] = False
-            key_pad = pad.view((H + pad_h) // ws, ws, (W + pad_w) // ws,
-                               ws).transpose(1, 2).reshape(-1, ws * ws)
-            key_pad = key_pad.repeat(B, 1)  # (B * windows, ws*ws)
-        Hp, Wp = H + pad_h, W + pad_w
-        # (B, Hp, Wp, C) -> (B * windows, ws*ws, C), windows in raster order
-        x = x.view(B, Hp // ws, ws, Wp // ws, ws, C).transpose(2, 3)
-        x = x.reshape(-1, ws * ws, C)
-        x = self._attend(x, (ws, ws), key_pad)
-        x = x.view(B, Hp // ws, Wp // ws, ws, ws, C).transpose(2, 3)
-        x = x.reshape(B, Hp, Wp, C)[:, :H, :W]
-        return x.reshape(B, H * W, C)
+        if (Hp, Wp) != (H, W):
+            pad = torch.ones(1, Hp, Wp, 1, dtype=torch.bool, device=x.device)
+            pad[:, :H, :W] = False
+            key_pad = window_partition(pad, window)[0, ..., 0]  # (nW, WW)
+            key_pad = key_pad.repeat(B, 1)  # (B * nW, WW)
+        x = window_partition(x, window)  # (B, nW, WW, C), raster order
+        x = self._attend(x.flatten(0, 1), window, key_pad)
+        x = window_unpartition(x.view(B, -1, *x.shape[1:]), window, Hp, Wp)
+        return x[:, :H, :W].reshape(B, H * W, C)
 
 
 class WindowedViTBlock(BaseModule):

@@ -4,8 +4,9 @@ from .backbone_contract import (STEM_NAMES, BackboneContractMixin,
                                 layer_depth, parse_arch, parse_indices,
                                 resize_checkpoint_pos_embed)
 from .pos_embed import sincos_pos_embed_2d
-from .uniform_packing import (check_mask_grid, check_mask_inputs,
-                              check_secondary_superset, check_uniform_mask,
+from .uniform_packing import (check_compact_masks, check_mask_grid,
+                              check_mask_inputs, check_secondary_superset,
+                              check_uniform_mask, replace_secondary_tokens,
                               token_to_patch_mask, uniform_pack,
                               visible_block_order)
 from .weight_init import (loads_checkpoint, official_init_,
@@ -13,10 +14,10 @@ from .weight_init import (loads_checkpoint, official_init_,
 
 __all__ = [
     'STEM_NAMES', 'BackboneContractMixin', 'RandomThenCheckpointInit',
-    'check_mask_grid', 'check_mask_inputs', 'check_pyramid_modes',
-    'check_secondary_superset', 'check_uniform_mask', 'layer_depth',
-    'loads_checkpoint', 'official_init_', 'parse_arch', 'parse_indices',
-    'resize_checkpoint_pos_embed', 'sincos_pos_embed_2d',
-    'split_checkpoint_inits', 'token_to_patch_mask', 'uniform_pack',
-    'visible_block_order'
+    'check_compact_masks', 'check_mask_grid', 'check_mask_inputs',
+    'check_pyramid_modes', 'check_secondary_superset', 'check_uniform_mask',
+    'layer_depth', 'loads_checkpoint', 'official_init_', 'parse_arch',
+    'parse_indices', 'replace_secondary_tokens', 'resize_checkpoint_pos_embed',
+    'sincos_pos_embed_2d', 'split_checkpoint_inits', 'token_to_patch_mask',
+    'uniform_pack', 'visible_block_order'
 ]
