@@ -72,6 +72,13 @@ _DENSE_CONFIGS = tuple(
     osp.join(REPO_ROOT, 'configs', task) + osp.sep for task in ('det', 'seg'))
 
 
+def pytest_configure(config):
+    """On the OneDL fork, let ``Config.fromfile`` find ``mmseg::`` bases, as
+    the launcher does (``um_mae.engine.config_bases``)."""
+    from um_mae.engine import find_renamed_packages
+    find_renamed_packages()
+
+
 def pytest_collection_modifyitems(items):
     """A test parametrized with a config under ``configs/{det,seg}/`` is a
     ``dense`` test too (so is every config added there later)."""
