@@ -55,7 +55,7 @@ def load_reference(name):
 @functools.lru_cache()
 def _dense_stack_error():
     """Why mmdet / mmseg models cannot run here, with the fix; or None."""
-    from um_mae.utils.cli import mmcv_ops_error
+    from um_mae.toolkit.cli import mmcv_ops_error
     error = mmcv_ops_error()
     if error:
         return error

@@ -82,7 +82,8 @@ def test_pretrain_only_install_imports_and_names_the_missing_neck(tmp_path):
     assert last.endswith('`bash tools/install.sh --with-ops`')
 
 
-# What `import um_mae` may do: register modules. Nothing else changes.
+# What `import um_mae` may do: register modules. Nothing else changes and
+# nothing of the tool layer (um_mae.toolkit) is loaded.
 NO_EFFECTS = r'''
 import sys
 from mmengine.config import utils
@@ -104,3 +105,7 @@ def test_import_um_mae_only_registers():
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = proc.stdout.split()
     assert 'um_mae.models.backbones.pvt' in loaded
+    # the tool layer (launcher, benchmark, demo data, data checks) is not
+    # part of the library
+    tools = [m for m in loaded if m.startswith('um_mae.toolkit')]
+    assert tools == [], f'import um_mae loaded the tool layer: {tools}'

@@ -325,7 +325,7 @@ def _readme_block(marker: str) -> str:
 def test_readme_own_classes_config(tmp_path):
     """The README's derived config for a COCO-format dataset of one's own
     classes trains and evaluates on such a dataset."""
-    from um_mae.datasets.demo_data import SHAPE_CLASSES, make_coco_layout
+    from um_mae.toolkit.demo_data import SHAPE_CLASSES, make_coco_layout
     text = _readme_block('# configs/my/')
     assert f'classes = {SHAPE_CLASSES!r}' in text
     # the block lives in configs/my/ (absent here): its `../` is configs/

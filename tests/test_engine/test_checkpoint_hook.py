@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from um_mae.datasets.demo_data import make_pretrain_images
+from um_mae.toolkit.demo_data import make_pretrain_images
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MAE_DEMO = osp.join(REPO, 'configs', 'pretrain', 'mae',

@@ -20,7 +20,7 @@ import time
 import pytest
 import torch
 
-from um_mae.datasets.demo_data import make_pretrain_images
+from um_mae.toolkit.demo_data import make_pretrain_images
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # the UM-MAE PVT demo config plus a hook recording every rank's losses

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from um_mae.datasets.checks import (check_coco, check_image_folder,
-                                    check_seg_folders)
-from um_mae.datasets.demo_data import (make_coco_layout, make_pretrain_images,
-                                       make_seg_shapes)
+from um_mae.toolkit.checks import (check_coco, check_image_folder,
+                                   check_seg_folders)
+from um_mae.toolkit.demo_data import (make_coco_layout, make_pretrain_images,
+                                      make_seg_shapes)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CHECK = osp.join(REPO, 'tools', 'check_dataset.py')

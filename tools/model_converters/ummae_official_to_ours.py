@@ -30,7 +30,7 @@ import torch
 
 from um_mae.models.converters import (convert_checkpoint, read_checkpoint,
                                       unwrap)
-from um_mae.utils.cli import user_errors
+from um_mae.toolkit.cli import user_errors
 
 
 def main() -> None:

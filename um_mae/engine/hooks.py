@@ -267,7 +267,7 @@ class DataSummaryHook(Hook):
 
         from mmengine.dist import is_main_process
 
-        from ..datasets.checks import coco_drop_reasons
+        from ..datasets.coco_drops import coco_drop_reasons
         if not is_main_process():
             return
         for dataset in _leaf_datasets(runner.train_dataloader.dataset):
