@@ -74,7 +74,6 @@ class _ToolServer:
         os.remove(out + '.rc')
         return rc, text
 
-
     def close(self):
         """End the server (after the runs still going)."""
         if self._proc is not None and self._proc.poll() is None:
@@ -191,7 +190,6 @@ def assert_metrics_valid(metrics: dict) -> None:
                 f'[{low}, {high}]')
 
 
-
 def load_reference(name):
     """Load one official-model fixture (see tests/data/reference/README.md).
 
@@ -216,7 +214,7 @@ def load_reference(name):
 @functools.lru_cache()
 def _dense_stack_error():
     """Why mmdet / mmseg models cannot run here, with the fix; or None."""
-    from um_mae.utils.cli import mmcv_ops_error
+    from um_mae.toolkit.cli import mmcv_ops_error
     error = mmcv_ops_error()
     if error:
         return error
@@ -231,6 +229,13 @@ def _dense_stack_error():
 
 _DENSE_CONFIGS = tuple(
     osp.join(REPO_ROOT, 'configs', task) + osp.sep for task in ('det', 'seg'))
+
+
+def pytest_configure(config):
+    """On the OneDL fork, let ``Config.fromfile`` find ``mmseg::`` bases, as
+    the launcher does (``um_mae.engine.config_bases``)."""
+    from um_mae.engine import find_renamed_packages
+    find_renamed_packages()
 
 
 def pytest_collection_modifyitems(items):

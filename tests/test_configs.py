@@ -79,7 +79,7 @@ def test_config_builds(path):
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
 def test_config_declares_the_runtime_guarantees(path):
     """The hooks the README promises are in the config itself."""
-    from um_mae.utils.cli import check_runtime_hooks
+    from um_mae.toolkit.cli import check_runtime_hooks
     cfg = Config.fromfile(path)
     assert check_runtime_hooks(cfg) == []
     assert 'um_mae.engine.checkpoint_loading' in cfg.custom_imports.imports

@@ -309,7 +309,7 @@ def test_mask_rcnn_recipe():
 
 
 def test_channel_check_reads_the_first_module_of_a_neck_list():
-    from um_mae.utils.cli import UsageError, check_model_channels
+    from um_mae.toolkit.cli import UsageError, check_model_channels
     cfg = _config('gfl/gfl_pvt-small_fpn-syncbn_8xb2-amp-lsj-1024-25e_'
                   'coco.py')
     cls, kwargs = _backbone_kwargs(cfg)

@@ -2,12 +2,12 @@
 """Every shipped config trains a step in mixed precision (CPU autocast).
 
 For each config under ``configs/`` (a new one is picked up by the glob):
-its model with the backbone's tiny arch (:mod:`um_mae.utils.tiny_config`:
+its model with the backbone's tiny arch (:mod:`um_mae.toolkit.tiny_config`:
 the config's necks, heads, losses, data preprocessor and batch augments)
 takes one ``train_step`` on a synthetic batch in float32 and, from the
 same weights, seed and batch, under ``torch.autocast('cpu')`` in float16
 and in bfloat16 with the config's ``AmpOptimWrapper`` options (loss scale,
-clipping, parameter-wise settings; :class:`~um_mae.utils.cpu_amp.
+clipping, parameter-wise settings; :class:`~um_mae.toolkit.cpu_amp.
 CPUAmpOptimWrapper`). Each mixed-precision step must give finite losses
 and finite gradients, leave the parameters float32 (and finite, and
 updated), and log losses within the tolerances below of the float32 step.
@@ -31,11 +31,11 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import um_mae  # noqa: F401
-from um_mae.utils.cli import to_fp32
-from um_mae.utils.cpu_amp import cpu_amp_optim_cfg
-from um_mae.utils.pretrain_inputs import quiet_logger
-from um_mae.utils.tiny_config import (build_model, config_task, load_config,
-                                      shrink_config, synthetic_batch)
+from um_mae.toolkit.cli import to_fp32
+from um_mae.toolkit.cpu_amp import cpu_amp_optim_cfg
+from um_mae.toolkit.pretrain_inputs import quiet_logger
+from um_mae.toolkit.tiny_config import (build_model, config_task, load_config,
+                                        shrink_config, synthetic_batch)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(

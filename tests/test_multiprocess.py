@@ -10,7 +10,7 @@ fine-tuning config, or a new family folder under ``configs/det`` /
 ``configs/seg``, is picked up by the globs) trains 3 iterations in 2
 processes, batch 2 per process, with its own ``find_unused_parameters``,
 on generated data in the public layouts, with the backbone's tiny arch
-and smaller images (:mod:`um_mae.utils.tiny_config`). Afterwards the
+and smaller images (:mod:`um_mae.toolkit.tiny_config`). Afterwards the
 parameters are bit-identical on both ranks and every logged loss is the
 mean of the two ranks' own losses.
 
@@ -29,8 +29,8 @@ import sys
 
 import pytest
 
-from um_mae.utils.tiny_config import (config_task, load_config, shrink_config,
-                                      shrink_pipeline)
+from um_mae.toolkit.tiny_config import (config_task, load_config,
+                                        shrink_config, shrink_pipeline)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -122,9 +122,8 @@ def dist_results(request, tmp_path_factory):
         PORT='29547')
     # the public layouts (tools/make_demo_data.py's), 4 training images
     # each: one batch of 2 per process and epoch
-    from um_mae.datasets.demo_data import (make_ade20k_layout,
-                                           make_coco_layout,
-                                           make_imagenet_layout)
+    from um_mae.toolkit.demo_data import (make_ade20k_layout, make_coco_layout,
+                                          make_imagenet_layout)
     roots = dict(
         mmpretrain=str(root / 'imagenet'),
         mmdet=str(root / 'coco'),

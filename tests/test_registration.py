@@ -80,3 +80,32 @@ def test_pretrain_only_install_imports_and_names_the_missing_neck(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('ImportError: the ViT pyramid necks are mmseg')
     assert last.endswith('`bash tools/install.sh --with-ops`')
+
+
+# What `import um_mae` may do: register modules. Nothing else changes and
+# nothing of the tool layer (um_mae.toolkit) is loaded.
+NO_EFFECTS = r'''
+import sys
+from mmengine.config import utils
+# as on the OneDL fork: the mmseg module is there, its pip name is not
+utils.MODULE2PACKAGE['mmseg'] = 'onedl-mmseg-not-installed'
+before = dict(utils.MODULE2PACKAGE)
+import um_mae
+assert utils.MODULE2PACKAGE == before, 'import um_mae edited MODULE2PACKAGE'
+print(' '.join(sorted(m for m in sys.modules if m.startswith('um_mae'))))
+'''
+
+
+def test_import_um_mae_only_registers():
+    proc = subprocess.run([sys.executable, '-c', NO_EFFECTS],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = proc.stdout.split()
+    assert 'um_mae.models.backbones.pvt' in loaded
+    # the tool layer (launcher, benchmark, demo data, data checks) is not
+    # part of the library
+    tools = [m for m in loaded if m.startswith('um_mae.toolkit')]
+    assert tools == [], f'import um_mae loaded the tool layer: {tools}'

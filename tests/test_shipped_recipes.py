@@ -316,7 +316,7 @@ def _doc_block(marker: str, doc: str = 'docs/transfer.md') -> str:
 def test_readme_own_classes_config(tmp_path):
     """The documented derived config for a COCO-format dataset of one's own
     classes (docs/transfer.md) trains and evaluates on such a dataset."""
-    from um_mae.datasets.demo_data import SHAPE_CLASSES, make_coco_layout
+    from um_mae.toolkit.demo_data import SHAPE_CLASSES, make_coco_layout
     text = _doc_block('# configs/my/')
     assert f'classes = {SHAPE_CLASSES!r}' in text
     # the block lives in configs/my/ (absent here): its `../` is configs/

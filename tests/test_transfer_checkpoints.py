@@ -34,10 +34,11 @@ STARTS = {
     'coco.py':
     (FT, 'swin/swin-tiny_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-256px'),
     'det/mask_rcnn/mask-rcnn_vit-base-p16_fpn-syncbn_32xb2-amp-lsj-1024-100e_'
-    'coco.py': (PRE, 'ummae/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k'),
+    'coco.py':
+    (PRE, 'ummae/ummae_vit-base-p16_8xb128-accum4-amp-coslr-200e_in1k'),
     'det/mask_rcnn/mask-rcnn_vit-large-p16_fpn-syncbn_32xb2-amp-lsj-1024-'
-    '100e_coco.py': (PRE,
-                     'ummae/ummae_vit-large-p16_8xb128-accum4-amp-coslr-800e_in1k'),
+    '100e_coco.py':
+    (PRE, 'ummae/ummae_vit-large-p16_8xb128-accum4-amp-coslr-800e_in1k'),
     'det/htc/htcpp_swin-large_fpn_16xb1-amp-ms-400-1400-36e_coco.py':
     (FT, 'swin/swin-large_ummae-pre_8xb64-accum2-amp-coslr-100e_in1k-256px'),
     'seg/upernet/pvt-small_ummae-ft_upernet_8xb2-amp-160k_ade20k-512x512.py':

@@ -17,7 +17,7 @@ model and training it. Encoder tokens are counted at the input of the
 backbone's first attention block. Ratios are taken to ``--baseline`` (a row
 index, or the start of config names, else a part of them; with several
 matches each row is compared with the match on its own backbone). Details:
-``um_mae/utils/benchmark/measure.py``.
+``um_mae/toolkit/benchmark/measure.py``.
 
 ``--checkout DIR`` (repeatable) times the same configs with the code of
 another checkout of this repository (e.g. ``git worktree add ../base
@@ -41,7 +41,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from um_mae.utils.cli import DictAction  # noqa: E402
+from um_mae.toolkit.cli import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -147,11 +147,11 @@ def _cuda():
 
 def main(argv=None):
     args = parse_args(argv)
-    from um_mae.utils.benchmark import (BenchmarkResult, format_ab,
-                                        format_compile, format_markdown,
-                                        format_pipeline, format_profile,
-                                        plot_results, resolve_baselines,
-                                        run_benchmark, write_csv)
+    from um_mae.toolkit.benchmark import (BenchmarkResult, format_ab,
+                                          format_compile, format_markdown,
+                                          format_pipeline, format_profile,
+                                          plot_results, resolve_baselines,
+                                          run_benchmark, write_csv)
     try:
         # a wrong --baseline fails before the long run
         resolve_baselines([

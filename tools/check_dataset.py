@@ -27,11 +27,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from um_mae.datasets.checks import (check_coco,  # noqa: E402
-                                    check_dataset_config, check_image_folder,
-                                    check_seg_folders)
-from um_mae.utils.cli import (UsageError, check_toolbox,  # noqa: E402
-                              load_config, user_errors)
+from um_mae.toolkit.checks import (check_coco,  # noqa: E402
+                                   check_dataset_config, check_image_folder,
+                                   check_seg_folders)
+from um_mae.toolkit.cli import (UsageError, check_toolbox,  # noqa: E402
+                                load_config, user_errors)
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 

@@ -122,7 +122,7 @@ def after_install() -> List[str]:
     """Report versions and where the ops run; failures raise SystemExit."""
     import torch
 
-    from um_mae.utils.cli import mmcv_ops_error
+    from um_mae.toolkit.cli import mmcv_ops_error
     lines = [
         f'torch {torch.__version__} (CUDA build: '
         f'{torch.version.cuda or "none"})'

@@ -16,7 +16,7 @@ are reported as skipped, with the reason):
    full-size segmentation config (their AMP optimizer wrapper, SyncBN as
    BN in one process, the config's per-GPU batch of synthetic data):
    seconds per iteration, images / s, peak memory, the losses;
-4. the pre-training benchmark (:mod:`um_mae.utils.benchmark`) at the
+4. the pre-training benchmark (:mod:`um_mae.toolkit.benchmark`) at the
    recipes' per-GPU batch (the UM-MAE config's ``train_dataloader.
    batch_size``, 128, for both methods): UM-MAE vs SimMIM on PVT-S and
    Swin-T, AMP in bfloat16 and float16, eager and ``torch.compile`` (as
@@ -29,7 +29,7 @@ are reported as skipped, with the reason):
 The report goes to ``OUT_DIR/gpu_check.md`` (and the terminal). Without a
 GPU (``--device cpu``, the default there) the same code runs at a tiny
 size: the backbones' ``'demo'`` archs, small images and batches, CPU
-autocast (:mod:`um_mae.utils.cpu_amp`) and the ``aot_eager`` compile
+autocast (:mod:`um_mae.toolkit.cpu_amp`) and the ``aot_eager`` compile
 backend, so that the script is tested before a GPU is at hand. What to
 carry to a machine without internet: ``docs/gpu_check.md``.
 """
@@ -180,8 +180,8 @@ def _peak_mib(device):
 def benchmark(report: Report, args, tflops) -> None:
     import torch
 
-    from um_mae.utils.benchmark import build_entry, time_interleaved
-    from um_mae.utils.pretrain_inputs import load_pretrain_config
+    from um_mae.toolkit.benchmark import build_entry, time_interleaved
+    from um_mae.toolkit.pretrain_inputs import load_pretrain_config
     device = torch.device(args.device)
     tiny = device.type == 'cpu'
     backend = args.compile_backend or ('aot_eager' if tiny else 'inductor')
@@ -261,10 +261,10 @@ def dense_run(report: Report, args, task: str, path: str) -> None:
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
 
-    from um_mae.utils.cpu_amp import cpu_amp_optim_cfg
-    from um_mae.utils.tiny_config import (build_model, load_config,
-                                          shrink_config, synthetic_batch,
-                                          train_size)
+    from um_mae.toolkit.cpu_amp import cpu_amp_optim_cfg
+    from um_mae.toolkit.tiny_config import (build_model, load_config,
+                                            shrink_config, synthetic_batch,
+                                            train_size)
     device = torch.device(args.device)
     tiny = device.type == 'cpu'
     name = osp.splitext(osp.basename(path))[0]

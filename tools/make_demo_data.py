@@ -26,9 +26,9 @@ import functools
 import os
 import os.path as osp
 
-from um_mae.datasets.demo_data import (make_ade20k_layout, make_coco_layout,
-                                       make_coco_shapes, make_imagenet_layout,
-                                       make_pretrain_images, make_seg_shapes)
+from um_mae.toolkit.demo_data import (make_ade20k_layout, make_coco_layout,
+                                      make_coco_shapes, make_imagenet_layout,
+                                      make_pretrain_images, make_seg_shapes)
 
 DEMOS = {
     'pretrain': ('demo_images', make_pretrain_images),

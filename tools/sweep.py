@@ -16,8 +16,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from um_mae.utils.cli import UsageError, user_errors  # noqa: E402
-from um_mae.utils.sweep import collect, parse_grid, plan  # noqa: E402
+from um_mae.toolkit.cli import UsageError, user_errors  # noqa: E402
+from um_mae.toolkit.sweep import collect, parse_grid, plan  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -14,10 +14,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from um_mae.engine.checkpoint import (  # noqa: E402
     check_model_checkpoint, register_checkpoint_loader)
 from um_mae.models.converters import read_checkpoint  # noqa: E402
-from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
-                              check_data_roots, check_out_file, check_toolbox,
-                              check_writable_dir, load_config,
-                              setup_distributed, user_errors, write_out_file)
+from um_mae.toolkit.cli import (UsageError, add_common_args,  # noqa: E402
+                                check_data_roots, check_out_file,
+                                check_toolbox, check_writable_dir,
+                                load_config, setup_distributed, user_errors,
+                                write_out_file)
 
 
 def parse_args(argv=None):

@@ -13,11 +13,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from um_mae.engine.checkpoint import (  # noqa: E402
     check_last_checkpoint, check_resume_checkpoint, register_checkpoint_loader)
-from um_mae.utils.cli import (UsageError, add_common_args,  # noqa: E402
-                              apply_smoke, check_data_roots,
-                              check_model_channels, check_runtime_hooks,
-                              check_toolbox, check_writable_dir, load_config,
-                              setup_distributed, to_fp32, user_errors)
+from um_mae.toolkit.cli import (UsageError, add_common_args,  # noqa: E402
+                                apply_smoke, check_data_roots,
+                                check_model_channels, check_runtime_hooks,
+                                check_toolbox, check_writable_dir, load_config,
+                                setup_distributed, to_fp32, user_errors)
 
 
 def _iterations(text: str) -> int:

@@ -44,8 +44,8 @@ def parse_args(argv=None):
 
 def _check_inputs(args):
     """The config (loaded) after checking every input; UsageError if bad."""
-    from um_mae.utils.cli import (FIGURE_FORMATS, UsageError, check_out_file,
-                                  load_config)
+    from um_mae.toolkit.cli import (FIGURE_FORMATS, UsageError, check_out_file,
+                                    load_config)
     check_out_file(args.out, FIGURE_FORMATS)
     if args.tile < 16:
         raise UsageError(f'--tile {args.tile} is too small; use 16 or more')
@@ -75,7 +75,7 @@ def _input(cfg, model, image_path):
 
 def main(argv=None):
     args = parse_args(argv)
-    from um_mae.utils.cli import UsageError, user_errors
+    from um_mae.toolkit.cli import UsageError, user_errors
     try:
         cfg = _check_inputs(args)
     except UsageError as e:
@@ -91,9 +91,9 @@ def main(argv=None):
         import um_mae  # noqa: F401
         from um_mae.engine.checkpoint import check_model_checkpoint
         from um_mae.models.converters import read_checkpoint, unwrap
-        from um_mae.utils.visualization import (feature_energy,
-                                                heatmap_overlay, image_grid,
-                                                pyramid_maps, to_uint8_rgb)
+        from um_mae.toolkit.visualization import (feature_energy,
+                                                  heatmap_overlay, image_grid,
+                                                  pyramid_maps, to_uint8_rgb)
         init_default_scope(cfg.default_scope)
         registry = importlib.import_module(f'{cfg.default_scope}.registry')
         model = registry.MODELS.build(cfg.model)

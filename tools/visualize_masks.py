@@ -38,9 +38,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from um_mae.utils.cli import FIGURE_FORMATS, UsageError, check_out_file
-    from um_mae.utils.visualization import (image_grid, load_square_rgb,
-                                            paint_masks, sample_strategy_masks)
+    from um_mae.toolkit.cli import FIGURE_FORMATS, UsageError, check_out_file
+    from um_mae.toolkit.visualization import (image_grid, load_square_rgb,
+                                              paint_masks,
+                                              sample_strategy_masks)
     try:
         check_out_file(args.out, FIGURE_FORMATS)
         img = load_square_rgb(args.image, args.size)

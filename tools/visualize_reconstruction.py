@@ -48,13 +48,13 @@ def main(argv=None):
     from um_mae.engine.checkpoint import check_model_checkpoint
     from um_mae.models.converters import read_checkpoint, unwrap
     from um_mae.models.utils import token_to_patch_mask
-    from um_mae.utils.cli import FIGURE_FORMATS, UsageError, check_out_file
-    from um_mae.utils.pretrain_inputs import (build_pretrain_model,
-                                              config_input_size,
-                                              load_pretrain_config,
-                                              pack_images, quiet_logger)
-    from um_mae.utils.visualization import (image_grid, load_square_rgb,
-                                            paint_masks, to_uint8_rgb)
+    from um_mae.toolkit.cli import FIGURE_FORMATS, UsageError, check_out_file
+    from um_mae.toolkit.pretrain_inputs import (build_pretrain_model,
+                                                config_input_size,
+                                                load_pretrain_config,
+                                                pack_images, quiet_logger)
+    from um_mae.toolkit.visualization import (image_grid, load_square_rgb,
+                                              paint_masks, to_uint8_rgb)
     quiet_logger()
     try:
         check_out_file(args.out, FIGURE_FORMATS)

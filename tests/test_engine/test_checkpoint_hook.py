@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from um_mae.datasets.demo_data import make_pretrain_images
+from um_mae.toolkit.demo_data import make_pretrain_images
 
 # a training of the demo config killed and resumed (well over 10 s here)
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import run_tool as run
 
-from um_mae.datasets.demo_data import make_pretrain_images, make_seg_shapes
+from um_mae.toolkit.demo_data import make_pretrain_images, make_seg_shapes
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 UMMAE_DEMO = 'configs/pretrain/ummae/ummae_pvt-demo_1xb8-10e_demo-128px.py'

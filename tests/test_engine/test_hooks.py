@@ -80,7 +80,7 @@ UMMAE_DEMO = os.path.join(REPO, 'configs', 'pretrain', 'ummae',
 
 @pytest.fixture(scope='module')
 def demo_images(tmp_path_factory):
-    from um_mae.datasets.demo_data import make_pretrain_images
+    from um_mae.toolkit.demo_data import make_pretrain_images
     root = tmp_path_factory.mktemp('images')
     make_pretrain_images(str(root), num_images=16, size=128)
     return str(root)
@@ -165,7 +165,7 @@ def test_shipped_config_saves_and_restores_rng_state(demo_images, tmp_path):
 def test_launcher_warns_when_hooks_are_replaced(tmp_path):
     from mmengine.config import Config
 
-    from um_mae.utils.cli import check_runtime_hooks
+    from um_mae.toolkit.cli import check_runtime_hooks
     derived = tmp_path / 'derived.py'
     derived.write_text(f"_base_ = ['{UMMAE_DEMO}']\n"
                        "custom_hooks = [dict(type='EMAHook')]\n"

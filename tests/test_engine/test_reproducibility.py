@@ -20,7 +20,7 @@ import time
 import pytest
 import torch
 
-from um_mae.datasets.demo_data import make_pretrain_images
+from um_mae.toolkit.demo_data import make_pretrain_images
 
 # trainings of a demo config, in one and two processes (over 10 s each)
 pytestmark = pytest.mark.slow

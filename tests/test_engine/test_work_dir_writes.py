@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from um_mae.datasets.demo_data import make_pretrain_images
+from um_mae.toolkit.demo_data import make_pretrain_images
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MAE_DEMO = 'configs/pretrain/mae/mae_vit-tiny-p16_1xb8-10e_demo-128px.py'

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import run_tool as run
 
-from um_mae.datasets.demo_data import (make_coco_layout, make_pretrain_images,
-                                       make_seg_shapes)
+from um_mae.toolkit.demo_data import (make_coco_layout, make_pretrain_images,
+                                      make_seg_shapes)
 
 # the shared data fixture writes COCO layouts with mmdet's class names
 pytestmark = pytest.mark.dense
@@ -180,7 +180,7 @@ def test_bad_input_is_one_clear_line(case, data, tmp_path):
 def test_file_system_errors_are_named(code, words):
     """Disk full / read-only / permissions cannot be caused safely in a test
     process; the text the tools print for them is checked directly."""
-    from um_mae.utils.errors import describe_error
+    from um_mae.toolkit.errors import describe_error
     msg = describe_error(OSError(code, os.strerror(code), '/x/epoch_3.pth'))
     assert msg.startswith('cannot use /x/epoch_3.pth: ')
     for word in words:
@@ -189,6 +189,6 @@ def test_file_system_errors_are_named(code, words):
 
 
 def test_an_unknown_error_keeps_its_traceback():
-    from um_mae.utils.errors import describe_error
+    from um_mae.toolkit.errors import describe_error
     assert describe_error(RuntimeError('a bug')) is None
     assert describe_error(AttributeError('a bug')) is None

@@ -1,5 +1,5 @@
 # Copyright (c) um-mae contributors. All rights reserved.
-"""tools/benchmark_pretrain.py and um_mae.utils.benchmark on tiny configs.
+"""tools/benchmark_pretrain.py and um_mae.toolkit.benchmark on tiny configs.
 
 Only what does not depend on the machine's speed is asserted: the table's
 layout, token counts and ratios, the synthetic batches.
@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from um_mae.utils.benchmark import (TABLE_COLUMNS, BenchmarkResult,
-                                    EncoderInputs, EncoderTokenCounter,
-                                    build_model_and_optimizer, encoder_step,
-                                    flop_counter, format_markdown,
-                                    model_state_bytes, resolve_baselines,
-                                    train_step)
-from um_mae.utils.pretrain_inputs import (build_synthetic_batch,
-                                          load_pretrain_config, quiet_logger)
+from um_mae.toolkit.benchmark import (TABLE_COLUMNS, BenchmarkResult,
+                                      EncoderInputs, EncoderTokenCounter,
+                                      build_model_and_optimizer, encoder_step,
+                                      flop_counter, format_markdown,
+                                      model_state_bytes, resolve_baselines,
+                                      train_step)
+from um_mae.toolkit.pretrain_inputs import (build_synthetic_batch,
+                                            load_pretrain_config, quiet_logger)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark_pretrain.py')
@@ -386,8 +386,8 @@ def test_bad_options_give_one_line(monkeypatch, args, patch, message):
 
 @pytest.mark.slow
 def test_pipeline_throughput_and_loader_workers(tmp_path):
-    from um_mae.datasets.demo_data import make_pretrain_images
-    from um_mae.utils.benchmark import measure_pipeline
+    from um_mae.toolkit.benchmark import measure_pipeline
+    from um_mae.toolkit.demo_data import make_pretrain_images
     make_pretrain_images(str(tmp_path / 'images'), num_images=4, size=160)
     cfg = load_pretrain_config(UMMAE_PVT)
     threads = torch.get_num_threads()
@@ -405,7 +405,7 @@ def test_pipeline_throughput_and_loader_workers(tmp_path):
 
 
 def test_ab_table_and_baselines_stay_within_a_checkout():
-    from um_mae.utils.benchmark import format_ab, paired_ratios
+    from um_mae.toolkit.benchmark import format_ab, paired_ratios
 
     def row(name, checkout, times):
         res = _result(name, 'UMPVT-small', 1., 100., 1024)
@@ -432,7 +432,7 @@ def test_ab_table_and_baselines_stay_within_a_checkout():
 
 
 def test_cpu_clock():
-    from um_mae.utils.benchmark import measure as benchmark
+    from um_mae.toolkit.benchmark import measure as benchmark
     benchmark.set_clock('cpu')
     try:
         assert benchmark._clock is time.process_time
@@ -444,7 +444,8 @@ def test_cpu_clock():
 
 
 def test_profile_step_splits_a_step_by_operator_kind():
-    from um_mae.utils.benchmark import PROFILE_KINDS, build_entry, profile_step
+    from um_mae.toolkit.benchmark import (PROFILE_KINDS, build_entry,
+                                          profile_step)
     quiet_logger()
     torch.set_num_threads(1)
     entry, _ = build_entry(UMMAE_PVT, 2, 64)

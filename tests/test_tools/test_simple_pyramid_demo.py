@@ -17,8 +17,8 @@ from conftest import run_tool
 from mmengine.config import Config
 
 import um_mae  # noqa: F401
-from um_mae.datasets.demo_data import make_coco_shapes
 from um_mae.models.backbones import WindowedViT
+from um_mae.toolkit.demo_data import make_coco_shapes
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FOLDER = osp.join(REPO, 'configs', 'det', 'faster_rcnn')

@@ -9,8 +9,8 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from um_mae.datasets.demo_data import make_coco_shapes
-from um_mae.utils.sweep import LR, WD, collect, plan
+from um_mae.toolkit.demo_data import make_coco_shapes
+from um_mae.toolkit.sweep import LR, WD, collect, plan
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GFL_DEMO = osp.join(REPO, 'configs', 'det', 'gfl',

@@ -14,8 +14,8 @@ import pytest
 import torch
 from conftest import run_tool
 
-from um_mae.datasets.demo_data import (make_coco_shapes, make_pretrain_images,
-                                       make_seg_shapes)
+from um_mae.toolkit.demo_data import (make_coco_shapes, make_pretrain_images,
+                                      make_seg_shapes)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN = osp.join(REPO, 'tools', 'train.py')
@@ -453,7 +453,7 @@ def test_amp_config_on_cpu_names_fp32(tmp_path):
 def test_fp32_keeps_every_option_but_amp_ones():
     from mmengine.config import Config
 
-    from um_mae.utils.cli import to_fp32
+    from um_mae.toolkit.cli import to_fp32
     cfg = Config.fromfile(UMMAE_PVT_S)
     before = cfg.optim_wrapper.to_dict()
     to_fp32(cfg)

@@ -15,10 +15,10 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from PIL import Image
 
-from um_mae.utils.pretrain_inputs import load_pretrain_config, quiet_logger
-from um_mae.utils.visualization import (DROPPED_COLOR, SECONDARY_COLOR,
-                                        image_grid, paint_masks,
-                                        sample_strategy_masks)
+from um_mae.toolkit.pretrain_inputs import load_pretrain_config, quiet_logger
+from um_mae.toolkit.visualization import (DROPPED_COLOR, SECONDARY_COLOR,
+                                          image_grid, paint_masks,
+                                          sample_strategy_masks)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {

@@ -16,8 +16,8 @@ from mmengine.registry import DefaultScope
 from PIL import Image
 
 import um_mae  # noqa: F401
-from um_mae.utils.visualization import (feature_energy, heatmap_overlay,
-                                        pyramid_maps)
+from um_mae.toolkit.visualization import (feature_energy, heatmap_overlay,
+                                          pyramid_maps)
 
 # the figures come from mmdet detectors with mmseg's pyramid necks
 pytestmark = pytest.mark.dense

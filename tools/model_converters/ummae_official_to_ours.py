@@ -32,7 +32,7 @@ from collections import Counter
 from um_mae.engine.atomic_save import atomic_torch_save
 from um_mae.models.converters import (convert_checkpoint, read_checkpoint,
                                       unwrap)
-from um_mae.utils.cli import UsageError, user_errors
+from um_mae.toolkit.cli import UsageError, user_errors
 
 
 def check_destination(dst: str) -> None:

@@ -9,6 +9,12 @@ so onedl-mmengine 0.10.12 stops every config with an ``mmseg::`` base with
 is there, we point mmengine at the module (it then finds the configs shipped
 in the module's folder). Nothing changes where the pip name is installed
 (the upstream stack).
+
+mmengine resolves the bases while it parses a config, before the config's
+``custom_imports`` run, so the config cannot ask for this itself: the
+launcher calls :func:`find_renamed_packages` before it loads a config
+(``tools/train.py``, ``tools/test.py``), and so must a script that calls
+``Config.fromfile`` on the fork. ``import um_mae`` changes nothing.
 """
 import importlib.util
 from importlib.metadata import PackageNotFoundError, distribution
@@ -35,6 +41,3 @@ def find_renamed_packages() -> dict:
                 config_utils.MODULE2PACKAGE[module] = module
                 changed[module] = package
     return changed
-
-
-find_renamed_packages()

@@ -366,7 +366,7 @@ class DataSummaryHook(Hook):
     anything was dropped; it stops the run when no annotation is usable
     (or fewer than ``min_usable_fraction`` of them): such a file trains on
     background only. The rule is shared with ``tools/check_dataset.py``
-    (:func:`um_mae.datasets.checks.coco_training_summary`). For folder
+    (:func:`um_mae.datasets.coco_drops.coco_training_summary`). For folder
     datasets (no annotation file) it logs the dangling symbolic links the
     folder scan skips.
 
@@ -399,8 +399,8 @@ class DataSummaryHook(Hook):
     def _coco(self, runner, dataset, ann_file: str) -> None:
         import json
 
-        from ..datasets.checks import (coco_training_summary,
-                                       usable_annotations_error)
+        from ..datasets.coco_drops import (coco_training_summary,
+                                           usable_annotations_error)
         with open(ann_file) as f:
             coco = json.load(f)
         filter_cfg = getattr(dataset, 'filter_cfg', None) or {}

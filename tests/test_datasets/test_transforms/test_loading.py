@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from mmpretrain.datasets import CustomDataset
 
-from um_mae.datasets.demo_data import make_pretrain_images
 from um_mae.datasets.transforms import CheckedLoadImageFromFile
+from um_mae.toolkit.demo_data import make_pretrain_images
 
 
 @pytest.fixture

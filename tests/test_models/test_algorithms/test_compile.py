@@ -15,9 +15,9 @@ import torch._dynamo
 from torch._dynamo.backends.debugging import aot_eager
 from torch._dynamo.utils import counters
 
-from um_mae.utils.benchmark import build_model_and_optimizer
-from um_mae.utils.pretrain_inputs import (build_synthetic_batch,
-                                          load_pretrain_config, quiet_logger)
+from um_mae.toolkit.benchmark import build_model_and_optimizer
+from um_mae.toolkit.pretrain_inputs import (build_synthetic_batch,
+                                            load_pretrain_config, quiet_logger)
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))

@@ -13,9 +13,9 @@ import torch
 from mmpretrain.registry import MODELS
 
 from um_mae.models.algorithms.reconstruction import unpatchify_prediction
-from um_mae.utils.pretrain_inputs import (build_pretrain_model,
-                                          build_synthetic_batch,
-                                          load_pretrain_config, quiet_logger)
+from um_mae.toolkit.pretrain_inputs import (build_pretrain_model,
+                                            build_synthetic_batch,
+                                            load_pretrain_config, quiet_logger)
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))

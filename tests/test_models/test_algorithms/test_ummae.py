@@ -155,7 +155,7 @@ def test_ummae_without_secondary_mask(reference):
 
 def _config_model(config):
     """The model of a shipped pre-training config at 64 px, seeded."""
-    from um_mae.utils.pretrain_inputs import load_pretrain_config
+    from um_mae.toolkit.pretrain_inputs import load_pretrain_config
     cfg = load_pretrain_config(config, 64)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)

@@ -141,7 +141,7 @@ def test_simmim_swin_loss():
     at 64 px) gives the loss of SimMIM's rule written out
     (:func:`conftest.simmim_reference_loss`). Planted bug caught: the L1
     loss's ``channel=3`` dropped from the config."""
-    from um_mae.utils.pretrain_inputs import load_pretrain_config
+    from um_mae.toolkit.pretrain_inputs import load_pretrain_config
     cfg = load_pretrain_config(
         SIMMIM_SWIN, 64, {
             'model.backbone.arch':

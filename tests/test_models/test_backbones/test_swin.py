@@ -5,7 +5,7 @@ from conftest import SWIN_FIXTURE_ARCH
 from mmpretrain.models import ImageClassifier
 
 from um_mae.models.backbones import UMSwinTransformer
-from um_mae.models.backbones.swin import CompactPositions, window_layout
+from um_mae.models.utils.windows import CompactPositions, window_layout
 from um_mae.models.converters import convert_official_swin
 from um_mae.models.utils import visible_block_order
 

@@ -144,7 +144,7 @@ def _train_tool():
 
 def test_train_tool_load_from_a_crafted_url(server, hub, tmp_path, capsys,
                                             monkeypatch):
-    from um_mae.datasets.demo_data import make_pretrain_images
+    from um_mae.toolkit.demo_data import make_pretrain_images
     make_pretrain_images(str(tmp_path / 'images'), num_images=8, size=128)
     url = f'{server["url"]}/crafted.pth'
     monkeypatch.chdir(REPO)

@@ -370,4 +370,3 @@ def _write_fixture(old_source: str, out: str) -> None:
 if __name__ == '__main__':
     import sys
     _write_fixture(*sys.argv[1:3])
-

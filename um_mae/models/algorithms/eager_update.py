@@ -24,6 +24,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from .pipeline_masks import pipeline_masks
+
 __all__ = ['EagerUpdateMixin', 'CompilableSimMIM']
 
 
@@ -94,7 +96,6 @@ class CompilableSimMIM(EagerUpdateMixin, SimMIM):
             ``(N, 3, H, W)`` in the space of ``inputs`` and the bool
             ``(N, h, w)`` token mask, True = replaced by the mask token.
         """
-        from .ummae import pipeline_masks  # ummae imports this module
         mask, _ = pipeline_masks(data_samples, inputs.device,
                                  type(self).__name__)
         # the first map, as SimMIM.loss

@@ -13,7 +13,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from .reconstruction import token_grid, unpatchify_prediction
-from .ummae import pipeline_masks
+from .pipeline_masks import pipeline_masks
 
 __all__ = ['UMMAEViT']
 

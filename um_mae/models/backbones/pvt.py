@@ -23,11 +23,12 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
-                     check_pyramid_modes, check_uniform_mask, parse_arch,
-                     parse_indices, resize_checkpoint_pos_embed,
-                     sincos_pos_embed_2d, token_to_patch_mask, uniform_pack)
-from ..utils.weight_init import loads_checkpoint, official_init_
+from ..utils import (BackboneContractMixin, check_compact_masks,
+                     check_mask_inputs, check_pyramid_modes, parse_arch,
+                     parse_indices, replace_secondary_tokens,
+                     resize_checkpoint_pos_embed, sincos_pos_embed_2d,
+                     token_to_patch_mask, uniform_pack)
+from ..utils.weight_init import official_init_
 
 __all__ = ['UMPVT']
 
@@ -350,11 +351,10 @@ class UMPVT(BackboneContractMixin, BaseBackbone):
         self.fc_norm = build_norm_layer(
             fc_norm_cfg, dims[-1])[1] if out_type == 'avg_featmap' else None
 
-    def init_weights(self) -> None:
-        """Initialize as the official model unless a checkpoint is given."""
-        super().init_weights()
-        if loads_checkpoint(self.init_cfg):
-            return
+    def random_init(self) -> None:
+        """The official model's initialization (:func:`official_init_`),
+        a Xavier patch embedding and N(0, 0.02) mask tokens."""
+        super().random_init()
         official_init_(self)
         # the patch embedding is initialized like a linear layer
         w = self.patch_embed.projection.weight.data
@@ -407,10 +407,8 @@ class UMPVT(BackboneContractMixin, BaseBackbone):
         N, _, C = x.shape
         H, W = hw_shape
         if secondary_mask is not None:
-            extra = token_to_patch_mask(secondary_mask & ~mask, hw_shape)
-            extra = uniform_pack(extra.unsqueeze(1), mask)  # (N, 1, H/2, W/2)
-            token = self.vis_mask_token.to(x.dtype)  # (1, 1, C)
-            x = torch.where(extra.flatten(1).unsqueeze(-1), token, x)
+            x = replace_secondary_tokens(x, self.vis_mask_token, mask,
+                                         secondary_mask, hw_shape)
         # the position of a kept patch (also secondary-masked ones): its row
         # of the full-grid table, found by packing the raster ids
         ids = torch.arange(H * W, device=x.device).view(1, 1, H, W)
@@ -448,12 +446,9 @@ class UMPVT(BackboneContractMixin, BaseBackbone):
             # a 4-px patch never crosses a 16-px token: embedding the packed
             # pixels of the kept tokens equals packing the embedded patches,
             # at a quarter of the cost
-            mask = mask.bool()
-            if secondary_mask is not None:
-                secondary_mask = secondary_mask.bool()
-            check_mask_grid(mask, x.shape[0],
-                            (H // self.patch_size, W // self.patch_size))
-            check_uniform_mask(mask, secondary_mask)
+            mask, secondary_mask = check_compact_masks(
+                mask, secondary_mask, x.shape[0],
+                (H // self.patch_size, W // self.patch_size))
             x, hw_shape = self.patch_embed(uniform_pack(x, mask))
             hw_shape = (2 * hw_shape[0], 2 * hw_shape[1])  # full grid
         else:

@@ -37,198 +37,20 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils import (BackboneContractMixin, check_mask_grid, check_mask_inputs,
-                     check_pyramid_modes, check_uniform_mask, parse_arch,
-                     parse_indices, token_to_patch_mask, uniform_pack)
-from ..utils.weight_init import loads_checkpoint, official_init_
+from ..utils import (BackboneContractMixin, check_compact_masks,
+                     check_mask_grid, check_mask_inputs, check_pyramid_modes,
+                     parse_arch, parse_indices, replace_secondary_tokens,
+                     token_to_patch_mask, uniform_pack)
+from ..utils.windows import (CompactPositions, PairCoords, log_spaced,
+                             pad_to_windows, shift_attention_mask,
+                             window_layout, window_partition,
+                             window_unpartition)
+from ..utils.weight_init import official_init_
 
-__all__ = ['UMSwinTransformer', 'window_layout', 'CompactPositions']
-
-# Value added to the attention logits of token pairs that a shifted window
-# joins but that are not neighbours in the image. The official model adds
-# -100 (not -inf); keeping it reproduces its outputs.
-_SHIFT_MASK_VALUE = -100.0
-
-_WindowLayout = Tuple[Tuple[int, int], Tuple[int, int]]
-
-
-def window_layout(map_size: Tuple[int, int], window_size: int,
-                  shifted: bool) -> _WindowLayout:
-    """Window and cyclic-shift sizes of one block on a map of ``map_size``.
-
-    A side no longer than ``window_size`` is covered by a single window of
-    exactly that side and is never shifted (for square maps this is the
-    official rule ``min(resolution) <= window``: one global window, no
-    shift). Longer sides use ``window_size`` windows (the map is padded to a
-    multiple in dense mode) and shift by ``window_size // 2`` in the odd
-    blocks of a stage.
-
-    Args:
-        map_size (tuple[int, int]): Height and width of the token map.
-        window_size (int): Configured window side.
-        shifted (bool): Whether the block is a shifted-window block (odd
-            block index inside its stage).
-
-    Returns:
-        tuple: ``((window_h, window_w), (shift_h, shift_w))``.
-    """
-    windows, shifts = [], []
-    for side in map_size:
-        if side <= window_size:
-            windows.append(side)
-            shifts.append(0)
-        else:
-            windows.append(window_size)
-            shifts.append(window_size // 2 if shifted else 0)
-    return tuple(windows), tuple(shifts)
-
-
-def _shift_attention_mask(padded_size: Tuple[int, int], layout: _WindowLayout,
-                          device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Additive mask ``(nW, Wh*Ww, Wh*Ww)`` of a shifted-window block.
-
-    After the cyclic shift, the last window along a shifted side joins
-    tokens from the two ends of the map; pairs from different regions get
-    ``_SHIFT_MASK_VALUE``.
-    """
-    (wh, ww), (sh, sw) = layout
-    label_h = torch.zeros(padded_size[0], device=device)
-    label_w = torch.zeros(padded_size[1], device=device)
-    if sh:
-        label_h[-wh:-sh] = 1
-        label_h[-sh:] = 2
-    if sw:
-        label_w[-ww:-sw] = 1
-        label_w[-sw:] = 2
-    region = label_h[:, None] * 3 + label_w[None, :]  # (Hp, Wp)
-    region = _partition(region[None, :, :, None], (wh, ww))[0, ..., 0]
-    diff = region[:, None, :] - region[:, :, None]  # (nW, WW, WW)
-    return torch.zeros_like(
-        diff, dtype=dtype).masked_fill(diff != 0, _SHIFT_MASK_VALUE)
-
-
-def _partition(x: Tensor, window: Tuple[int, int]) -> Tensor:
-    """(N, H, W, C) -> (N, nW, Wh*Ww, C), windows in row-major order."""
-    N, H, W, C = x.shape
-    wh, ww = window
-    x = x.view(N, H // wh, wh, W // ww, ww, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(N, (H // wh) * (W // ww), wh * ww, C)
-
-
-def _merge_windows(x: Tensor, window: Tuple[int, int], H: int,
-                   W: int) -> Tensor:
-    """Inverse of :func:`_partition`: (N, nW, Wh*Ww, C) -> (N, H, W, C)."""
-    N, _, _, C = x.shape
-    wh, ww = window
-    x = x.view(N, H // wh, W // ww, wh, ww, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(N, H, W, C)
-
-
-def _window_coords(coords: Tensor, layout: _WindowLayout) -> Tensor:
-    """``(N, H, W, 2)`` -> ``(N * nW, Wh * Ww, 2)`` coordinates of the
-    (cyclically shifted) windows of a block."""
-    (wh, ww), (sh, sw) = layout
-    if (sh, sw) != (0, 0):
-        coords = torch.roll(coords, shifts=(-sh, -sw), dims=(1, 2))
-    return _partition(coords, (wh, ww)).flatten(0, 1)
-
-
-def _merged_coords(coords: Tensor) -> Tensor:
-    """A merged token sits at the (halved) position of its top-left source
-    token, as in the official model."""
-    return coords[:, 0::2, 0::2] / 2
-
-
-def _log_spaced(offset: Tensor) -> Tensor:
-    """``sign(d) * log(1 + |d|)``: the input of the position-bias MLP."""
-    return torch.sign(offset) * torch.log1p(offset.abs())
-
-
-class CompactPositions:
-    """Image-grid coordinates of the tokens of a compact map, on a lattice.
-
-    In compact pre-training the coordinates start as integer patch indices
-    in ``[0, H) x [0, W)`` (the patch grid of the image) and are halved at
-    every merge, so after ``s`` merges every offset between two tokens is
-    ``(k_h, k_w) * 2**-s`` with ``|k_h| < H`` and ``|k_w| < W``. The
-    position-bias MLP is therefore run once on that lattice of
-    ``(2H - 1) x (2W - 1)`` points and every token pair reads its point:
-    the same inputs as running it per pair, in shapes that do not depend on
-    the mask (no host synchronisation, no graph break under
-    ``torch.compile``). The lattice index of the window pairs is computed
-    once per window layout and shared by the blocks of a stage.
-
-    Args:
-        coords (Tensor): ``(N, H', W', 2)`` coordinates of the tokens of the
-            current map, in units of the current stage.
-        grid (tuple[int, int]): Patch grid ``(H, W)`` of the image.
-        step (float): Lattice step ``2**-s``. Defaults to 1.
-    """
-
-    def __init__(self,
-                 coords: Tensor,
-                 grid: Tuple[int, int],
-                 step: float = 1.) -> None:
-        self.coords = coords
-        self.grid = tuple(grid)
-        self.step = step
-        self._index: Dict[_WindowLayout, Tensor] = {}
-        self._lattice: Optional[Tensor] = None
-
-    def merged(self) -> 'CompactPositions':
-        """Positions after a 2x2 merge (the lattice step halves)."""
-        return CompactPositions(
-            _merged_coords(self.coords), self.grid, self.step / 2)
-
-    def lattice(self) -> Tensor:
-        """``(2, 2H - 1, 2W - 1)`` log-spaced lattice offsets."""
-        if self._lattice is None:
-            H, W = self.grid
-            dtype, device = self.coords.dtype, self.coords.device
-            dh = torch.arange(1 - H, H, device=device).to(dtype) * self.step
-            dw = torch.arange(1 - W, W, device=device).to(dtype) * self.step
-            offset = torch.stack(torch.meshgrid(dh, dw, indexing='ij'))
-            self._lattice = _log_spaced(offset)
-        return self._lattice
-
-    def window_coords(self, layout: _WindowLayout) -> Tensor:
-        """``(N * nW, Wh * Ww, 2)`` coordinates of the (shifted) windows."""
-        return _window_coords(self.coords, layout)
-
-    def window_index(self, layout: _WindowLayout) -> Tensor:
-        """``(N * nW, WW, WW)`` int64 lattice point of every window pair."""
-        if layout not in self._index:
-            coords = self.window_coords(layout)
-            offset = coords[:, None, :, :] - coords[:, :, None, :]
-            # offset / step are integers, exactly
-            k = torch.round(offset / self.step).long()  # (M, q, k, 2)
-            H, W = self.grid
-            self._index[layout] = (k[..., 0] + H - 1) * (2 * W - 1) + (
-                k[..., 1] + W - 1)
-        return self._index[layout]
-
-    def bias(self, attn: 'ContinuousWindowMSA',
-             layout: _WindowLayout) -> Tensor:
-        """``(N * nW, nH, WW, WW)`` position bias of ``attn``'s MLP."""
-        return attn.lattice_bias(self.lattice(), self.window_index(layout))
-
-
-class _PairCoords:
-    """Coordinates of any values: the position-bias MLP runs per pair."""
-
-    def __init__(self, coords: Tensor) -> None:
-        self.coords = coords
-
-    def merged(self) -> '_PairCoords':
-        return _PairCoords(_merged_coords(self.coords))
-
-    def bias(self, attn: 'ContinuousWindowMSA',
-             layout: _WindowLayout) -> Tensor:
-        return attn.position_bias(_window_coords(self.coords, layout))
-
+__all__ = ['UMSwinTransformer']
 
 #: token coordinates given to the blocks: None in dense mode
-_Coords = Optional[Union[CompactPositions, _PairCoords, Tensor]]
+_Coords = Optional[Union[CompactPositions, PairCoords, Tensor]]
 
 
 class ContinuousWindowMSA(BaseModule):
@@ -284,7 +106,7 @@ class ContinuousWindowMSA(BaseModule):
             Tensor: ``(M, num_heads, WW, WW)``, row = query, column = key.
         """
         offset = coords[:, None, :, :] - coords[:, :, None, :]  # (M,q,k,2)
-        return self.rel_pos_mlp(_log_spaced(offset).permute(0, 3, 1, 2))
+        return self.rel_pos_mlp(log_spaced(offset).permute(0, 3, 1, 2))
 
     def lattice_bias(self, lattice: Tensor, index: Tensor) -> Tensor:
         """Bias of token pairs whose offsets lie on a lattice.
@@ -415,19 +237,17 @@ class UMSwinBlock(BaseModule):
         N, H, W, _ = x.shape
         layout = window_layout((H, W), window_size, self.shifted)
         (wh, ww), (sh, sw) = layout
-        pad_b, pad_r = (-H) % wh, (-W) % ww
-        if pad_b or pad_r:
-            if coords is not None:
-                raise ValueError(
-                    f'compact map {H}x{W} is not a multiple of the window '
-                    f'{wh}x{ww}; choose an input size accepted by '
-                    'UMSwinTransformer.check_compact_size')
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
-        Hp, Wp = H + pad_b, W + pad_r
+        if coords is not None and (H % wh or W % ww):
+            raise ValueError(
+                f'compact map {H}x{W} is not a multiple of the window '
+                f'{wh}x{ww}; choose an input size accepted by '
+                'UMSwinTransformer.check_compact_size')
+        x = pad_to_windows(x, (wh, ww))
+        Hp, Wp = x.shape[1:3]
         shift = (sh, sw) != (0, 0)
         if shift:
             x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
-        windows = _partition(x, (wh, ww))  # (N, nW, WW, C)
+        windows = window_partition(x, (wh, ww))  # (N, nW, WW, C)
 
         if coords is None:
             # Identical for every window and sample; pairs that differ from
@@ -441,15 +261,15 @@ class UMSwinBlock(BaseModule):
             bias = self.attn.position_bias(grid)[None]  # (1, 1, nH, WW, WW)
         else:
             if isinstance(coords, Tensor):
-                coords = _PairCoords(coords)
+                coords = PairCoords(coords)
             bias = coords.bias(self.attn, layout)  # (N * nW, nH, WW, WW)
             bias = bias.view(N, -1, *bias.shape[1:])  # (N, nW, nH, WW, WW)
         if shift:
-            mask = _shift_attention_mask((Hp, Wp), layout, x.device, x.dtype)
+            mask = shift_attention_mask((Hp, Wp), layout, x.device, x.dtype)
             bias = bias + mask[:, None]
 
         windows = self.attn(windows, bias)
-        x = _merge_windows(windows, (wh, ww), Hp, Wp)
+        x = window_unpartition(windows, (wh, ww), Hp, Wp)
         if shift:
             x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
         return x[:, :H, :W].contiguous()
@@ -711,11 +531,10 @@ class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
 
     # ------------------------------------------------------------------
     # construction helpers
-    def init_weights(self) -> None:
-        """Official UM-MAE initialization unless a checkpoint is loaded."""
-        super().init_weights()
-        if loads_checkpoint(self.init_cfg):
-            return
+    def random_init(self) -> None:
+        """The official model's initialization (:func:`official_init_`),
+        a Xavier patch embedding and N(0, 0.02) mask tokens."""
+        super().random_init()
         official_init_(self)
         # the patch embedding is initialised like a linear layer
         w = self.patch_embed.projection.weight
@@ -831,7 +650,7 @@ class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
     def _run_stages(self, x: Tensor, coords: _Coords,
                     window_size: int) -> Tuple[Tensor, ...]:
         if isinstance(coords, Tensor):
-            coords = _PairCoords(coords)
+            coords = PairCoords(coords)
         outs = {}
         for i, stage in enumerate(self.stages):
             x, coords = stage(x, coords, window_size)
@@ -858,19 +677,15 @@ class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
             their image-grid (h, w) coordinates ``(N, H/8, W/8, 2)`` in
             units of patches.
         """
-        mask = mask.bool()
         N = x.shape[0]
         Hp, Wp = (s // self.patch_size for s in x.shape[-2:])
-        check_mask_grid(mask, N, (Hp, Wp))
-        if secondary_mask is not None:
-            check_mask_inputs(mask, secondary_mask, self.vis_mask_token)
-            secondary_mask = secondary_mask.bool()
-        check_uniform_mask(mask, secondary_mask)
+        check_mask_inputs(mask, secondary_mask, self.vis_mask_token)
+        mask, secondary_mask = check_compact_masks(mask, secondary_mask, N,
+                                                   (Hp, Wp))
         self.check_compact_size(tuple(x.shape[-2:]))
         # a patch never crosses a token: embedding the packed pixels of the
         # kept tokens equals packing the embedded patches, at 1/4 the cost
         packed = self._embed(uniform_pack(x, mask))  # (N, Hc, Wc, C)
-        C = packed.shape[-1]
         grid = torch.stack(
             torch.meshgrid(
                 torch.arange(Hp, device=x.device, dtype=packed.dtype),
@@ -880,13 +695,9 @@ class UMSwinTransformer(BackboneContractMixin, BaseBackbone):
         coords = coords.permute(0, 2, 3, 1)  # (N, Hc, Wc, 2)
 
         if secondary_mask is not None:
-            replaced = (secondary_mask & ~mask).to(packed.dtype)
-            replaced = uniform_pack(
-                token_to_patch_mask(replaced[:, None], (Hp, Wp)),
-                mask)  # (N, 1, Hc, Wc)
             vis_token = self.patch_embed.norm(self.vis_mask_token)
-            packed = torch.where(replaced[:, 0, :, :, None].bool(),
-                                 vis_token.view(1, 1, 1, C), packed)
+            packed = replace_secondary_tokens(packed, vis_token, mask,
+                                              secondary_mask, (Hp, Wp))
         return packed, coords
 
     def _insert_mask_token(self, tokens: Tensor, mask: Tensor) -> Tensor:

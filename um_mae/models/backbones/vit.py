@@ -11,7 +11,6 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
 from mmpretrain.models import MAEViT
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
@@ -20,7 +19,6 @@ from torch import Tensor
 from ..utils import (BackboneContractMixin, check_mask_inputs,
                      check_secondary_superset, parse_arch, parse_indices,
                      resize_checkpoint_pos_embed)
-from ..utils.weight_init import loads_checkpoint
 
 __all__ = ['UMViT']
 
@@ -79,6 +77,11 @@ class UMViT(BackboneContractMixin, MAEViT):
     # a final norm the model is built without (final_norm=False) is not
     # used on purpose (see um_mae.models.converters.load_pretrained)
     pretrained_unused_keys = (r'ln1\.', )
+    # as mmpretrain's MAEViT: the patch embedding's bias and the attention
+    # projections keep PyTorch's init (the MAE configs add Xavier linear
+    # layers through the algorithm's init_cfg)
+    construction_init_keys = (r'patch_embed\.projection\.bias$',
+                              r'layers\.\d+\.attn\.(qkv|proj)\.')
     _arch_keys = ('embed_dims', 'num_layers', 'num_heads',
                   'feedforward_channels')
 
@@ -124,25 +127,17 @@ class UMViT(BackboneContractMixin, MAEViT):
             self.vis_mask_token = None
         self.pos_embed.requires_grad = learnable_pos_embed
 
-    def init_weights(self) -> None:
-        """MAEViT's random init, then the checkpoint of ``init_cfg``.
+    def random_init(self) -> None:
+        """MAEViT's random init and a N(0, 0.02) ``vis_mask_token``.
 
-        The random part (sin-cos ``pos_embed``, Xavier patch embedding,
-        normal class token and ``vis_mask_token``) runs every time; a
-        pre-trained ``init_cfg`` then loads over it, so nothing the
-        checkpoint fills is re-drawn after loading, and nothing it leaves
-        out (``allow_partial=True``) stays at construction values.
+        MAEViT: sin-cos ``pos_embed``, Xavier patch embedding weight,
+        N(0, 0.02) class token, and the MLPs of mmpretrain's
+        ``TransformerEncoderLayer``; the rest keeps PyTorch's init
+        (``construction_init_keys``).
         """
-        if self.is_init:
-            return BaseModule.init_weights(self)  # mmengine warns and skips
-        init_cfg, self.init_cfg = self.init_cfg, None
-        super().init_weights()
+        super().random_init()
         if self.vis_mask_token is not None:
             nn.init.normal_(self.vis_mask_token, std=.02)
-        self.init_cfg = init_cfg
-        if loads_checkpoint(init_cfg):
-            self._is_init = False  # the children keep theirs
-            BaseModule.init_weights(self)
 
     def _prepare_pos_embed(self, state_dict, prefix, *args, **kwargs):
         """Resize a checkpoint's position table to this model's grid."""

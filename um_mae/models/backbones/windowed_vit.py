@@ -31,6 +31,8 @@ from torch import Tensor
 from ..converters import share_block_tables
 from ..utils import (BackboneContractMixin, parse_arch, parse_indices,
                      resize_checkpoint_pos_embed)
+from ..utils.windows import (pad_to_windows, window_partition,
+                             window_unpartition)
 
 __all__ = ['WindowedViT']
 
@@ -191,26 +193,19 @@ class WindowRelPosAttention(BaseModule):
 
         B, _, C = x.shape
         H, W = hw
-        ws = self.window_size
-        pad_h, pad_w = -H % ws, -W % ws
-        x = x.view(B, H, W, C)
+        window = (self.window_size, self.window_size)
+        x = pad_to_windows(x.view(B, H, W, C), window)
+        Hp, Wp = x.shape[1:3]
         key_pad = None
-        if pad_h or pad_w:
-            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-            pad = torch.ones(
-                H + pad_h, W + pad_w, dtype=torch.bool, device=x.device)
-            pad[:H, :W] = False
-            key_pad = pad.view((H + pad_h) // ws, ws, (W + pad_w) // ws,
-                               ws).transpose(1, 2).reshape(-1, ws * ws)
-            key_pad = key_pad.repeat(B, 1)  # (B * windows, ws*ws)
-        Hp, Wp = H + pad_h, W + pad_w
-        # (B, Hp, Wp, C) -> (B * windows, ws*ws, C), windows in raster order
-        x = x.view(B, Hp // ws, ws, Wp // ws, ws, C).transpose(2, 3)
-        x = x.reshape(-1, ws * ws, C)
-        x = self._attend(x, (ws, ws), key_pad, table)
-        x = x.view(B, Hp // ws, Wp // ws, ws, ws, C).transpose(2, 3)
-        x = x.reshape(B, Hp, Wp, C)[:, :H, :W]
-        return x.reshape(B, H * W, C)
+        if (Hp, Wp) != (H, W):
+            pad = torch.ones(1, Hp, Wp, 1, dtype=torch.bool, device=x.device)
+            pad[:, :H, :W] = False
+            key_pad = window_partition(pad, window)[0, ..., 0]  # (nW, WW)
+            key_pad = key_pad.repeat(B, 1)  # (B * nW, WW)
+        x = window_partition(x, window)  # (B, nW, WW, C), raster order
+        x = self._attend(x.flatten(0, 1), window, key_pad, table)
+        x = window_unpartition(x.view(B, -1, *x.shape[1:]), window, Hp, Wp)
+        return x[:, :H, :W].reshape(B, H * W, C)
 
 
 class SharedRelPosTable(nn.Module):
@@ -455,6 +450,8 @@ class WindowedViT(BackboneContractMixin, BaseModule):
     pretrained_new_keys = (
         r'layers\.\d+\.attn\.relative_position_bias_table$', )
     pretrained_unused_keys = (r'cls_token$', r'ln1\.', r'scale_modules\.')
+    # the patch embedding keeps PyTorch's default initialization
+    construction_init_keys = (r'patch_embed\.', )
     _arch_keys = ('embed_dims', 'num_layers', 'num_heads',
                   'feedforward_channels')
 
@@ -586,19 +583,15 @@ class WindowedViT(BackboneContractMixin, BaseModule):
         """Set the training mode; a frozen backbone stays in eval mode."""
         return super().train(mode and not self.frozen)
 
-    def init_weights(self) -> None:
-        """The random initialization, then the checkpoint of ``init_cfg``.
+    def random_init(self) -> None:
+        """The random initialization (a checkpoint loads over it).
 
-        Random (every run, also under a checkpoint, so a partial load with
-        ``allow_partial=True`` leaves nothing at construction values):
         ``pos_embed`` and the blocks' linear weights truncated normal with
         std 0.02 and zero biases; LayerNorms 1 / 0; relative position bias
         tables 0; layer scale ``layer_scale_init_value``; patch embedding
-        PyTorch's default. A ``CheckedPretrained`` ``init_cfg`` then loads
-        over it.
+        PyTorch's default.
         """
-        if self.is_init:
-            return super().init_weights()  # mmengine warns and skips
+        super().random_init()
         if self.pos_embed is not None:
             trunc_normal_(self.pos_embed, std=.02)
         for m in self.layers.modules():
@@ -606,7 +599,6 @@ class WindowedViT(BackboneContractMixin, BaseModule):
                 trunc_normal_(m.weight, std=.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        super().init_weights()
 
     def _shared_tables(self) -> Dict[str, Tuple[nn.Module, List[int]]]:
         """Shared table prefix -> (its module, the blocks using it)."""

@@ -51,7 +51,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger, print_log
-from mmengine.model import BaseModule
 from mmengine.model.weight_init import update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor
@@ -393,7 +392,10 @@ class CheckedPretrainedInit:
 
     Takes the arguments of mmengine's ``Pretrained`` initializer and runs
     :func:`load_pretrained`. ``checkpoint=None`` loads nothing: the module
-    keeps its own (random) initialization.
+    keeps its own (random) initialization. The module must run it after its
+    random initialization (``um_mae.models.utils.RandomThenCheckpointInit``,
+    the order of every um_mae backbone), or a child's ``init_weights`` could
+    re-draw loaded tensors.
 
     Args:
         checkpoint (str, optional): Checkpoint path or URL.
@@ -422,19 +424,18 @@ class CheckedPretrainedInit:
                 'checkpoint=None, keeping the random initialization',
                 logger='current')
             return
-        report = load_pretrained(module, self.checkpoint, self.prefix,
-                                 self.allow_partial, self.map_location)
-        # mmengine runs initializers other than 'Pretrained' before the
-        # submodules' own init_weights (some, like mmpretrain's
-        # TransformerEncoderLayer, re-draw their weights); mark the
-        # submodules whose every tensor came from the checkpoint as done
-        loaded = set(report['matched'])
-        for sub_name, sub in module.named_modules():
-            if sub is module or not isinstance(sub, BaseModule):
-                continue
-            keys = [f'{sub_name}.{k}' for k in sub.state_dict()]
-            if keys and all(k in loaded for k in keys):
-                sub._is_init = True
+        if not callable(getattr(module, 'random_init', None)):
+            # mmengine runs initializers other than 'Pretrained' before the
+            # children's own init_weights, which may re-draw what is loaded
+            raise TypeError(
+                f'CheckedPretrained loads into modules that initialise '
+                f'randomly first and then load (um_mae.models.utils.'
+                f'RandomThenCheckpointInit: UMPVT, UMSwinTransformer, UMViT, '
+                f'WindowedViT, MAEPyramidDecoder); {type(module).__name__} '
+                f"is not one: use mmengine's dict(type='Pretrained', ...) "
+                'or a um_mae backbone')
+        load_pretrained(module, self.checkpoint, self.prefix,
+                        self.allow_partial, self.map_location)
         if hasattr(module, '_params_init_info'):
             update_init_info(
                 module,

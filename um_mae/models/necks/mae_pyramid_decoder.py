@@ -19,14 +19,15 @@ from mmpretrain.models.backbones.vision_transformer import \
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils import sincos_pos_embed_2d, visible_block_order
-from ..utils.weight_init import loads_checkpoint, official_init_
+from ..utils import (RandomThenCheckpointInit, sincos_pos_embed_2d,
+                     visible_block_order)
+from ..utils.weight_init import official_init_
 
 __all__ = ['MAEPyramidDecoder']
 
 
 @MODELS.register_module()
-class MAEPyramidDecoder(BaseModule):
+class MAEPyramidDecoder(RandomThenCheckpointInit, BaseModule):
     """Decoder of UM-MAE for pyramid backbones (PVT, Swin).
 
     ``forward(x, mask)`` takes the last compact stage map of the encoder
@@ -73,7 +74,9 @@ class MAEPyramidDecoder(BaseModule):
         official_pos_order (bool): Reproduce the official pairing of block-
             ordered features with raster-ordered positions.
             Defaults to False.
-        init_cfg (dict | list[dict], optional): Initialization config.
+        init_cfg (dict | list[dict], optional): Initialization config;
+            a checkpoint loads over the random initialization
+            (:class:`~um_mae.models.utils.RandomThenCheckpointInit`).
             Defaults to None.
     """
 
@@ -113,11 +116,9 @@ class MAEPyramidDecoder(BaseModule):
         self.decoder_norm = build_norm_layer(norm_cfg, embed_dims)[1]
         self.decoder_pred = nn.Linear(embed_dims, patch_size**2 * in_chans)
 
-    def init_weights(self) -> None:
+    def random_init(self) -> None:
         """Xavier linear layers, unit norms and a N(0, 0.02) mask token."""
-        super().init_weights()
-        if loads_checkpoint(self.init_cfg):
-            return
+        super().random_init()
         official_init_(self)
         nn.init.normal_(self.mask_token, std=.02)
 

@@ -3,9 +3,10 @@
 
 ``UMPVT``, ``UMSwinTransformer``, ``UMViT`` and ``WindowedViT`` read their
 ``arch``, ``out_indices``, checkpoint position tables and layer-wise lr
-decay depths by these rules, so each rule has one behaviour and one error
-text. The mask rules live next to the packing conventions in
-:mod:`um_mae.models.utils.uniform_packing`.
+decay depths by these rules, and initialise in one order
+(:class:`RandomThenCheckpointInit`, also used by ``MAEPyramidDecoder``), so
+each rule has one behaviour and one error text. The mask rules live next to
+the packing conventions in :mod:`um_mae.models.utils.uniform_packing`.
 """
 import math
 import re
@@ -13,12 +14,16 @@ from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger
+from mmengine.model.weight_init import initialize
 from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
+from .weight_init import split_checkpoint_inits
+
 __all__ = [
-    'STEM_NAMES', 'BackboneContractMixin', 'check_pyramid_modes',
-    'layer_depth', 'parse_arch', 'parse_indices', 'resize_checkpoint_pos_embed'
+    'STEM_NAMES', 'BackboneContractMixin', 'RandomThenCheckpointInit',
+    'check_pyramid_modes', 'layer_depth', 'parse_arch', 'parse_indices',
+    'resize_checkpoint_pos_embed'
 ]
 
 #: top-level parameters that belong to the input embedding (depth 0)
@@ -198,8 +203,57 @@ def layer_depth(param_name: str, prefix: str,
     return num_depths - 1, num_depths
 
 
-class BackboneContractMixin:
-    """``get_layer_depth`` and a ``train`` that returns ``self``.
+class RandomThenCheckpointInit:
+    """``init_weights``: the documented random init, then the checkpoint.
+
+    The one initialisation order of the backbones and the pyramid decoder:
+
+    1. :meth:`random_init` gives every parameter its documented random
+       initialisation (the children's own ``init_weights`` and the
+       non-checkpoint initializers of ``init_cfg`` first, then the module's
+       rule). It runs whether or not a checkpoint follows, and draws the
+       same random numbers either way.
+    2. The checkpoint initializers of ``init_cfg`` (``CheckedPretrained``,
+       mmengine's ``Pretrained``) load over it.
+
+    So a tensor a checkpoint leaves out (``pretrained_new_keys``, or any
+    with ``allow_partial=True``) has the documented initialisation, never a
+    construction value, and nothing loaded is re-drawn. Parameters whose
+    documented initialisation *is* PyTorch's construction default are
+    listed in ``construction_init_keys`` (regular expressions matched at
+    the start of a key).
+
+    Put it before ``BaseModule`` (or a subclass) among the bases.
+    """
+    construction_init_keys: Tuple[str, ...] = ()
+
+    def init_weights(self) -> None:
+        """Random initialisation, then the checkpoint of ``init_cfg``."""
+        if self.is_init:
+            return super().init_weights()  # mmengine warns and skips
+        init_cfg = self.init_cfg
+        checkpoints, others = split_checkpoint_inits(init_cfg)
+        self.init_cfg = others or None
+        try:
+            self.random_init()
+        finally:
+            self.init_cfg = init_cfg
+        if checkpoints:
+            initialize(self, checkpoints)
+        self._is_init = True
+
+    def random_init(self) -> None:
+        """The documented random initialisation of every parameter.
+
+        This base runs the children's ``init_weights`` and the
+        non-checkpoint initializers of ``init_cfg`` (the ``init_weights``
+        of the next base class); a module extends it with its own rule.
+        """
+        super().init_weights()
+
+
+class BackboneContractMixin(RandomThenCheckpointInit):
+    """The init order, ``get_layer_depth`` and a ``train`` returning self.
 
     Put it first among the bases of a backbone that sets
     ``self.stage_depths`` (blocks per stage).

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    'check_mask_grid', 'check_mask_inputs', 'check_secondary_superset',
-    'check_uniform_mask', 'token_to_patch_mask', 'uniform_pack',
+    'check_compact_masks', 'check_mask_grid', 'check_mask_inputs',
+    'check_secondary_superset', 'check_uniform_mask',
+    'replace_secondary_tokens', 'token_to_patch_mask', 'uniform_pack',
     'visible_block_order'
 ]
 
@@ -236,3 +237,56 @@ def visible_block_order(mask: Tensor) -> Tensor:
     rows = 2 * a + slot // 2
     cols = 2 * b + slot % 2
     return (rows * w + cols).reshape(N, -1)
+
+
+def check_compact_masks(
+        mask: Tensor, secondary_mask: Optional[Tensor], num_images: int,
+        grid: Tuple[int, int]) -> Tuple[Tensor, Optional[Tensor]]:
+    """The masks of a compact (UM-MAE) forward as bool tensors, checked.
+
+    One mask per image, on a grid that tiles the patch grid
+    (:func:`check_mask_grid`), uniform, and ``secondary_mask`` a superset
+    (:func:`check_uniform_mask`).
+
+    Args:
+        mask (Tensor): Uniform mask ``(N, h, w)``, True = dropped.
+        secondary_mask (Tensor, optional): ``(N, h, w)`` superset of
+            ``mask``.
+        num_images (int): ``N`` of the batch.
+        grid (tuple[int, int]): Patch grid ``(H, W)`` of the input.
+
+    Returns:
+        tuple: ``mask`` and ``secondary_mask`` (or None), bool.
+    """
+    mask = mask.bool()
+    if secondary_mask is not None:
+        secondary_mask = secondary_mask.bool()
+    check_mask_grid(mask, num_images, grid)
+    check_uniform_mask(mask, secondary_mask)
+    return mask, secondary_mask
+
+
+def replace_secondary_tokens(x: Tensor, token: Tensor, mask: Tensor,
+                             secondary_mask: Tensor,
+                             grid: Tuple[int, int]) -> Tensor:
+    """Put ``token`` in place of the kept patches ``secondary_mask`` covers.
+
+    Secondary masking of UM-MAE: tokens in ``secondary_mask`` but not in
+    ``mask`` stay in the compact map (with their positions) but their
+    content is replaced by a learnable token.
+
+    Args:
+        x (Tensor): Compact patch tokens, ``(N, H/2, W/2, C)`` or
+            ``(N, H/2 * W/2, C)`` (raster order of the compact map).
+        token (Tensor): ``C`` values, e.g. ``(1, 1, C)``.
+        mask (Tensor): Bool uniform mask ``(N, h, w)``, True = dropped.
+        secondary_mask (Tensor): Bool superset of ``mask``.
+        grid (tuple[int, int]): Full patch grid ``(H, W)``.
+
+    Returns:
+        Tensor: ``x`` with the replaced tokens, same shape.
+    """
+    replaced = token_to_patch_mask(secondary_mask & ~mask, grid)  # (N, H, W)
+    replaced = uniform_pack(replaced.unsqueeze(1), mask)  # (N, 1, H/2, W/2)
+    replaced = replaced.reshape(*x.shape[:-1], 1)
+    return torch.where(replaced, token.to(x.dtype).reshape(-1), x)

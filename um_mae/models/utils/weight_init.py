@@ -1,28 +1,50 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """Weight initialization shared by the backbones and the decoder."""
 import math
-from typing import Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch.nn as nn
 
-__all__ = ['CHECKPOINT_INITS', 'loads_checkpoint', 'official_init_']
+__all__ = [
+    'CHECKPOINT_INITS', 'loads_checkpoint', 'official_init_',
+    'split_checkpoint_inits'
+]
 
 #: initializer types that load a checkpoint
 CHECKPOINT_INITS = ('Pretrained', 'CheckedPretrained')
 
 
+def split_checkpoint_inits(
+        init_cfg: Optional[Union[dict, list]]) -> Tuple[List[dict], list]:
+    """Split ``init_cfg`` into checkpoint initializers and the others.
+
+    Args:
+        init_cfg (dict | list[dict] | None): A module's ``init_cfg``.
+
+    Returns:
+        tuple[list[dict], list]: The configs of :data:`CHECKPOINT_INITS`
+        types, and every other config, in their order.
+    """
+    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+    cfgs = [cfg for cfg in cfgs if cfg is not None]
+    loads = [
+        cfg for cfg in cfgs
+        if isinstance(cfg, dict) and cfg.get('type') in CHECKPOINT_INITS
+    ]
+    return loads, [cfg for cfg in cfgs if not any(cfg is c for c in loads)]
+
+
 def loads_checkpoint(init_cfg: Optional[Union[dict, list]]) -> bool:
-    """Whether ``init_cfg`` loads a checkpoint (then no random init).
+    """Whether ``init_cfg`` names a checkpoint to load.
 
     ``checkpoint=None`` loads nothing (the random arm of a transfer study).
 
     Args:
         init_cfg (dict | list[dict] | None): A module's ``init_cfg``.
     """
-    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
     return any(
-        isinstance(cfg, dict) and cfg.get('type') in CHECKPOINT_INITS
-        and cfg.get('checkpoint') is not None for cfg in cfgs)
+        cfg.get('checkpoint') is not None
+        for cfg in split_checkpoint_inits(init_cfg)[0])
 
 
 def official_init_(module: nn.Module) -> None:

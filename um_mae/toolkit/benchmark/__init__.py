@@ -5,7 +5,7 @@
 pipeline; the module doc says how), :mod:`.driver` builds the configs'
 entries and times them round-robin, also with other checkouts' code, and
 :mod:`.report` turns the results into tables, CSV and charts. The configs
-and batches come from :mod:`um_mae.utils.pretrain_inputs`.
+and batches come from :mod:`um_mae.toolkit.pretrain_inputs`.
 """
 from .driver import (REPO_ROOT, CheckoutWorker, build_entry, checkout_config,
                      checkout_labels, entry_encoder_step, entry_recompiles,

@@ -164,12 +164,12 @@ def entry_recompiles(entry: dict) -> int:
 # ----------------------------------------------------------------------
 # other checkouts (A/B)
 
-#: ``um_mae/utils`` of the checkout this module belongs to
+#: ``um_mae/toolkit`` of the checkout this module belongs to
 _UTILS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: root of the checkout this module belongs to
 REPO_ROOT = osp.dirname(osp.dirname(_UTILS_DIR))
 
-# A worker loads this checkout's ``um_mae/utils`` by path, as a package of
+# A worker loads this checkout's ``um_mae/toolkit`` by path, as a package of
 # another name (not through the ``um_mae`` package, so that ``um_mae`` is
 # the worker's checkout while the harness is this one); keep the benchmark
 # and ``pretrain_inputs`` free of absolute imports from ``um_mae``.

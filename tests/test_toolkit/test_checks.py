@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from um_mae.datasets.checks import (check_coco, check_image_folder,
-                                    check_seg_folders)
-from um_mae.datasets.demo_data import (make_coco_layout, make_pretrain_images,
-                                       make_seg_shapes)
+from um_mae.toolkit.checks import (check_coco, check_image_folder,
+                                   check_seg_folders)
+from um_mae.toolkit.demo_data import (make_coco_layout, make_pretrain_images,
+                                      make_seg_shapes)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CHECK = osp.join(REPO, 'tools', 'check_dataset.py')
@@ -201,7 +201,7 @@ def _gfl_train_dataset(root):
 @pytest.mark.dense
 def test_coco_without_usable_boxes_stops_training_and_the_checker(tmp_path):
     """The shipped GFL config's dataset, the hook and the checker agree."""
-    from um_mae.datasets.checks import check_dataset_config
+    from um_mae.toolkit.checks import check_dataset_config
     from um_mae.engine import DataSummaryHook
     root = str(tmp_path / 'coco')
     ann, _ = make_coco_layout(root, num_train=3, num_val=1).values()
@@ -259,7 +259,7 @@ def test_dangling_image_links_are_logged(tmp_path):
 def test_imagenet_config_checks_the_list_and_decodes(tmp_path):
     """ImageNet reads meta/train.txt: a listed file that is missing and a
     truncated JPEG are found without any option."""
-    from um_mae.datasets.checks import check_dataset_config
+    from um_mae.toolkit.checks import check_dataset_config
     root = tmp_path / 'imagenet'
     make_pretrain_images(str(root / 'train' / 'n01'), num_images=2, size=64)
     good = root / 'train' / 'n01' / '0000.jpg'

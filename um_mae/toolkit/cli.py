@@ -94,6 +94,8 @@ def load_config(path: str,
             hint = ('; list the shipped ones with '
                     "`find configs -name '*.py' -not -path '*_base_*'`")
         raise UsageError(f'config file {path!r} does not exist{hint}')
+    from um_mae.engine.config_bases import find_renamed_packages
+    find_renamed_packages()  # 'mmseg::' bases on the OneDL fork
     try:
         cfg = Config.fromfile(path)
     except ModuleNotFoundError as e:

@@ -49,7 +49,7 @@ Inputs are synthetic: random uint8 images of the requested size go through
 the mask transforms of the config's own training pipeline (e.g.
 ``UniformMaskGenerator``) and ``PackInputs``; everything else in the
 pipeline (loading, cropping, flipping) is skipped
-(:mod:`um_mae.utils.pretrain_inputs`).
+(:mod:`um_mae.toolkit.pretrain_inputs`).
 """
 import concurrent.futures as cf
 import copy

@@ -6,7 +6,7 @@ optionally at another input size), build its model, and make a batch:
 images go through the config's own mask transforms (e.g.
 ``UniformMaskGenerator``) and ``PackInputs``, as a dataloader would give
 them to ``model.train_step``. Used by the benchmark
-(:mod:`um_mae.utils.benchmark`) and by the reconstruction figure
+(:mod:`um_mae.toolkit.benchmark`) and by the reconstruction figure
 (``tools/visualize_reconstruction.py``).
 
 Only relative imports from ``um_mae``: the benchmark's ``--checkout``
