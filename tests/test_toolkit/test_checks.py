@@ -201,8 +201,8 @@ def _gfl_train_dataset(root):
 @pytest.mark.dense
 def test_coco_without_usable_boxes_stops_training_and_the_checker(tmp_path):
     """The shipped GFL config's dataset, the hook and the checker agree."""
-    from um_mae.toolkit.checks import check_dataset_config
     from um_mae.engine import DataSummaryHook
+    from um_mae.toolkit.checks import check_dataset_config
     root = str(tmp_path / 'coco')
     ann, _ = make_coco_layout(root, num_train=3, num_val=1).values()
     with open(ann) as f:

@@ -5,9 +5,9 @@ from conftest import SWIN_FIXTURE_ARCH
 from mmpretrain.models import ImageClassifier
 
 from um_mae.models.backbones import UMSwinTransformer
-from um_mae.models.utils.windows import CompactPositions, window_layout
 from um_mae.models.converters import convert_official_swin
 from um_mae.models.utils import visible_block_order
+from um_mae.models.utils.windows import CompactPositions, window_layout
 
 TINY_ARCH = dict(
     embed_dims=8, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4], pos_mlp_dims=8)

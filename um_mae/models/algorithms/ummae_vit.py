@@ -12,8 +12,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
-from .reconstruction import token_grid, unpatchify_prediction
 from .pipeline_masks import pipeline_masks
+from .reconstruction import token_grid, unpatchify_prediction
 
 __all__ = ['UMMAEViT']
 

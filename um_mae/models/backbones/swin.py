@@ -41,11 +41,11 @@ from ..utils import (BackboneContractMixin, check_compact_masks,
                      check_mask_grid, check_mask_inputs, check_pyramid_modes,
                      parse_arch, parse_indices, replace_secondary_tokens,
                      token_to_patch_mask, uniform_pack)
+from ..utils.weight_init import official_init_
 from ..utils.windows import (CompactPositions, PairCoords, log_spaced,
                              pad_to_windows, shift_attention_mask,
                              window_layout, window_partition,
                              window_unpartition)
-from ..utils.weight_init import official_init_
 
 __all__ = ['UMSwinTransformer']
 
