@@ -18,6 +18,7 @@ import threading
 
 import pytest
 import torch
+from conftest import PVT_FIXTURE_ARCH
 
 from um_mae.engine.checkpoint import register_checkpoint_loader
 from um_mae.models.converters import cached_download_path, read_checkpoint
@@ -113,15 +114,18 @@ def test_crafted_pickle_from_a_url_runs_no_code(server, hub):
     from mmengine.model.weight_init import PretrainedInit
     from mmengine.runner import CheckpointLoader
 
+    from um_mae.models.backbones import UMPVT
     from um_mae.models.converters import CheckedPretrainedInit
     register_checkpoint_loader()
     url = f'{server["url"]}/crafted.pth'
     module = torch.nn.Linear(2, 2)
+    # CheckedPretrained loads into our backbones only
+    backbone = UMPVT(arch=PVT_FIXTURE_ARCH)
     readers = [
         lambda: read_checkpoint(url),
         lambda: CheckpointLoader.load_checkpoint(url),  # load_from, resume
         lambda: PretrainedInit(checkpoint=url)(module),  # init_cfg
-        lambda: CheckedPretrainedInit(checkpoint=url)(module),
+        lambda: CheckedPretrainedInit(checkpoint=url)(backbone),
         lambda: CheckpointLoader.load_checkpoint('s3://bucket/crafted.pth'),
     ]
     for read in readers:
