@@ -50,8 +50,10 @@ class AtomicCheckpointHook(CheckpointHook):
     mmengine's own procedure.
     """
 
-    def before_run(self, runner) -> None:
-        super().before_run(runner)
+    def _claim_work_dir(self, runner) -> None:
+        """Lock the work dir of a training run (an evaluation with
+        ``tools/test.py`` in the same dir, e.g. while training goes on, needs
+        no lock) and refuse to overwrite an earlier run's checkpoints."""
         if not is_main_process():
             return
         self._lock = WorkDirLock(runner.work_dir)
@@ -75,6 +77,7 @@ class AtomicCheckpointHook(CheckpointHook):
             lock.release()
 
     def before_train(self, runner) -> None:
+        self._claim_work_dir(runner)
         super().before_train(runner)
         if is_main_process() and self._is_local() and osp.isdir(self.out_dir):
             for path in remove_stale_temporaries(self.out_dir):
