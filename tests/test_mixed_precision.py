@@ -156,6 +156,7 @@ def _step(model, state: dict, batch: dict, wrapper_cfg: dict,
         final_scale=scaler.get_scale() if scaler is not None else None)
 
 
+@pytest.mark.dense  # the det / seg configs inherit mmdet's / mmseg's bases
 def test_configs_found():
     tasks = {config_task(load_config(p)) for p in CONFIGS}
     assert tasks == {'pretrain', 'cls', 'det', 'seg'}
