@@ -74,6 +74,7 @@ def test_transfer_recipe_starts_where_its_paper_starts(config):
         f'work_dirs/{name}/epoch_{epochs}.pth'
 
 
+@pytest.mark.dense  # builds det / seg configs (mmdet / mmseg bases)
 def test_direct_transfer_row_differs_only_in_its_checkpoint():
     """UM-MAE Table 6: "no intermediate" is the fine-tuned recipe started
     from the pre-training checkpoint."""

@@ -121,6 +121,7 @@ def test_lr_wd_step_is_li_et_al_step_one(tmp_path, arm, epochs):
     assert cfg.to_dict() == base.to_dict()
 
 
+@pytest.mark.dense  # builds det / seg configs (mmdet / mmseg bases)
 def test_bad_sweeps_are_refused(tmp_path):
     with pytest.raises(ValueError, match='is not a key of the config'):
         plan(

@@ -2,11 +2,13 @@
 """One training run per work dir.
 
 Two runs writing into one work dir overwrite each other's checkpoints and
-``last_checkpoint``. :class:`WorkDirLock` takes an exclusive ``flock`` on
-``<work_dir>/.um_mae.lock`` (held by the main process until it exits; the
-kernel releases it when the process dies, so a killed run leaves no stale
-lock) and writes who holds it into the file. A second run in the same work
-dir stops with one line naming the running one.
+``last_checkpoint``. :class:`WorkDirLock` takes an exclusive POSIX record
+lock (``lockf``) on ``<work_dir>/.um_mae.lock`` (held by the main process
+until it exits; the kernel releases it when the process dies, so a killed
+run leaves no stale lock, and processes it forks, such as data-loader
+workers, do not inherit it, so orphaned workers of a killed run do not
+hold it either) and writes who holds it into the file. A second run in the
+same work dir stops with one line naming the running one.
 
 A run that neither resumes nor loads ``last_checkpoint`` also stops when
 the work dir holds the checkpoints of an earlier run (``last_checkpoint``):
@@ -63,7 +65,7 @@ class WorkDirLock:
             earlier.release()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.read(fd, 4096).decode(errors='replace').strip()
             os.close(fd)
@@ -93,4 +95,4 @@ class WorkDirLock:
         try:
             os.ftruncate(fd, 0)
         finally:
-            os.close(fd)  # closing the descriptor drops the flock
+            os.close(fd)  # closing the descriptor drops the lock
