@@ -236,6 +236,19 @@ def pytest_configure(config):
     the launcher does (``um_mae.engine.config_bases``)."""
     from um_mae.engine import find_renamed_packages
     find_renamed_packages()
+    _share_cores_between_workers()
+
+
+def _share_cores_between_workers():
+    """Under ``pytest -n N`` (pytest-xdist) each worker, and every process
+    it starts, uses its share of the cores instead of all of them."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers < 2:
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ.setdefault(name, threads)
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 def pytest_collection_modifyitems(items):

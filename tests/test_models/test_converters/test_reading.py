@@ -153,6 +153,10 @@ def _bad_files(tmp_path):
     files = {}
     files['random'] = tmp_path / 'random.pth'
     files['random'].write_bytes(bytes(range(7, 250)) * 4)
+    # 0x80 is pickle's PROTO opcode; followed by no protocol number (2-5)
+    # it is not torch's legacy format (1 in 256 random files start so)
+    files['random-0x80'] = tmp_path / 'noise.pth'
+    files['random-0x80'].write_bytes(b'\x80[' + bytes(range(7, 250)))
     files['text'] = tmp_path / 'notes.pth'
     files['text'].write_text('model weights are on the server\n')
     files['empty'] = tmp_path / 'empty.pth'
@@ -175,6 +179,8 @@ def _bad_files(tmp_path):
 
 @pytest.mark.parametrize('kind,found,fix', [
     ('random', 'is not a checkpoint (found 972 bytes of unknown binary',
+     'pass a PyTorch checkpoint'),
+    ('random-0x80', 'is not a checkpoint (found 245 bytes of unknown',
      'pass a PyTorch checkpoint'),
     ('text', "is not a checkpoint (found a text file starting with 'model "
      "weights are on the server')", 'pass a PyTorch checkpoint'),

@@ -115,7 +115,9 @@ def _sniff(path: str) -> str:
         head = f.read(512)
     if head.startswith(b'PK\x03\x04'):
         return 'zip'
-    if head[:1] == b'\x80':  # pickle protocol 2+: torch's legacy format
+    # PROTO opcode with protocol 2-5: torch's legacy (non-zip) format
+    if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04',
+                                             b'\x05'):
         return 'pickle'
     if len(head) >= 9:
         header_len = struct.unpack('<Q', head[:8])[0]
