@@ -14,7 +14,16 @@ float32 run in float32: ``nms`` (the proposals of Mask / Faster R-CNN and
 HTC) and ``RoIAlign`` (their RoI heads). Only on CPU and only for float16
 / bfloat16 inputs: mmcv's CUDA kernels take half precision, so on a GPU
 nothing changes. Nothing else is kept in float32.
+
+In float16, :class:`Float16ProductsInFloat32` (forward and backward)
+computes the matrix products, convolutions and attention of float16
+operands in float32 arithmetic and rounds the result to float16: the
+numbers of a GPU's float16 GEMM (float16 in, float32 accumulation,
+float16 out) and, within a float16 rounding, of torch's own CPU float16
+kernels, which run about 100x slower than float32 on CPUs without native
+float16 arithmetic (``tests/test_toolkit/test_cpu_amp.py``).
 """
+import contextlib
 import copy
 import functools
 from contextlib import ExitStack, contextmanager
@@ -24,10 +33,64 @@ from unittest import mock
 import torch
 import torch.nn as nn
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
 
-__all__ = ['CPUAmpOptimWrapper', 'cpu_autocast', 'cpu_amp_optim_cfg']
+__all__ = [
+    'CPUAmpOptimWrapper', 'Float16ProductsInFloat32', 'cpu_autocast',
+    'cpu_amp_optim_cfg'
+]
 
 _REDUCED = (torch.float16, torch.bfloat16)
+
+
+def _float16_product_ops() -> frozenset:
+    aten = torch.ops.aten
+    names = ('mm', 'addmm', 'bmm', 'baddbmm', 'convolution',
+             'convolution_backward', '_scaled_dot_product_flash_attention'
+             '_for_cpu', '_scaled_dot_product_flash_attention_for_cpu'
+             '_backward')
+    return frozenset(
+        getattr(aten, n).default for n in names if hasattr(aten, n))
+
+
+class Float16ProductsInFloat32(TorchDispatchMode):
+    """Matrix products, convolutions and attention of float16 CPU tensors
+    computed in float32, their results rounded to float16.
+
+    Every other op, and these ops on other dtypes or devices, run as they
+    are. The results have the dtypes torch's own kernels would give (taken
+    from the op's meta kernel), so overflow past float16's range is an
+    ``inf`` as before; only the arithmetic inside the op is float32, as in
+    a GPU's float16 GEMM. Active in forward and backward passes run inside
+    it.
+    """
+
+    _OPS = _float16_product_ops()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in self._OPS or not any(
+                isinstance(t, torch.Tensor) and t.dtype == torch.float16
+                and t.device.type == 'cpu'
+                for t in tree_flatten((args, kwargs))[0]):
+            return func(*args, **kwargs)
+
+        def like(fn):
+            return lambda t: fn(t) if isinstance(t, torch.Tensor) else t
+
+        expected = func(*tree_map(like(lambda t: t.to('meta')), args),
+                        **tree_map(like(lambda t: t.to('meta')), kwargs))
+
+        def up(t):
+            return t.float() if t.dtype == torch.float16 else t
+
+        out = func(*tree_map(like(up), args), **tree_map(like(up), kwargs))
+        if isinstance(out, torch.Tensor):
+            return out.to(expected.dtype)
+        return type(out)(
+            o.to(e.dtype) if isinstance(o, torch.Tensor) else o
+            for o, e in zip(out, expected))
 
 
 def _float32_nms(forward):
@@ -112,8 +175,19 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
         with OptimWrapper.optim_context(self, model), \
-                cpu_autocast(self.cast_dtype):
+                cpu_autocast(self.cast_dtype), self._products():
             yield
+
+    def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        with self._products():
+            super().backward(loss, **kwargs)
+
+    def _products(self):
+        """:class:`Float16ProductsInFloat32` in float16 (bfloat16 has
+        fast CPU kernels)."""
+        if self.cast_dtype == torch.float16:
+            return Float16ProductsInFloat32()
+        return contextlib.nullcontext()
 
 
 def cpu_amp_optim_cfg(optim_wrapper: dict, dtype: Union[str,
