@@ -59,6 +59,7 @@ def test_configs_found():
     assert len(tested) >= len(tracked) > 0
 
 
+@pytest.mark.slow  # every config's full-size model
 @pytest.mark.parametrize(
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
 def test_config_builds(path):

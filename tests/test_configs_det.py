@@ -174,6 +174,7 @@ def _batch(model, with_semantic=False):
     return data
 
 
+@pytest.mark.slow  # a loss step of every detector
 @pytest.mark.parametrize('path', DET_CONFIGS, ids=IDS)
 def test_loss_step_with_tiny_backbone(path):
     cfg = Config.fromfile(path)

@@ -37,6 +37,9 @@ from um_mae.toolkit.pretrain_inputs import quiet_logger
 from um_mae.toolkit.tiny_config import (build_model, config_task, load_config,
                                         shrink_config, synthetic_batch)
 
+# trainings of every config
+pytestmark = pytest.mark.slow
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     p for p in glob.glob(

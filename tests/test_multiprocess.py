@@ -32,6 +32,9 @@ import pytest
 from um_mae.toolkit.tiny_config import (config_task, load_config,
                                         shrink_config, shrink_pipeline)
 
+# trainings of every config
+pytestmark = pytest.mark.slow
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

@@ -4,6 +4,8 @@ import importlib.util
 import os.path as osp
 import re
 
+import pytest
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -25,6 +27,7 @@ def test_peak_table_matches_gpu_names():
     assert tool.peak_tflops('Tesla V100-SXM2-32GB') is None  # no bf16
 
 
+@pytest.mark.slow
 def test_cpu_mode_writes_the_report(tmp_path):
     """One backbone, one precision, 2 dense iterations: every part of the
     report is there, with numbers or a reason."""

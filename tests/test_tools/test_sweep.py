@@ -21,6 +21,7 @@ VIT_B = osp.join(
     '{}_coco.py')
 
 
+@pytest.mark.slow
 @pytest.mark.dense
 def test_two_by_two_sweep_end_to_end(tmp_path):
     """Four two-iteration runs through launch.sh, then collect."""

@@ -238,6 +238,7 @@ def test_train_and_test_dense(config, make, metric, tmp_path):
         assert metric in json.load(f)
 
 
+@pytest.mark.slow
 @pytest.mark.dense
 def test_gfl_demo_untrained_scores_nothing_and_test_py_says_so(tmp_path):
     """docs/transfer.md's GFL demo commands, trained for 1 iteration only:
@@ -278,6 +279,7 @@ def test_missing_config():
     assert 'Traceback' not in out
 
 
+@pytest.mark.slow
 def test_dist_test_launches_test_py(tmp_path):
     script = osp.join(REPO, 'tools', 'dist_test.sh')
     env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore',
@@ -339,6 +341,7 @@ def test_toolbox_not_installed(tmp_path):
     assert 'Traceback' not in out
 
 
+@pytest.mark.slow  # fresh interpreters
 @pytest.mark.parametrize(
     'tool,config', [(TRAIN, DET_TINY), (TEST, SEG_TINY)],
     ids=['train-mmdet', 'test-mmseg'])

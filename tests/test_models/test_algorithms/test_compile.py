@@ -60,6 +60,7 @@ def _loss_and_grads(model, fn, data):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config, sizes', [
     (UMMAE_PVT, [2, 2, 3]),
     (UMMAE_SWIN, [2, 2]),
@@ -84,6 +85,7 @@ def test_one_graph_per_shape_and_eager_results(config, sizes):
     assert counters['stats']['unique_graphs'] - graphs == len(set(sizes))
 
 
+@pytest.mark.slow
 def test_inductor_loss_equals_eager():
     torch.set_num_threads(1)
     model, batches = _model_and_batches(UMMAE_PVT, [2, 2])
@@ -109,6 +111,7 @@ def test_bad_mask_is_refused_in_eager_steps():
         model(**data, mode='loss')
 
 
+@pytest.mark.slow
 def test_compiled_train_step_follows_eager_training():
     """mmengine's compile=True target: ``train_step`` under torch.compile.
 
