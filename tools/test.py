@@ -11,14 +11,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from um_mae.engine.checkpoint import (  # noqa: E402
-    check_model_checkpoint, register_checkpoint_loader)
+from um_mae.engine.checkpoint import (check_model_checkpoint,  # noqa: E402
+                                      register_checkpoint_loader)
 from um_mae.models.converters import read_checkpoint  # noqa: E402
 from um_mae.toolkit.cli import (UsageError, add_common_args,  # noqa: E402
                                 check_data_roots, check_out_file,
                                 check_toolbox, check_writable_dir,
-                                load_config, setup_distributed, user_errors,
-                                write_out_file)
+                                config_text_once, load_config,
+                                setup_distributed, user_errors, write_out_file)
 
 
 def parse_args(argv=None):
@@ -82,7 +82,7 @@ def check_metrics(metrics: dict, cfg) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    with user_errors():
+    with user_errors(), config_text_once():
         cfg = load_config(args.config, args.cfg_options, args.launcher,
                           args.work_dir, args.data_root)
         check_toolbox(cfg)

@@ -11,12 +11,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from um_mae.engine.checkpoint import (  # noqa: E402
-    check_last_checkpoint, check_resume_checkpoint, register_checkpoint_loader)
+from um_mae.engine.checkpoint import (check_last_checkpoint,  # noqa: E402
+                                      check_resume_checkpoint,
+                                      register_checkpoint_loader)
 from um_mae.toolkit.cli import (UsageError, add_common_args,  # noqa: E402
                                 apply_smoke, check_data_roots,
                                 check_model_channels, check_runtime_hooks,
-                                check_toolbox, check_writable_dir, load_config,
+                                check_toolbox, check_writable_dir,
+                                config_text_once, load_config,
                                 setup_distributed, to_fp32, user_errors)
 
 
@@ -121,7 +123,7 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    with user_errors():
+    with user_errors(), config_text_once():
         cfg = build_config(args)
         try:
             from mmengine.registry import RUNNERS

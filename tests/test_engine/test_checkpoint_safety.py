@@ -2,7 +2,6 @@
 """Checkpoints given to the tools are read without running code, and the
 wrong file is refused in one line (issue: nothing unsafe is unpickled,
 wrong checkpoints do not pass)."""
-import os
 import os.path as osp
 import random
 

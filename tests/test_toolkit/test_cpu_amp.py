@@ -10,8 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from um_mae.toolkit.cpu_amp import (CPUAmpOptimWrapper,
-                                    Float16ProductsInFloat32)
+from um_mae.toolkit.cpu_amp import CPUAmpOptimWrapper, Float16ProductsInFloat32
 
 # one float16 rounding of a result: 2**-10 relative, plus an absolute part
 # for results that cancel to near zero
