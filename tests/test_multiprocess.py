@@ -19,6 +19,11 @@ All configs run in one 2-process job started through the launcher
 builds every config with ``tools/train.py``'s code and ``Runner.from_cfg``
 (``tests/dist_configs_worker.py``), so start-up and imports are paid once.
 ``tools/dist_train.sh`` itself is run by ``test_reproducibility.py``.
+
+Configs that are the same at the tiny size but for their schedule
+(``param_scheduler``, ``train_cfg``, ``auto_scale_lr``: e.g. the 200- and
+800-epoch recipes of one backbone, the fine-tuning arms of one backbone)
+share one run: DDP sees the same model, wrapper, optimizer and data.
 """
 import glob
 import json
@@ -76,8 +81,13 @@ def test_families_found():
         assert part in names
 
 
-def _tiny_config(path: str, out_dir: str) -> str:
-    """The config at the tiny size, dumped as a file."""
+#: the keys that only schedule a run (3 iterations here)
+SCHEDULE_KEYS = ('param_scheduler', 'train_cfg', 'auto_scale_lr')
+
+
+def _tiny_config(path: str):
+    """The config at the tiny size and what DDP sees of it (the config
+    without its schedule)."""
     cfg = load_config(path)
     size = SIZES[config_task(cfg)]
     shrink_pipeline(cfg, size)
@@ -85,9 +95,10 @@ def _tiny_config(path: str, out_dir: str) -> str:
     # no checkpoint to start from (the backbone's init_cfg is dropped too)
     cfg.pretrained = None
     cfg.load_from = None
-    out = osp.join(out_dir, osp.basename(path))
-    cfg.dump(out)
-    return out
+    seen = cfg.to_dict()
+    for key in SCHEDULE_KEYS:
+        seen.pop(key, None)
+    return cfg, repr(seen)
 
 
 def _job(path: str, tiny: str, data_root: str, work_dir: str) -> dict:
@@ -137,7 +148,8 @@ def dist_results(request, tmp_path_factory):
         item.callspec.params['path'] for item in request.session.items
         if item.originalname == 'test_two_processes_stay_in_step'
     ]
-    jobs = []
+    jobs, runs = [], {}  # runs: config -> the config whose run it shares
+    first = {}  # what DDP sees -> the first config with it
     for path in selected:
         if '/configs/pretrain/' not in path and '/configs/finetune/' \
                 not in path and _dense_stack_error():
@@ -147,9 +159,15 @@ def dist_results(request, tmp_path_factory):
         if scope != 'mmpretrain' and not osp.isdir(roots['mmdet']):
             make_coco_layout(roots['mmdet'], num_train=4, stuff_maps=True)
             make_ade20k_layout(roots['mmseg'], num_train=4)
+        cfg, seen = _tiny_config(path)
+        name = osp.relpath(path, osp.join(REPO, 'configs'))
+        runs[name] = first.setdefault(seen, name)
+        if runs[name] != name:
+            continue
         folder = root / f'cfg{len(jobs)}'
         folder.mkdir()
-        tiny = _tiny_config(path, str(folder))
+        tiny = osp.join(str(folder), osp.basename(path))
+        cfg.dump(tiny)
         jobs.append(_job(path, tiny, roots[scope], str(folder / 'work')))
     jobs_file, out_file = str(root / 'jobs.json'), str(root / 'out.json')
     with open(jobs_file, 'w') as f:
@@ -165,7 +183,10 @@ def dist_results(request, tmp_path_factory):
                           timeout=1500)
     assert osp.exists(out_file), proc.stdout[-3000:] + proc.stderr[-5000:]
     with open(out_file) as f:
-        return json.load(f), proc.stdout + proc.stderr
+        results = json.load(f)
+    return {name: results[run]
+            for name, run in runs.items() if run in results}, \
+        proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=IDS)
