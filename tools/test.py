@@ -11,8 +11,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from um_mae.engine.checkpoint import (check_model_checkpoint,  # noqa: E402
-                                      register_checkpoint_loader)
+from um_mae.engine.checkpoint import (  # noqa: E402
+    check_model_checkpoint, register_checkpoint_loader)
 from um_mae.models.converters import read_checkpoint  # noqa: E402
 from um_mae.toolkit.cli import (UsageError, add_common_args,  # noqa: E402
                                 check_data_roots, check_out_file,

@@ -11,9 +11,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from um_mae.engine.checkpoint import (check_last_checkpoint,  # noqa: E402
-                                      check_resume_checkpoint,
-                                      register_checkpoint_loader)
+from um_mae.engine.checkpoint import (  # noqa: E402
+    check_last_checkpoint, check_resume_checkpoint, register_checkpoint_loader)
 from um_mae.toolkit.cli import (UsageError, add_common_args,  # noqa: E402
                                 apply_smoke, check_data_roots,
                                 check_model_channels, check_runtime_hooks,
