@@ -3,6 +3,7 @@
 from unittest import mock
 
 from mmengine.config import Config
+from yapf.yapflib.yapf_api import FormatCode
 
 from um_mae.toolkit.cli import config_text_once
 
@@ -13,9 +14,7 @@ def test_same_text_formatted_once_and_a_change_is_formatted_anew():
     cfg = Config.fromfile(DEMO)
     expected = cfg.pretty_text
     with mock.patch('mmengine.config.config.FormatCode',
-                    wraps=__import__('yapf.yapflib.yapf_api',
-                                     fromlist=['FormatCode']).FormatCode) \
-            as format_code, config_text_once():
+                    wraps=FormatCode) as format_code, config_text_once():
         assert cfg.pretty_text == expected
         assert Config.fromfile(DEMO).pretty_text == expected  # a copy
         assert format_code.call_count == 1

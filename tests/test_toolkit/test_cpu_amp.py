@@ -6,6 +6,8 @@ they are quick; the mode's results must have the same dtypes and agree
 within one float16 rounding of the result (both sum float32 products, in
 another order).
 """
+from contextlib import nullcontext
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -50,7 +52,6 @@ def test_forward_and_backward_match_torch_float16(name):
             out.float().square().sum().backward()
         return out, [a.grad for a in leaves]
 
-    from contextlib import nullcontext
     ref, ref_grads = run(nullcontext())
     out, grads = run(Float16ProductsInFloat32())
     assert out.dtype == ref.dtype == torch.float16

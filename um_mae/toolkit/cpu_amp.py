@@ -23,10 +23,9 @@ float16 out) and, within a float16 rounding, of torch's own CPU float16
 kernels, which run about 100x slower than float32 on CPUs without native
 float16 arithmetic (``tests/test_toolkit/test_cpu_amp.py``).
 """
-import contextlib
 import copy
 import functools
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Iterator, Union
 from unittest import mock
 
@@ -34,7 +33,7 @@ import torch
 import torch.nn as nn
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten, tree_map_only
 
 __all__ = [
     'CPUAmpOptimWrapper', 'Float16ProductsInFloat32', 'cpu_autocast',
@@ -44,14 +43,12 @@ __all__ = [
 _REDUCED = (torch.float16, torch.bfloat16)
 
 
-def _float16_product_ops() -> frozenset:
-    aten = torch.ops.aten
-    names = ('mm', 'addmm', 'bmm', 'baddbmm', 'convolution',
-             'convolution_backward', '_scaled_dot_product_flash_attention'
-             '_for_cpu', '_scaled_dot_product_flash_attention_for_cpu'
-             '_backward')
-    return frozenset(
-        getattr(aten, n).default for n in names if hasattr(aten, n))
+_FLASH_CPU = '_scaled_dot_product_flash_attention_for_cpu'
+#: the aten ops whose float16 CPU kernels are slow (forward and backward)
+_FLOAT16_PRODUCT_OPS = frozenset(
+    getattr(torch.ops.aten, name).default
+    for name in ('mm', 'addmm', 'bmm', 'baddbmm', 'convolution',
+                 'convolution_backward', _FLASH_CPU, _FLASH_CPU + '_backward'))
 
 
 class Float16ProductsInFloat32(TorchDispatchMode):
@@ -66,26 +63,23 @@ class Float16ProductsInFloat32(TorchDispatchMode):
     it.
     """
 
-    _OPS = _float16_product_ops()
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func not in self._OPS or not any(
+        if func not in _FLOAT16_PRODUCT_OPS or not any(
                 isinstance(t, torch.Tensor) and t.dtype == torch.float16
                 and t.device.type == 'cpu'
                 for t in tree_flatten((args, kwargs))[0]):
             return func(*args, **kwargs)
 
-        def like(fn):
-            return lambda t: fn(t) if isinstance(t, torch.Tensor) else t
+        def on(fn):
+            return (tree_map_only(torch.Tensor, fn, args),
+                    tree_map_only(torch.Tensor, fn, kwargs))
 
-        expected = func(*tree_map(like(lambda t: t.to('meta')), args),
-                        **tree_map(like(lambda t: t.to('meta')), kwargs))
-
-        def up(t):
-            return t.float() if t.dtype == torch.float16 else t
-
-        out = func(*tree_map(like(up), args), **tree_map(like(up), kwargs))
+        meta_args, meta_kwargs = on(lambda t: t.to('meta'))
+        expected = func(*meta_args, **meta_kwargs)
+        up_args, up_kwargs = on(
+            lambda t: t.float() if t.dtype == torch.float16 else t)
+        out = func(*up_args, **up_kwargs)
         if isinstance(out, torch.Tensor):
             return out.to(expected.dtype)
         return type(out)(
@@ -187,7 +181,7 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
         fast CPU kernels)."""
         if self.cast_dtype == torch.float16:
             return Float16ProductsInFloat32()
-        return contextlib.nullcontext()
+        return nullcontext()
 
 
 def cpu_amp_optim_cfg(optim_wrapper: dict, dtype: Union[str,
