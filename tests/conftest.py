@@ -233,10 +233,29 @@ _DENSE_CONFIGS = tuple(
 
 def pytest_configure(config):
     """On the OneDL fork, let ``Config.fromfile`` find ``mmseg::`` bases, as
-    the launcher does (``um_mae.engine.config_bases``)."""
+    the launcher does (``um_mae.engine.config_bases``); read the toolboxes'
+    metafiles once per process (``tests/metafile_cache.py``); import the
+    toolboxes once and freeze them (:func:`_freeze_imports`)."""
+    import metafile_cache
+
     from um_mae.engine import find_renamed_packages
     find_renamed_packages()
+    metafile_cache.install()
     _share_cores_between_workers()
+    _freeze_imports(config)
+
+
+def _freeze_imports(config):
+    """In a process that runs tests, import the toolboxes and leave their
+    objects out of later garbage collections (``tests/tool_server.py``'s
+    ``freeze_imports``: mmengine collects garbage at every dataset it
+    builds)."""
+    if not hasattr(config, 'workerinput') and getattr(
+            config.option, 'numprocesses', None):
+        return  # pytest-xdist's controller: the workers run the tests
+    from tool_server import freeze_imports, import_toolboxes
+    import_toolboxes()
+    freeze_imports()
 
 
 def _share_cores_between_workers():

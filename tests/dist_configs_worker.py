@@ -69,7 +69,12 @@ def run_job(job: dict) -> dict:
 
 
 def main() -> None:
+    import metafile_cache  # this file's folder is on sys.path
     import torch.distributed as dist
+    from tool_server import freeze_imports, import_toolboxes
+    import_toolboxes()
+    metafile_cache.install()
+    freeze_imports()
     jobs_file, out_file = sys.argv[1:3]
     with open(jobs_file) as f:
         jobs = json.load(f)

@@ -111,7 +111,12 @@ def _job(path: str, tiny: str, data_root: str, work_dir: str) -> dict:
         'default_hooks.checkpoint.save_last=False'
     ]
     if cfg.train_cfg.get('max_iters') is not None:
-        opts += [f'train_cfg.max_iters={ITERS}', 'train_cfg.val_interval=1000']
+        # mmengine also validates after the last iteration unless val_begin
+        # is beyond it
+        opts += [
+            f'train_cfg.max_iters={ITERS}', 'train_cfg.val_interval=1000',
+            'train_cfg.val_begin=1000'
+        ]
     else:  # the generated ImageNet / COCO sets make 1 iteration per epoch
         opts += [f'train_cfg.max_epochs={ITERS}', 'train_cfg.val_begin=1000']
     if cfg.train_dataloader.dataset.type == 'RepeatDataset':

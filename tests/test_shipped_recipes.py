@@ -18,6 +18,11 @@ your data" of docs/train_test.md tells a user to do:
    setup: configs that differ only in the backbone's initialization or in
    training options, such as the arms of one detector, share it).
 
+Configs that differ only in the checkpoints the test replaces with its own
+(``pretrained``, ``load_from``), e.g. the UM-MAE, MAE, MoCo v3 and
+supervised arms of one detector, would run the same commands on the same
+model, data and schedule: they share one run (:func:`_run_key`).
+
 The differences to a user's run, in a derived config that overrides
 nothing else: the backbone is the tiny arch of its class (and the widths of
 the modules reading it follow), and detectors keep every box at test time
@@ -188,13 +193,15 @@ def test_shipped_recipes_found():
         assert part in names
 
 
-def prepare_recipe(path, data_root, tmp_path) -> dict:
+def prepare_recipe(path, data_root, tmp_path, derived=None) -> dict:
     """The derived config, checkpoints and commands of one recipe run.
 
     Builds models in this process (run it in the main thread); the
-    returned commands only launch the tools.
+    returned commands only launch the tools. ``derived``: what
+    :func:`_derived_config` returned for ``path`` and ``tmp_path``, if
+    known.
     """
-    derived, build_cfg, cfg = _derived_config(path, tmp_path)
+    derived, build_cfg, cfg = derived or _derived_config(path, tmp_path)
     work_dir = str(tmp_path / 'work')
     common = ['--work-dir', work_dir, '--data-root', data_root]
     # --smoke sets the loop, the workers and the batch for any config
@@ -252,6 +259,41 @@ def run_recipe(path, data_root, tmp_path) -> None:
     check_recipe(execute_recipe(prepare_recipe(path, data_root, tmp_path)))
 
 
+def _run_key(derived: str, cfg: Config) -> str:
+    """What tools/train.py runs for a derived config once the test has
+    given it its own checkpoints.
+
+    The test replaces ``pretrained`` (``PretrainedHook`` then makes it the
+    checkpoint of every checkpoint initializer) and ``load_from`` with
+    files it generates in the same way for every config, so configs that
+    differ only in those (e.g. the arms of one detector that start from
+    UM-MAE, MAE, MoCo v3 or supervised weights) run the same command on
+    the same model, data and schedule: they share one run.
+    """
+    from um_mae.engine import PretrainedHook
+    run = Config.fromfile(derived).to_dict()
+    if 'pretrained' in cfg:
+        run['pretrained'] = '<generated>'
+        if 'PretrainedHook' in repr(cfg.get('custom_hooks')):
+            _replace_checkpoints(run['model'], PretrainedHook._apply)
+    if cfg.get('load_from'):
+        run['load_from'] = '<generated>'
+    return repr(run)
+
+
+def _replace_checkpoints(node, apply) -> None:
+    """Apply ``PretrainedHook._apply`` to every ``init_cfg`` in ``node``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'init_cfg':
+                node[key] = apply(value, '<generated>')
+            else:
+                _replace_checkpoints(value, apply)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _replace_checkpoints(value, apply)
+
+
 # test setup -> the first config evaluated with it (in this process)
 _EVALUATED = {}
 
@@ -277,7 +319,8 @@ def recipe_runs(request, layouts, tmp_path_factory):
     """The selected recipes' runs, two at a time (one thread each).
 
     Much of a run is single-threaded (imports, data, evaluation), so two
-    one-thread runs keep both cores busy; a test waits for its own.
+    one-thread runs keep both cores busy; a test waits for its own. Configs
+    with the same run (:func:`_run_key`) share it.
     """
     selected = [
         item.callspec.params['path'] for item in request.session.items
@@ -285,12 +328,17 @@ def recipe_runs(request, layouts, tmp_path_factory):
     ]
     env = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = {}
+        runs, by_key = {}, {}
         for path in selected:  # models are built here, in this thread
-            cfg = Config.fromfile(path)
             tmp_path = tmp_path_factory.mktemp('recipe')
-            run = prepare_recipe(path, layouts[cfg.default_scope], tmp_path)
-            runs[path] = pool.submit(execute_recipe, run, env)
+            derived = _derived_config(path, tmp_path)
+            key = _run_key(derived[0], derived[2])
+            if key not in by_key:
+                cfg = derived[2]
+                run = prepare_recipe(path, layouts[cfg.default_scope],
+                                     tmp_path, derived)
+                by_key[key] = pool.submit(execute_recipe, run, env)
+            runs[path] = by_key[key]
         yield runs
         for future in runs.values():
             future.cancel()
@@ -328,3 +376,27 @@ def test_readme_own_classes_config(tmp_path):
     data_root = str(tmp_path / 'shapes')
     make_coco_layout(data_root, classes=SHAPE_CLASSES)
     run_recipe(path, data_root, tmp_path)
+
+
+def test_configs_share_a_run_only_when_the_test_makes_them_equal(tmp_path):
+    """The arms of one detector that differ only in their checkpoint share
+    a run; a different initializer or learning rate has its own."""
+    folder = osp.join(REPO, 'configs', 'det', 'mask_rcnn')
+    arms = ('', 'mae-pre_', 'beit-pre_')
+    ours, mae, beit = (
+        osp.join(folder, f'mask-rcnn_vit-base-p16_{arm}fpn-syncbn_32xb2-amp-'
+                 'lsj-1024-100e_coco.py') for arm in arms)
+    lr = str(tmp_path / 'lr.py')
+    with open(lr, 'w') as f:
+        f.write(f'_base_ = [{ours!r}]\noptim_wrapper = dict(optimizer='
+                'dict(lr=1e-5))\n')
+
+    def key(path):
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        derived, _, cfg = _derived_config(path, folder)
+        return _run_key(derived, cfg)
+
+    assert key(ours) == key(mae)
+    assert key(beit) != key(ours)
+    assert key(lr) != key(ours)
