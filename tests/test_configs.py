@@ -1,10 +1,12 @@
 # Copyright (c) um-mae contributors. All rights reserved.
 """Every shipped config loads and builds its model in its own toolbox."""
+import copy
 import glob
 import os.path as osp
 import subprocess
 
 import pytest
+from conftest import load_config
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -14,6 +16,12 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                          recursive=True) if '_base_' not in p)
+
+
+def _load(path: str) -> Config:
+    """A copy of the config, parsed once per test process (the tests here
+    read each config three times)."""
+    return copy.deepcopy(load_config(osp.relpath(path, REPO)))
 
 
 def models_registry(scope):
@@ -63,7 +71,7 @@ def test_configs_found():
 @pytest.mark.parametrize(
     'path', CONFIGS, ids=[osp.relpath(p, REPO) for p in CONFIGS])
 def test_config_builds(path):
-    cfg = Config.fromfile(path)
+    cfg = _load(path)
     init_default_scope(cfg.default_scope)
     model = models_registry(cfg.default_scope).build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
@@ -81,7 +89,7 @@ def test_config_builds(path):
 def test_config_declares_the_runtime_guarantees(path):
     """The hooks the README promises are in the config itself."""
     from um_mae.toolkit.cli import check_runtime_hooks
-    cfg = Config.fromfile(path)
+    cfg = _load(path)
     assert check_runtime_hooks(cfg) == []
     assert 'um_mae.engine.checkpoint_loading' in cfg.custom_imports.imports
 
@@ -93,7 +101,7 @@ def test_pretrained_paths_name_a_shipped_recipe():
     names = {osp.splitext(osp.basename(p))[0] for p in CONFIGS}
     checked = 0
     for path in CONFIGS:
-        pretrained = Config.fromfile(path).get('pretrained')
+        pretrained = _load(path).get('pretrained')
         if isinstance(pretrained, str) and pretrained.startswith(
                 'work_dirs/'):
             producer = pretrained.split('/')[1]

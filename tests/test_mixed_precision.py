@@ -74,13 +74,21 @@ def _roi_stage_loss(key: str, cfg) -> bool:
 
 
 _RESULTS = {}
+_LOADED = {}
+
+
+def _config(path: str):
+    """A copy of ``load_config(path)``, parsed once per test process."""
+    if path not in _LOADED:
+        _LOADED[path] = load_config(path)
+    return copy.deepcopy(_LOADED[path])
 
 
 def _results(path: str) -> dict:
     """The float32 and mixed-precision steps of a config's tiny model, from
     the same weights, seed and batch (shared by the configs with the same
     model and optimizer settings)."""
-    cfg = load_config(path)
+    cfg = _config(path)
     size = SIZES[config_task(cfg)]
     shrink_config(cfg, size)
     key = repr(
@@ -161,7 +169,7 @@ def _step(model, state: dict, batch: dict, wrapper_cfg: dict,
 
 @pytest.mark.dense  # the det / seg configs inherit mmdet's / mmseg's bases
 def test_configs_found():
-    tasks = {config_task(load_config(p)) for p in CONFIGS}
+    tasks = {config_task(_config(p)) for p in CONFIGS}
     assert tasks == {'pretrain', 'cls', 'det', 'seg'}
 
 
@@ -170,7 +178,7 @@ def test_configs_found():
 def test_mixed_precision_train_step(path, dtype):
     results = _results(path)
     ref, amp = results['float32'], results[dtype]
-    cfg = load_config(path)
+    cfg = _config(path)
     assert amp['backoffs'] <= MAX_BACKOFFS, (
         f'gradients still overflow at loss scale {amp["final_scale"]}')
     assert amp['losses'].keys() == ref['losses'].keys()
