@@ -9,8 +9,9 @@ process start-up and imports are paid once for all configs. Each job is
 what ``tools/dist_train.sh CONFIG 2 ARGS`` runs in each process:
 ``tools/train.py``'s ``build_config`` (``--launcher pytorch``: gloo on
 CPU, the config's ``find_unused_parameters``) and ``Runner.from_cfg`` ->
-``train()``. After each job rank 0 writes what the test checks: whether
-the parameters are bit-identical on all ranks, every rank's own loss of
+``train()``, inside ``config_text_once`` as in ``tools/train.py``. After
+each job rank 0 writes what the test checks: whether the parameters are
+bit-identical on all ranks, every rank's own loss of
 each iteration and the loss the run logged (``train/loss`` of the message
 hub); or the error.
 """
@@ -51,11 +52,14 @@ def run_job(job: dict) -> dict:
     import torch.distributed as dist
     import train as train_tool
     from mmengine.runner import Runner
-    cfg = train_tool.build_config(train_tool.parse_args(job['args']))
-    runner = Runner.from_cfg(cfg)
-    own = []
-    _own_losses(runner, own)
-    runner.train()
+
+    from um_mae.toolkit.cli import config_text_once
+    with config_text_once():  # as tools/train.py's main
+        cfg = train_tool.build_config(train_tool.parse_args(job['args']))
+        runner = Runner.from_cfg(cfg)
+        own = []
+        _own_losses(runner, own)
+        runner.train()
     losses = torch.tensor(own, dtype=torch.float64)
     gathered = [torch.empty_like(losses) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, losses)

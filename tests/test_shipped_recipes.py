@@ -303,11 +303,16 @@ def _first_with_its_test(cfg: Config, path: str) -> bool:
 
     Configs that differ only in how the backbone is initialized (the arms
     of one detector: ``pretrained``, the random-init schedule) or in
-    training options (a second stage) test the same model on the same data
-    with the same evaluator; tools/test.py runs for the first of them.
+    training options (a second stage; the backbone's drop-path rate and
+    activation checkpointing, e.g. ViT-B and ViT-L at the tiny arch) test
+    the same model on the same data with the same evaluator; tools/test.py
+    runs for the first of them.
     """
     model = cfg.model.to_dict()
-    model['backbone'].pop('init_cfg', None)
+    # how the backbone starts and what only acts in training (drop path,
+    # activation checkpointing) do not change the test
+    for key in ('init_cfg', 'drop_path_rate', 'with_cp'):
+        model['backbone'].pop(key, None)
     model.pop('train_cfg', None)
     key = repr((model, cfg.test_dataloader.to_dict(),
                 cfg.get('test_evaluator'), cfg.get('test_cfg')))
