@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import run_tool
 
 from um_mae.toolkit.benchmark import (TABLE_COLUMNS, BenchmarkResult,
                                       EncoderInputs, EncoderTokenCounter,
@@ -40,18 +41,12 @@ MAE_VIT = osp.join(REPO, 'configs', 'pretrain', 'mae',
 def tool_run(tmp_path_factory):
     """One CPU run of the tool: UM-MAE vs SimMIM on the demo PVT, 64 px."""
     out = str(tmp_path_factory.mktemp('bench'))
-    proc = subprocess.run([
-        sys.executable, TOOL, UMMAE_PVT, SIMMIM_PVT, '--batch-size', '2',
-        '--input-size', '64', '--warmup', '1', '--rounds', '1', '--threads',
-        '1', '--device', 'cpu', '--baseline', 'simmim', '--out-dir', out
-    ],
-                          cwd=REPO,
-                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out, proc.stdout
+    rc, output = run_tool(TOOL, UMMAE_PVT, SIMMIM_PVT, '--batch-size', '2',
+                          '--input-size', '64', '--warmup', '1', '--rounds',
+                          '1', '--threads', '1', '--device', 'cpu',
+                          '--baseline', 'simmim', '--out-dir', out)
+    assert rc == 0, output
+    return out, output
 
 
 @pytest.mark.slow
@@ -94,19 +89,12 @@ def test_tool_token_ratio_is_a_quarter(tool_run):
 
 
 def test_tool_rejects_unknown_baseline(tmp_path):
-    proc = subprocess.run([
-        sys.executable, TOOL, UMMAE_PVT, '--input-size', '64', '--batch-size',
-        '1', '--warmup', '0', '--rounds', '1', '--no-memory', '--threads', '1',
-        '--baseline', 'nonexistent', '--out-dir',
-        str(tmp_path)
-    ],
-                          cwd=REPO,
-                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode != 0
-    assert "no config name contains 'nonexistent'" in proc.stderr
+    rc, output = run_tool(TOOL, UMMAE_PVT, '--input-size', '64',
+                          '--batch-size', '1', '--warmup', '0', '--rounds',
+                          '1', '--no-memory', '--threads', '1', '--baseline',
+                          'nonexistent', '--out-dir', str(tmp_path))
+    assert rc != 0
+    assert "no config name contains 'nonexistent'" in output
 
 
 @pytest.mark.parametrize('config, strategy_keys', [
@@ -335,11 +323,11 @@ def test_checkout_is_timed_in_the_same_rounds(tmp_path):
 def test_compile_rows_one_graph_and_its_timing(tmp_path):
     """--compile with dynamo's tracing-only backend (cheap): one forward
     graph between the eager preprocessing and update."""
-    proc = _run_tool(UMMAE_PVT, '--compile', '--compile-backend', 'eager',
-                     '--batch-size', '2', '--input-size', '64', '--warmup',
-                     '1', '--rounds', '1', '--threads', '1', '--no-memory',
-                     '--out-dir', str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rc, output = run_tool(TOOL, UMMAE_PVT, '--compile', '--compile-backend',
+                          'eager', '--batch-size', '2', '--input-size', '64',
+                          '--warmup', '1', '--rounds', '1', '--threads', '1',
+                          '--no-memory', '--out-dir', str(tmp_path))
+    assert rc == 0, output
     with open(tmp_path / 'benchmark.csv') as f:
         eager, compiled = list(csv.DictReader(f))
     assert eager['compiled'] == 'False' and compiled['compiled'] == 'True'
@@ -350,7 +338,7 @@ def test_compile_rows_one_graph_and_its_timing(tmp_path):
     # mmengine's iteration counter becomes dynamic once, then no more
     assert int(compiled['recompiles']) <= 1
     assert float(compiled['compile_s']) > 0
-    assert 'backend eager' in proc.stdout
+    assert 'backend eager' in output
     assert float(compiled['gflops']) == float(eager['gflops'])
 
 
