@@ -334,10 +334,7 @@ def recipe_runs(request, layouts, tmp_path_factory):
     env = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs, by_key = {}, {}
-        # the long runs first (segmentation at 512 px, detection at up to
-        # 1400 px), so that no long run is left alone on one core at the end
-        for path in sorted(selected, key=_cost_rank):
-            # models are built here, in this thread
+        for path in selected:  # models are built here, in this thread
             tmp_path = tmp_path_factory.mktemp('recipe')
             derived = _derived_config(path, tmp_path)
             key = _run_key(derived[0], derived[2])
@@ -350,14 +347,6 @@ def recipe_runs(request, layouts, tmp_path_factory):
         yield runs
         for future in runs.values():
             future.cancel()
-
-
-def _cost_rank(path: str) -> int:
-    """Segmentation, then detection, then the rest (long runs first)."""
-    for rank, task in enumerate(('seg', 'det')):
-        if f'{osp.sep}configs{osp.sep}{task}{osp.sep}' in path:
-            return rank
-    return 2
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=IDS)
