@@ -11,7 +11,10 @@ segmentation config. The tests load the shipped configs hundreds of times.
 answer is computed by mmengine's own code the first time, and the installed
 metafiles do not change during a test session. A lookup that fails raises
 the same ``ValueError`` again (mmengine then takes the base from
-``.mim/configs``, as without the cache).
+``.mim/configs``, as without the cache). The YAML files themselves are read
+once per process too, so that a new name costs a search, not a parse;
+:func:`warm` reads those of every installed toolbox in advance (the tool
+server does, before it forks the launchers' runs).
 
 Installed by ``tests/conftest.py`` (every pytest process) and by
 ``tests/tool_server.py`` (the launchers' forked runs); nothing under
@@ -19,6 +22,7 @@ Installed by ``tests/conftest.py`` (every pytest process) and by
 """
 import copy
 import functools
+import os
 
 
 def install() -> None:
@@ -44,3 +48,37 @@ def install() -> None:
 
     memoized.um_mae_memoized = True
     utils._get_cfg_metainfo = memoized
+    utils.load = _read_metafiles_once(utils.load)
+
+
+def _read_metafiles_once(load):
+    """``load`` that parses each installed ``.mim`` YAML file once (the
+    metafile lookup, the only user of ``load`` in mmengine.config.utils,
+    only reads what it gets)."""
+
+    @functools.lru_cache(maxsize=None)
+    def parsed(path: str):
+        return load(path)
+
+    @functools.wraps(load)
+    def read(file, *args, **kwargs):
+        if (not args and not kwargs and isinstance(file, str)
+                and f'{os.sep}.mim{os.sep}' in file
+                and file.endswith(('.yml', '.yaml'))):
+            return parsed(file)
+        return load(file, *args, **kwargs)
+
+    return read
+
+
+def warm() -> None:
+    """Read the metafiles of every installed toolbox now (see
+    :func:`install`)."""
+    from mmengine.config import utils
+    from mmengine.utils import get_installed_path, is_installed
+    for package in ('mmpretrain', 'mmdet', 'mmseg'):
+        if is_installed(package):
+            try:  # no config has this name: every metafile is read
+                utils._get_cfg_metainfo(get_installed_path(package), '')
+            except ValueError:
+                pass

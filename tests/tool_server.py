@@ -95,11 +95,30 @@ def import_toolboxes() -> None:
             pass
 
 
+#: what every launcher run imports besides the toolboxes' models (seen in a
+#: profile of the forked runs): mmengine's ``is_installed`` and
+#: ``collect_env`` (pkg_resources, setuptools' distutils), the toolboxes'
+#: engines and the visualizer's matplotlib backend
+RUN_IMPORTS = ('pkg_resources', 'setuptools', 'distutils.errors',
+               'mmpretrain.engine', 'mmdet.engine', 'mmseg.engine',
+               'matplotlib.backends.backend_agg')
+
+
 def serve() -> None:
     """Import the toolboxes, then fork one child per request line."""
     import_toolboxes()
+    import importlib
+    import warnings
+    with warnings.catch_warnings():  # pkg_resources' deprecation
+        warnings.simplefilter('ignore')
+        for name in RUN_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # a pre-training-only install
+                pass
     import metafile_cache  # this file's folder is on sys.path
     metafile_cache.install()
+    metafile_cache.warm()
     freeze_imports()
     # reap the children as they end (their CPU time counts for this
     # process, and so for the test session's)

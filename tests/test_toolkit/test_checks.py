@@ -3,12 +3,11 @@
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_tool
 
 from um_mae.toolkit.checks import (check_coco, check_image_folder,
                                    check_seg_folders)
@@ -20,13 +19,8 @@ CHECK = osp.join(REPO, 'tools', 'check_dataset.py')
 
 
 def run_check(*args):
-    proc = subprocess.run([sys.executable, CHECK, *args],
-                          cwd=REPO,
-                          env=dict(os.environ, PYTHONWARNINGS='ignore'),
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-    return proc.returncode, proc.stdout + proc.stderr
+    """``python tools/check_dataset.py ARGS``: exit code and output."""
+    return run_tool(CHECK, *args, timeout=300)
 
 
 @pytest.fixture
