@@ -68,6 +68,7 @@ def _read_metafiles_once(load):
             return parsed(file)
         return load(file, *args, **kwargs)
 
+    read.cache_info = parsed.cache_info
     return read
 
 

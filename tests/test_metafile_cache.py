@@ -4,6 +4,7 @@ answers as mmengine does."""
 import os.path as osp
 
 import pytest
+from metafile_cache import warm
 from mmengine.config import Config, utils
 from mmengine.utils import get_installed_path
 
@@ -44,3 +45,17 @@ def test_config_loads_as_without_the_memo(monkeypatch):
     monkeypatch.setattr(utils, '_get_cfg_metainfo',
                         utils._get_cfg_metainfo.__wrapped__)
     assert Config.fromfile(DET).to_dict() == cached.to_dict()
+
+
+def test_warm_reads_every_metafile_once(monkeypatch):
+    """After :func:`warm`, mmengine's own (unmemoized) lookup parses no YAML
+    file again, and answers as when it reads the files itself."""
+    warm()
+    parsed = utils.load.cache_info().misses
+    assert parsed > 100  # mmpretrain's, mmdet's and mmseg's metafiles
+    package = get_installed_path('mmseg')
+    name = 'upernet/upernet_r50_4xb4-80k_ade20k-512x512.py'
+    found = utils._get_cfg_metainfo.__wrapped__(package, name)
+    assert utils.load.cache_info().misses == parsed
+    monkeypatch.setattr(utils, 'load', utils.load.__wrapped__)
+    assert found == utils._get_cfg_metainfo.__wrapped__(package, name)

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 import torch
+from conftest import run_tool
 
 from um_mae.toolkit.demo_data import make_pretrain_images
 
@@ -50,23 +51,28 @@ def data_root(tmp_path_factory):
     return str(root)
 
 
-def train(work_dir, data_root, *extra, kill_on_second_save=False):
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    if kill_on_second_save:
-        site = osp.join(work_dir + '_site')
-        os.makedirs(site, exist_ok=True)
-        with open(osp.join(site, 'sitecustomize.py'), 'w') as f:
-            f.write(KILL_ON_SECOND_SAVE)
-        env['PYTHONPATH'] = os.pathsep.join([site, REPO])
+def options(data_root):
+    return [
+        '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={data_root}',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'train_cfg.max_epochs=2',
+        'default_hooks.checkpoint.max_keep_ckpts=1'
+    ]
+
+
+def train_killed_on_second_save(work_dir, data_root):
+    """The training in a process of its own that ``sitecustomize`` kills."""
+    site = osp.join(work_dir + '_site')
+    os.makedirs(site, exist_ok=True)
+    with open(osp.join(site, 'sitecustomize.py'), 'w') as f:
+        f.write(KILL_ON_SECOND_SAVE)
+    env = dict(os.environ, PYTHONWARNINGS='ignore',
+               PYTHONPATH=os.pathsep.join([site, REPO]))
     return subprocess.run(
         [
             sys.executable, 'tools/train.py', MAE_DEMO, '--work-dir',
-            work_dir, *extra, '--cfg-options',
-            f'train_dataloader.dataset.dataset.data_root={data_root}',
-            'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False',
-            'train_cfg.max_epochs=2', 'default_hooks.checkpoint.'
-            'max_keep_ckpts=1'
+            work_dir, *options(data_root)
         ],
         cwd=REPO,
         env=env,
@@ -77,7 +83,7 @@ def train(work_dir, data_root, *extra, kill_on_second_save=False):
 
 def test_kill_during_save_keeps_last_checkpoint(data_root, tmp_path):
     work = str(tmp_path / 'work')
-    proc = train(work, data_root, kill_on_second_save=True)
+    proc = train_killed_on_second_save(work, data_root)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     # the first checkpoint is still there, whole, and named by
     # last_checkpoint; the half-written second one is a temporary file
@@ -89,9 +95,11 @@ def test_kill_during_save_keeps_last_checkpoint(data_root, tmp_path):
     assert state['meta']['epoch'] == 1
     assert [n for n in os.listdir(work) if n.endswith('.tmp')]
 
-    # --resume continues from it and removes the leftover
-    proc = train(work, data_root, '--resume')
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # --resume continues from it and removes the leftover (a run forked
+    # from the tests' warm interpreter, conftest.run_tool)
+    rc, out = run_tool('tools/train.py', MAE_DEMO, '--work-dir', work,
+                       '--resume', *options(data_root), timeout=600)
+    assert rc == 0, out[-3000:]
     assert not [n for n in os.listdir(work) if n.endswith('.tmp')]
     assert sorted(n for n in os.listdir(work) if n.endswith('.pth')) == [
         'epoch_2.pth'

@@ -19,6 +19,7 @@ import time
 
 import pytest
 import torch
+from conftest import run_tool
 
 from um_mae.toolkit.demo_data import make_pretrain_images
 
@@ -139,15 +140,17 @@ def test_resume_after_kill_equals_straight_run(algorithm, data_root,
         '--cfg-options', f'train_dataloader.dataset.dataset.data_root='
         f'{data_root}', 'train_cfg.max_epochs=2'
     ]
-    run = [sys.executable, 'tools/train.py', config, '--work-dir']
-    proc = subprocess.run(
-        run + [straight, *opts], cwd=REPO, env=env(), capture_output=True,
-        text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the runs that end by themselves fork from the tests' warm interpreter
+    # (conftest.run_tool); the one that is killed is a process of its own
+    one_thread = dict(OMP_NUM_THREADS='1')
+    rc, out = run_tool('tools/train.py', config, '--work-dir', straight,
+                       *opts, env=one_thread, timeout=900)
+    assert rc == 0, out[-3000:]
 
     # start the same run and kill it once the first checkpoint is complete
     proc = subprocess.Popen(
-        run + [killed, *opts],
+        [sys.executable, 'tools/train.py', config, '--work-dir', killed,
+         *opts],
         cwd=REPO,
         env=env(),
         stdout=subprocess.DEVNULL,
@@ -162,10 +165,9 @@ def test_resume_after_kill_equals_straight_run(algorithm, data_root,
     assert not osp.exists(osp.join(killed, 'epoch_2.pth')), \
         'the run finished before it was killed'
 
-    proc = subprocess.run(
-        run + [killed, *opts, '--resume'], cwd=REPO, env=env(),
-        capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    rc, out = run_tool('tools/train.py', config, '--work-dir', killed, *opts,
+                       '--resume', env=one_thread, timeout=900)
+    assert rc == 0, out[-3000:]
     assert_same_weights(
         weights(osp.join(straight, 'epoch_2.pth')),
         weights(osp.join(killed, 'epoch_2.pth')),

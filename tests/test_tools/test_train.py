@@ -9,6 +9,7 @@ import os.path as osp
 import pickle
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -67,6 +68,10 @@ def test_train_mmpretrain_then_resume(pretrain_root, tmp_path):
         with pytest.raises(pickle.UnpicklingError):
             torch.load(ckpt)
 
+    # mmengine names a run's log folder by the second the run starts: a
+    # forked run (no imports) can start in the second the first one did,
+    # and would then write into that folder's log
+    time.sleep(1 - time.time() % 1)
     rc, out = run_tool(TRAIN, *common, 'train_cfg.max_epochs=2', '--resume')
     assert rc == 0, out
     log = last_log(work_dir)

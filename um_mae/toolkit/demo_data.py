@@ -359,7 +359,7 @@ def make_imagenet_layout(out_dir: str,
 
 def make_coco_layout(out_dir: str,
                      num_train: int = 2,
-                     num_val: int = 2,
+                     num_val: int = 1,
                      size: Tuple[int, int] = (256, 256),
                      max_shapes: int = 3,
                      classes: Optional[Sequence[str]] = None,
@@ -381,7 +381,7 @@ def make_coco_layout(out_dir: str,
     Args:
         out_dir (str): Dataset root (``data/coco`` in the configs).
         num_train (int): Training images. Defaults to 2.
-        num_val (int): Validation images. Defaults to 2.
+        num_val (int): Validation images. Defaults to 1.
         size (tuple[int, int]): Image (height, width), at least 202 px
             each (the large shapes). Defaults to (256, 256).
         max_shapes (int): Shapes per image (1 to 3). Defaults to 3.
@@ -419,7 +419,7 @@ def make_coco_layout(out_dir: str,
 
 def make_ade20k_layout(out_dir: str,
                        num_train: int = 2,
-                       num_val: int = 2,
+                       num_val: int = 1,
                        size: Tuple[int, int] = (128, 128),
                        max_shapes: int = 3,
                        seed: int = 1) -> Sequence[str]:
@@ -433,7 +433,7 @@ def make_ade20k_layout(out_dir: str,
         out_dir (str): Dataset root (``data/ade/ADEChallengeData2016`` in
             the configs).
         num_train (int): Training images. Defaults to 2.
-        num_val (int): Validation images. Defaults to 2.
+        num_val (int): Validation images. Defaults to 1.
         size (tuple[int, int]): Image (height, width). Defaults to
             (128, 128).
         max_shapes (int): Most shapes per image. Defaults to 3.
