@@ -84,11 +84,15 @@ def _child(request: dict) -> int:
     return code
 
 
-def import_toolboxes() -> None:
-    """Import torch, mmengine, um_mae and the toolboxes installed."""
+#: torch, mmengine, um_mae and the toolboxes' models
+TOOLBOXES = ('torch', 'mmengine.runner', 'mmpretrain.models', 'um_mae',
+             'mmdet.models', 'mmseg.models')
+
+
+def import_toolboxes(names=TOOLBOXES) -> None:
+    """Import those of ``names`` that are installed."""
     import importlib
-    for name in ('torch', 'mmengine.runner', 'mmpretrain.models', 'um_mae',
-                 'mmdet.models', 'mmseg.models'):
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:  # a pre-training-only install
@@ -106,16 +110,11 @@ RUN_IMPORTS = ('pkg_resources', 'setuptools', 'distutils.errors',
 
 def serve() -> None:
     """Import the toolboxes, then fork one child per request line."""
-    import_toolboxes()
-    import importlib
     import warnings
+    import_toolboxes()
     with warnings.catch_warnings():  # pkg_resources' deprecation
         warnings.simplefilter('ignore')
-        for name in RUN_IMPORTS:
-            try:
-                importlib.import_module(name)
-            except ImportError:  # a pre-training-only install
-                pass
+        import_toolboxes(RUN_IMPORTS)
     import metafile_cache  # this file's folder is on sys.path
     metafile_cache.install()
     metafile_cache.warm()
